@@ -1,0 +1,593 @@
+//! The director: the table of services and destinations, the connection
+//! table, and the per-packet decision. It is the one owner of all LVS state;
+//! the I/O shell hands it packets and control commands with the current time.
+
+use crate::conn::tcp::{self, Direction, TcpState};
+use crate::conn::{Conn, ConnId, ConnKey, ConnState, ConnTable};
+use crate::dest::{Dest, DestArena, DestId};
+use crate::error::IpvsError;
+use crate::sched::{self, SchedInput};
+use crate::service::{Service, SvcId};
+use crate::stats::Counters;
+use crate::time::{Span, Time};
+use crate::types::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
+use ahash::RandomState;
+use rlvs_wire::{IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// The kernel keeps a deleted destination this long after its last connection
+/// went away, so that a quick re-add revives it with its statistics
+/// (IP_VS_DEST_TRASH_PERIOD).
+pub const DEST_TRASH_PERIOD: Span = Span(120_000);
+
+/// What the shell must do with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not for a virtual service: leave it to the kernel.
+    NotOurs,
+    /// For a virtual service but not forwarded.
+    Drop(DropReason),
+    /// Send it to a real server.
+    Forward(Forward),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// A TCP segment other than a SYN, for no known connection.
+    NoConnection,
+    /// The connection's real server was deleted.
+    DestUnavailable,
+    /// The scheduler found no usable real server. The kernel answers with
+    /// ICMP port unreachable here; the shell may do the same.
+    NoDestination,
+    /// Headers too short or inconsistent.
+    Malformed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub method: FwdMethod,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub dest: DestId,
+}
+
+/// Timeouts (seconds) per TCP state, and UDP's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    pub tcp: [u32; 11],
+    pub udp: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        let mut t = [0; 11];
+        for s in TcpState::ALL {
+            t[s as usize] = tcp::default_timeout(s);
+        }
+        Timeouts { tcp: t, udp: 300 }
+    }
+}
+
+/// The three values `ipvsadm --set` and `--timeout` deal in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutTriple {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
+/// A service as the listing faces see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub key: ServiceKey,
+    pub config: ServiceConfig,
+    pub stats: Counters,
+    /// In the kernel's list order.
+    pub dests: Vec<DestInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DestInfo {
+    pub config: DestConfig,
+    pub activeconns: u32,
+    pub inactconns: u32,
+    pub persistconns: u32,
+    pub stats: Counters,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    pub protocol: Protocol,
+    pub caddr: IpAddr,
+    pub cport: u16,
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub state: String,
+    /// Seconds until the connection expires.
+    pub expires: u64,
+}
+
+#[derive(Default)]
+pub struct Director {
+    services: Vec<Option<Service>>,
+    by_key: HashMap<ServiceKey, SvcId, RandomState>,
+    /// Service ids in creation order, for an unsorted listing.
+    order: Vec<SvcId>,
+    dests: DestArena,
+    trash: Vec<DestId>,
+    conns: ConnTable,
+    timeouts: Timeouts,
+    stats: Counters,
+}
+
+impl Director {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // ---------------------------------------------------------------- control
+
+    pub fn add_service(&mut self, key: ServiceKey, config: ServiceConfig) -> Result<(), IpvsError> {
+        if key.fwmark != 0 {
+            return Err(IpvsError::NotSupported);
+        }
+        if self.by_key.contains_key(&key) {
+            return Err(IpvsError::Exists);
+        }
+        validate_service(&key, &config)?;
+        let sched = sched::create(&config.scheduler, crate::dest::DestList::new(&[], &self.dests))
+            .ok_or(IpvsError::NotFound)?;
+        let id = match self.services.iter().position(Option::is_none) {
+            Some(i) => SvcId(i as u32),
+            None => {
+                self.services.push(None);
+                SvcId(self.services.len() as u32 - 1)
+            }
+        };
+        self.services[id.0 as usize] = Some(Service { key, config, dests: Vec::new(), sched, stats: Counters::default() });
+        self.by_key.insert(key, id);
+        self.order.push(id);
+        Ok(())
+    }
+
+    pub fn edit_service(&mut self, key: &ServiceKey, config: ServiceConfig) -> Result<(), IpvsError> {
+        let id = self.service_id(key)?;
+        validate_service(key, &config)?;
+        let svc = self.services[id.0 as usize].as_mut().unwrap();
+        if svc.config.scheduler != config.scheduler {
+            svc.sched = sched::create(&config.scheduler, svc.dest_list(&self.dests)).ok_or(IpvsError::NotFound)?;
+        }
+        svc.config = config;
+        Ok(())
+    }
+
+    pub fn del_service(&mut self, key: &ServiceKey, now: Time) -> Result<(), IpvsError> {
+        let id = self.service_id(key)?;
+        let svc = self.services[id.0 as usize].take().unwrap();
+        self.by_key.remove(key);
+        self.order.retain(|&o| o != id);
+        for d in svc.dests {
+            self.to_trash(d, now);
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self, now: Time) {
+        let keys: Vec<ServiceKey> = self.order.iter().map(|&id| self.svc(id).key).collect();
+        for k in keys {
+            let _ = self.del_service(&k, now);
+        }
+    }
+
+    pub fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig, now: Time) -> Result<(), IpvsError> {
+        let sid = self.service_id(key)?;
+        validate_dest(&cfg)?;
+        if self.svc(sid).position(&self.dests, cfg.addr, cfg.port).is_some() {
+            return Err(IpvsError::Exists);
+        }
+        let revived = self.trash.iter().position(|&t| {
+            let d = self.dests.get(t);
+            d.svc_key == *key && d.addr == cfg.addr && d.port == cfg.port
+        });
+        let id = match revived {
+            Some(i) => {
+                let id = self.trash.swap_remove(i);
+                let d = self.dests.get_mut(id);
+                d.update(&cfg, true);
+                d.svc = Some(sid);
+                id
+            }
+            None => self.dests.insert(Dest::new(&cfg, sid, *key)),
+        };
+        let _ = now;
+        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        svc.dests.insert(0, id);
+        let list = crate::dest::DestList::new(&svc.dests, &self.dests);
+        svc.sched.dest_added(list, 0);
+        Ok(())
+    }
+
+    pub fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), IpvsError> {
+        let sid = self.service_id(key)?;
+        validate_dest(&cfg)?;
+        let idx = self.svc(sid).position(&self.dests, cfg.addr, cfg.port).ok_or(IpvsError::NotFound)?;
+        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        self.dests.get_mut(svc.dests[idx]).update(&cfg, false);
+        let list = crate::dest::DestList::new(&svc.dests, &self.dests);
+        svc.sched.dest_updated(list, idx);
+        Ok(())
+    }
+
+    pub fn del_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16, now: Time) -> Result<(), IpvsError> {
+        let sid = self.service_id(key)?;
+        let idx = self.svc(sid).position(&self.dests, addr, port).ok_or(IpvsError::NotFound)?;
+        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let id = svc.dests.remove(idx);
+        let list = crate::dest::DestList::new(&svc.dests, &self.dests);
+        svc.sched.dest_removed(list, idx);
+        self.to_trash(id, now);
+        Ok(())
+    }
+
+    /// Zeroes the counters of one service (and its destinations) or of all.
+    pub fn zero(&mut self, key: Option<&ServiceKey>) -> Result<(), IpvsError> {
+        let ids: Vec<SvcId> = match key {
+            Some(k) => vec![self.service_id(k)?],
+            None => {
+                self.stats = Counters::default();
+                self.order.clone()
+            }
+        };
+        for id in ids {
+            let svc = self.services[id.0 as usize].as_mut().unwrap();
+            svc.stats = Counters::default();
+            for &d in &svc.dests {
+                self.dests.get_mut(d).stats = Counters::default();
+            }
+        }
+        Ok(())
+    }
+
+    /// `ipvsadm --set`: zero leaves a value unchanged.
+    pub fn set_timeouts(&mut self, t: TimeoutTriple) {
+        if t.tcp != 0 {
+            self.timeouts.tcp[TcpState::Established as usize] = t.tcp;
+        }
+        if t.tcp_fin != 0 {
+            self.timeouts.tcp[TcpState::FinWait as usize] = t.tcp_fin;
+        }
+        if t.udp != 0 {
+            self.timeouts.udp = t.udp;
+        }
+    }
+
+    pub fn timeouts(&self) -> TimeoutTriple {
+        TimeoutTriple {
+            tcp: self.timeouts.tcp[TcpState::Established as usize],
+            tcp_fin: self.timeouts.tcp[TcpState::FinWait as usize],
+            udp: self.timeouts.udp,
+        }
+    }
+
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        self.order.iter().map(|&id| self.service_info(id)).collect()
+    }
+
+    pub fn service(&self, key: &ServiceKey) -> Result<ServiceInfo, IpvsError> {
+        Ok(self.service_info(self.service_id(key)?))
+    }
+
+    pub fn conns(&self, now: Time) -> Vec<ConnInfo> {
+        self.conns
+            .iter()
+            .map(|(_, c)| ConnInfo {
+                protocol: c.key.protocol,
+                caddr: c.key.caddr,
+                cport: c.key.cport,
+                vaddr: c.key.vaddr,
+                vport: c.key.vport,
+                daddr: c.daddr,
+                dport: c.dport,
+                state: c.state.name().to_string(),
+                expires: now.secs_until(c.expires),
+            })
+            .collect()
+    }
+
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn total_stats(&self) -> Counters {
+        self.stats
+    }
+
+    /// The addresses packets must be watched for: every service's (protocol,
+    /// address, port).
+    pub fn service_keys(&self) -> Vec<ServiceKey> {
+        self.order.iter().map(|&id| self.svc(id).key).collect()
+    }
+
+    // ------------------------------------------------------------ packet path
+
+    /// Decides what to do with an IPv4 packet (`l3` starts at the IP header).
+    /// Connection state, counters and statistics are updated; for DR the
+    /// packet bytes are left unchanged.
+    pub fn process_ipv4(&mut self, l3: &[u8], now: Time) -> Verdict {
+        let Ok(ip) = Ipv4Packet::new_checked(l3) else { return Verdict::NotOurs };
+        let protocol = match ip.protocol() {
+            IpProtocol::Tcp => Protocol::Tcp,
+            IpProtocol::Udp => Protocol::Udp,
+            _ => return Verdict::NotOurs,
+        };
+        // Only whole datagrams carry ports; the kernel reassembles first, the
+        // userspace engine leaves fragments to the kernel.
+        if ip.is_fragment() {
+            return Verdict::NotOurs;
+        }
+        let (cport, vport, flags) = match protocol {
+            Protocol::Tcp => match TcpPacket::new_checked(ip.payload()) {
+                Ok(t) => (t.src_port(), t.dst_port(), Some(t.flags())),
+                Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
+            },
+            _ => match UdpPacket::new_checked(ip.payload()) {
+                Ok(u) => (u.src_port(), u.dst_port(), None),
+                Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
+            },
+        };
+        let key = ConnKey { protocol, caddr: ip.src_addr().into(), cport, vaddr: ip.dst_addr().into(), vport };
+        self.process(key, flags, usize::from(ip.total_len()), now)
+    }
+
+    fn malformed(&self, protocol: Protocol, vaddr: IpAddr, l4: &[u8]) -> Verdict {
+        // A truncated header to a service address is ours to drop; anything
+        // else is the kernel's business.
+        let vport = if l4.len() >= 4 { u16::from_be_bytes([l4[2], l4[3]]) } else { return Verdict::NotOurs };
+        match self.by_key.contains_key(&ServiceKey::new(protocol, vaddr, vport)) {
+            true => Verdict::Drop(DropReason::Malformed),
+            false => Verdict::NotOurs,
+        }
+    }
+
+    /// The protocol-independent part of packet processing, from the client side.
+    pub fn process(&mut self, key: ConnKey, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
+        let new_conn = flags.is_none_or(|f| f.syn() && !f.rst());
+        if let Some(cid) = self.conns.lookup(&key) {
+            // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
+            let reuse = flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
+                && self.conns.get(cid).state == ConnState::Tcp(TcpState::TimeWait);
+            if !reuse {
+                return self.forward(cid, flags, bytes, now);
+            }
+            self.expire_conn(cid, now);
+        }
+        let Some(&sid) = self.by_key.get(&ServiceKey::new(key.protocol, key.vaddr, key.vport)) else {
+            return Verdict::NotOurs;
+        };
+        if !new_conn {
+            return Verdict::Drop(DropReason::NoConnection);
+        }
+        let input = SchedInput { protocol: key.protocol, caddr: key.caddr, cport: key.cport, vaddr: key.vaddr, vport: key.vport };
+        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let list = crate::dest::DestList::new(&svc.dests, &self.dests);
+        let Some(idx) = svc.sched.schedule(list, &input, now) else {
+            return Verdict::Drop(DropReason::NoDestination);
+        };
+        let did = svc.dests[idx];
+        let dport = match self.dests.get(did).fwd {
+            // DR and TUN cannot change the port: the packet reaches the real
+            // server addressed to the VIP.
+            FwdMethod::DirectRoute | FwdMethod::Tunnel => key.vport,
+            _ => self.dests.get(did).port,
+        };
+        let cid = self.bind_new_conn(key, did, dport, now);
+        self.forward(cid, flags, bytes, now)
+    }
+
+    fn bind_new_conn(&mut self, key: ConnKey, did: DestId, dport: u16, now: Time) -> ConnId {
+        let d = self.dests.get_mut(did);
+        let fwd = d.fwd;
+        // New connections start inactive (IP_VS_CONN_F_INACTIVE is part of the
+        // destination's conn_flags) and become active on reaching ESTABLISHED.
+        d.inactconns += 1;
+        d.refs += 1;
+        d.stats.conns += 1;
+        d.check_overload_after_bind();
+        let sid = d.svc.expect("scheduled destination is in a service");
+        self.services[sid.0 as usize].as_mut().unwrap().stats.conns += 1;
+        self.stats.conns += 1;
+        let state = match key.protocol {
+            Protocol::Udp => ConnState::Udp,
+            _ => ConnState::Tcp(TcpState::None),
+        };
+        self.conns.insert(Conn {
+            key,
+            daddr: d.addr,
+            dport,
+            dest: did,
+            fwd,
+            state,
+            inactive: true,
+            no_output: fwd != FwdMethod::Masq,
+            expires: now,
+        })
+    }
+
+    fn forward(&mut self, cid: ConnId, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
+        let did = self.conns.get(cid).dest;
+        if !self.dests.get(did).available {
+            // expire_nodest_conn is 0 by default: drop without refreshing the timer.
+            return Verdict::Drop(DropReason::DestUnavailable);
+        }
+        let timeout = match flags {
+            Some(f) => self.set_tcp_state(cid, Direction::Input, f),
+            None => self.timeouts.udp,
+        };
+        let c = self.conns.get_mut(cid);
+        c.expires = now + Span::from_secs(u64::from(timeout));
+        let fwd = Forward { method: c.fwd, daddr: c.daddr, dport: c.dport, dest: did };
+        let d = self.dests.get_mut(did);
+        d.stats.count_in(bytes);
+        if let Some(sid) = d.svc {
+            self.services[sid.0 as usize].as_mut().unwrap().stats.count_in(bytes);
+        }
+        self.stats.count_in(bytes);
+        Verdict::Forward(fwd)
+    }
+
+    /// set_tcp_state: moves the connection and its destination's counters;
+    /// returns the new state's timeout.
+    fn set_tcp_state(&mut self, cid: ConnId, dir: Direction, flags: TcpFlags) -> u32 {
+        let c = self.conns.get_mut(cid);
+        let mut dir = dir;
+        if c.no_output {
+            if dir == Direction::Output {
+                c.no_output = false;
+            } else {
+                dir = Direction::InputOnly;
+            }
+        }
+        let ConnState::Tcp(old) = c.state else { return self.timeouts.udp };
+        let new = tcp::next_state(old, dir, flags);
+        if new != old {
+            let d = self.dests.get_mut(c.dest);
+            if !c.inactive && new != TcpState::Established {
+                d.activeconns -= 1;
+                d.inactconns += 1;
+                c.inactive = true;
+            } else if c.inactive && new == TcpState::Established {
+                d.activeconns += 1;
+                d.inactconns -= 1;
+                c.inactive = false;
+            }
+        }
+        c.state = ConnState::Tcp(new);
+        self.timeouts.tcp[new as usize]
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Expires connections whose timers ran out and purges trashed
+    /// destinations nobody uses any more. Call about once a second.
+    pub fn expire(&mut self, now: Time) -> usize {
+        let ids = self.conns.expired(now);
+        let n = ids.len();
+        for id in ids {
+            self.expire_conn(id, now);
+        }
+        self.purge_trash(now);
+        n
+    }
+
+    fn expire_conn(&mut self, cid: ConnId, now: Time) {
+        let c = self.conns.remove(cid);
+        let d = self.dests.get_mut(c.dest);
+        if c.inactive {
+            d.inactconns -= 1;
+        } else {
+            d.activeconns -= 1;
+        }
+        d.refs -= 1;
+        d.check_overload_after_unbind();
+        if d.svc.is_none() && d.refs == 0 {
+            d.idle_since = Some(now);
+        }
+    }
+
+    fn purge_trash(&mut self, now: Time) {
+        let dests = &mut self.dests;
+        self.trash.retain(|&id| {
+            let d = dests.get_mut(id);
+            if d.refs > 0 {
+                return true;
+            }
+            match d.idle_since {
+                Some(t) if now - t >= DEST_TRASH_PERIOD => {
+                    dests.remove(id);
+                    false
+                }
+                Some(_) => true,
+                None => {
+                    d.idle_since = Some(now);
+                    true
+                }
+            }
+        });
+    }
+
+    // --------------------------------------------------------------- helpers
+
+    fn to_trash(&mut self, id: DestId, now: Time) {
+        let d = self.dests.get_mut(id);
+        d.available = false;
+        d.svc = None;
+        d.idle_since = (d.refs == 0).then_some(now);
+        self.trash.push(id);
+    }
+
+    fn service_id(&self, key: &ServiceKey) -> Result<SvcId, IpvsError> {
+        self.by_key.get(key).copied().ok_or(IpvsError::NoService)
+    }
+
+    fn svc(&self, id: SvcId) -> &Service {
+        self.services[id.0 as usize].as_ref().unwrap()
+    }
+
+    fn service_info(&self, id: SvcId) -> ServiceInfo {
+        let s = self.svc(id);
+        ServiceInfo {
+            key: s.key,
+            config: s.config.clone(),
+            stats: s.stats,
+            dests: s
+                .dests
+                .iter()
+                .map(|&d| {
+                    let d = self.dests.get(d);
+                    DestInfo {
+                        config: DestConfig {
+                            addr: d.addr,
+                            port: d.port,
+                            fwd: d.fwd,
+                            weight: d.weight,
+                            u_threshold: d.u_threshold,
+                            l_threshold: d.l_threshold,
+                            tun_type: d.tun_type,
+                            tun_port: d.tun_port,
+                            tun_flags: d.tun_flags,
+                        },
+                        activeconns: d.activeconns,
+                        inactconns: d.inactconns,
+                        persistconns: d.persistconns,
+                        stats: d.stats,
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+fn validate_service(key: &ServiceKey, cfg: &ServiceConfig) -> Result<(), IpvsError> {
+    if key.addr.is_ipv6() && cfg.flags & crate::types::svc_flags::PERSISTENT != 0 && !(1..=128).contains(&cfg.netmask) {
+        return Err(IpvsError::Invalid);
+    }
+    Ok(())
+}
+
+fn validate_dest(cfg: &DestConfig) -> Result<(), IpvsError> {
+    if cfg.weight < 0 {
+        return Err(IpvsError::Range);
+    }
+    if cfg.l_threshold > cfg.u_threshold {
+        return Err(IpvsError::Range);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Runs INSIDE the lab guest (../shared/lab, real ipvsadm 1.31 on Debian's
+kernel). Replays the project's .cases files against the real ipvsadm, each
+in a fresh network namespace, and writes what it printed as JSON lines to
+/labio/<name>.jsonl. Driven by lab/capture-ipvsadm-golden.sh."""
+import json, shlex, subprocess, sys
+
+SEED = [
+    "-A -t 10.0.0.100:80 -s rr",
+    "-a -t 10.0.0.100:80 -r 10.1.1.244 -g -w 1",
+    "-a -t 10.0.0.100:80 -r 10.1.1.245 -g -w 1",
+]
+
+def run(ns, args):
+    p = subprocess.run(["ip", "netns", "exec", ns, "ipvsadm", *args],
+                       capture_output=True, text=True)
+    return {"args": args, "rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
+
+def cases(path):
+    for line in open(path):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            yield shlex.split(line)
+
+def main(cases_dir, out_dir):
+    subprocess.run(["modprobe", "ip_vs"], check=True)
+    for name, setup in (("listing", []), ("errors", SEED)):
+        ns = "golden-" + name
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        with open(f"{out_dir}/{name}.jsonl", "w") as out:
+            for s in setup:
+                r = run(ns, s.split())
+                assert r["rc"] == 0, r
+            if setup:
+                out.write(json.dumps({"setup": SEED, "listing": run(ns, ["-Ln"])}) + "\n")
+            for args in cases(f"{cases_dir}/{name}.cases"):
+                out.write(json.dumps(run(ns, args)) + "\n")
+            out.write(json.dumps({"final": run(ns, ["-Ln"])}) + "\n")
+        subprocess.run(["ip", "netns", "del", ns])
+    print("golden capture done")
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
