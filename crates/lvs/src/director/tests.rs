@@ -307,3 +307,26 @@ fn edit_service_rebinds_scheduler_and_flush_empties() {
     assert_eq!(d.process_ipv4(&segment(1, ACK), Time::ZERO), Verdict::Drop(DropReason::DestUnavailable));
     assert_eq!(d.process_ipv4(&segment(2, SYN), Time::ZERO), Verdict::NotOurs);
 }
+
+#[test]
+fn wlc_prefers_fewer_connections_per_weight() {
+    let mut d = Director::new();
+    d.add_service(tcp_svc(), ServiceConfig::default()).unwrap();
+    assert_eq!(d.service(&tcp_svc()).unwrap().config.scheduler, "wlc");
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(1), 80, DirectRoute, 1), Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 3), Time::ZERO).unwrap();
+    // list: B(3), A(1). Each SYN leaves an inactive connection (overhead 1).
+    // B takes connections until B's overhead/3 exceeds A's/1.
+    assert_eq!(sequence(&mut d, 8), "BABBBABB");
+}
+
+#[test]
+fn lc_ignores_weight_but_not_zero() {
+    let mut d = Director::new();
+    d.add_service(tcp_svc(), ServiceConfig { scheduler: "lc".into(), ..Default::default() }).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(1), 80, DirectRoute, 1), Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 9), Time::ZERO).unwrap();
+    assert_eq!(sequence(&mut d, 4), "BABA");
+    d.edit_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 0)).unwrap();
+    assert_eq!(sequence(&mut d, 2), "AA");
+}

@@ -7,7 +7,9 @@
 //! in the kernel's order; a scheduler that remembers a position (rr, wrr)
 //! keeps it valid through the add/remove hooks.
 
+pub mod lc;
 pub mod rr;
+pub mod wlc;
 pub mod wrr;
 
 use crate::dest::DestList;
@@ -45,7 +47,7 @@ pub trait Scheduler: Send {
 }
 
 /// Names of the schedulers this build knows, in the order ipvsadm's help lists them.
-pub const NAMES: &[&str] = &["rr", "wrr"];
+pub const NAMES: &[&str] = &["rr", "wrr", "lc", "wlc"];
 
 /// Binds a scheduler to a service that already has `dests`, as the kernel's
 /// `init_service` does.
@@ -53,6 +55,8 @@ pub fn create(name: &str, dests: DestList<'_>) -> Option<Box<dyn Scheduler>> {
     match name {
         "rr" => Some(Box::new(rr::RoundRobin::new())),
         "wrr" => Some(Box::new(wrr::WeightedRoundRobin::new(dests))),
+        "lc" => Some(Box::new(lc::LeastConnection)),
+        "wlc" => Some(Box::new(wlc::WeightedLeastConnection)),
         _ => None,
     }
 }

@@ -1,0 +1,145 @@
+//! The control protocol between the faces (ipvsadm, later keepalived and the
+//! JSON API) and the daemon: one JSON object per line over a Unix socket.
+//!
+//! The socket lives in the abstract namespace, which Linux scopes per network
+//! namespace — exactly as kernel IPVS state is scoped — so `ip netns exec X
+//! ipvsadm` reaches the daemon of namespace X and no other.
+
+use rlvs_lvs::director::{ConnInfo, ServiceInfo, TimeoutTriple};
+use rlvs_lvs::{DestConfig, IpvsError, ServiceConfig, ServiceKey};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixStream};
+
+/// The abstract socket name (shown by `ss -xl` as `@rlvs/control`).
+pub const SOCKET_NAME: &[u8] = b"rlvs/control";
+
+pub fn socket_addr() -> std::io::Result<SocketAddr> {
+    SocketAddr::from_abstract_name(SOCKET_NAME)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    Info,
+    AddService { key: ServiceKey, config: ServiceConfig },
+    EditService { key: ServiceKey, config: ServiceConfig },
+    DelService { key: ServiceKey },
+    Flush,
+    AddDest { service: ServiceKey, dest: DestConfig },
+    EditDest { service: ServiceKey, dest: DestConfig },
+    DelDest { service: ServiceKey, addr: IpAddr, port: u16 },
+    Zero { service: Option<ServiceKey> },
+    SetTimeouts(TimeoutTriple),
+    GetTimeouts,
+    ListServices,
+    GetService { key: ServiceKey },
+    ListConns,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Info {
+    /// IPVS version code as the kernel reports it (1.2.1).
+    pub version: (u8, u8, u8),
+    /// Connection hash table size, printed by `ipvsadm -L` as `size=`.
+    pub conn_tab_size: u32,
+    pub num_services: u32,
+    /// Which engine carries packets ("afpacket", "none").
+    pub engine: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Response {
+    Ok,
+    Info(Info),
+    Services(Vec<ServiceInfo>),
+    Service(ServiceInfo),
+    Conns(Vec<ConnInfo>),
+    Timeouts(TimeoutTriple),
+    Error(CtlError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CtlError {
+    Ipvs(IpvsError),
+    /// The peer is not root.
+    PermissionDenied,
+    /// The request could not be decoded.
+    BadRequest,
+}
+
+impl CtlError {
+    pub fn errno(self) -> i32 {
+        match self {
+            CtlError::Ipvs(e) => e.errno(),
+            CtlError::PermissionDenied => 1,
+            CtlError::BadRequest => 22,
+        }
+    }
+}
+
+/// A blocking client, for the command-line faces.
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connects to the daemon of the caller's network namespace.
+    pub fn connect() -> std::io::Result<Client> {
+        let s = UnixStream::connect_addr(&socket_addr()?)?;
+        Ok(Client { reader: BufReader::new(s.try_clone()?), writer: s })
+    }
+
+    pub fn call(&mut self, req: &Request) -> std::io::Result<Response> {
+        let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.writer.write_all(&line)?;
+        let mut buf = String::new();
+        if self.reader.read_line(&mut buf)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "daemon closed the connection"));
+        }
+        serde_json::from_str(&buf).map_err(std::io::Error::other)
+    }
+}
+
+/// The daemon side: applies one request to the director. Kept here, beside
+/// the protocol, so every transport (the socket server, in-process tests)
+/// answers the same way.
+pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Time, engine: &str) -> Response {
+    let unit = |r: Result<(), IpvsError>| match r {
+        Ok(()) => Response::Ok,
+        Err(e) => Response::Error(CtlError::Ipvs(e)),
+    };
+    match req {
+        Request::Info => Response::Info(Info {
+            version: (1, 2, 1),
+            conn_tab_size: 4096,
+            num_services: director.services().len() as u32,
+            engine: engine.to_string(),
+        }),
+        Request::AddService { key, config } => unit(director.add_service(key, config)),
+        Request::EditService { key, config } => unit(director.edit_service(&key, config)),
+        Request::DelService { key } => unit(director.del_service(&key, now)),
+        Request::Flush => {
+            director.flush(now);
+            Response::Ok
+        }
+        Request::AddDest { service, dest } => unit(director.add_dest(&service, dest, now)),
+        Request::EditDest { service, dest } => unit(director.edit_dest(&service, dest)),
+        Request::DelDest { service, addr, port } => unit(director.del_dest(&service, addr, port, now)),
+        Request::Zero { service } => unit(director.zero(service.as_ref())),
+        Request::SetTimeouts(t) => {
+            director.set_timeouts(t);
+            Response::Ok
+        }
+        Request::GetTimeouts => Response::Timeouts(director.timeouts()),
+        Request::ListServices => Response::Services(director.services()),
+        Request::GetService { key } => match director.service(&key) {
+            Ok(s) => Response::Service(s),
+            Err(e) => Response::Error(CtlError::Ipvs(e)),
+        },
+        Request::ListConns => Response::Conns(director.conns(now)),
+    }
+}
