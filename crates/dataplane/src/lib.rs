@@ -1,0 +1,18 @@
+//! I/O shells around the sans-IO LVS core.
+//!
+//! - [`afpacket`]: TPACKET_V3 receive ring and batched sendmmsg, with
+//!   virtio-net headers so offloaded frames pass intact;
+//! - [`nft`]: the netdev ingress guard that silences the director's own
+//!   stack for VIP:port traffic;
+//! - [`netlink`] and [`resolver`]: route and neighbour lookups for real
+//!   servers, off the packet path;
+//! - [`engine`]: the thread that owns the director and runs the loop.
+
+pub mod afpacket;
+pub mod engine;
+pub mod iface;
+pub mod netlink;
+pub mod nft;
+pub mod resolver;
+
+pub use engine::{start, ControlMsg, EngineConfig, EngineKind, Handle};

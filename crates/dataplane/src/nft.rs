@@ -1,0 +1,91 @@
+//! The nftables guard that keeps the director's own kernel away from VIP
+//! traffic the userspace engine forwards. Kernel IPVS takes such packets
+//! before the local stack sees them; a userspace engine only gets a copy
+//! (its ETH_P_ALL tap runs before the netdev ingress hook), so the stack's
+//! copy must be dropped at ingress or it would answer with RSTs. ARP, ICMP and
+//! every other port of the VIP still reach the kernel.
+
+use anyhow::{bail, Context, Result};
+use rlvs_lvs::{Protocol, ServiceKey};
+use std::io::Write;
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+
+pub const TABLE: &str = "rlvs";
+
+pub struct Guard {
+    installed: bool,
+}
+
+fn nft(script: &str) -> Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running nft (is the nftables package installed?)")?;
+    child.stdin.take().unwrap().write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("nft failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+impl Guard {
+    /// Creates `table netdev rlvs` with an ingress chain on `devices`,
+    /// replacing one left behind by a daemon that did not stop cleanly.
+    pub fn install(devices: &[String]) -> Result<Guard> {
+        if devices.is_empty() {
+            bail!("no interfaces to guard");
+        }
+        let devs: Vec<String> = devices.iter().map(|d| format!("\"{d}\"")).collect();
+        let script = format!(
+            "table netdev {TABLE}\ndelete table netdev {TABLE}\n\
+             table netdev {TABLE} {{\n\
+             \tset services4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
+             \tchain guard {{\n\
+             \t\ttype filter hook ingress devices = {{ {} }} priority -500; policy accept;\n\
+             \t\tip daddr . meta l4proto . th dport @services4 drop\n\
+             \t}}\n\
+             }}\n",
+            devs.join(", ")
+        );
+        nft(&script)?;
+        Ok(Guard { installed: true })
+    }
+
+    /// Makes the drop set exactly the given services.
+    pub fn update(&self, services: &[ServiceKey]) -> Result<()> {
+        let mut script = format!("flush set netdev {TABLE} services4\n");
+        let elems: Vec<String> = services
+            .iter()
+            .filter_map(|k| match (k.addr, k.protocol) {
+                (IpAddr::V4(a), p @ (Protocol::Tcp | Protocol::Udp)) if k.fwmark == 0 => {
+                    Some(format!("{a} . {} . {}", p.number(), k.port))
+                }
+                _ => None,
+            })
+            .collect();
+        if !elems.is_empty() {
+            script.push_str(&format!("add element netdev {TABLE} services4 {{ {} }}\n", elems.join(", ")));
+        }
+        nft(&script)
+    }
+
+    pub fn remove(&mut self) {
+        if self.installed {
+            if let Err(e) = nft(&format!("delete table netdev {TABLE}\n")) {
+                tracing::warn!(error = %e, "could not remove the nftables guard");
+            }
+            self.installed = false;
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}

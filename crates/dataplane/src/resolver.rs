@@ -1,0 +1,147 @@
+//! Next-hop resolution for real servers, on its own thread so the packet
+//! loop never waits for the kernel: the route table gives the egress
+//! interface and next hop, the neighbour table its MAC, and an unresolved
+//! neighbour is kicked into resolution (ARP) and polled until it answers.
+//! Known next hops are re-read every second, and stale ones re-confirmed, so
+//! a real server that changes MAC or moves behind another port is followed.
+
+use crate::iface;
+use crate::netlink::Rtnl;
+use rlvs_wire::EthernetAddress;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    pub ifindex: i32,
+    pub src: EthernetAddress,
+    pub dst: EthernetAddress,
+}
+
+/// An eventfd: how other threads wake the packet loop out of poll().
+pub struct Waker(OwnedFd);
+
+impl Waker {
+    pub fn new() -> std::io::Result<Arc<Waker>> {
+        // SAFETY: plain eventfd(2).
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is fresh and ours.
+        Ok(Arc::new(Waker(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes to an eventfd.
+        unsafe { libc::write(self.0.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    }
+
+    pub fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reading 8 bytes from a non-blocking eventfd.
+        unsafe { libc::read(self.0.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+pub struct Resolver {
+    watch: Sender<Vec<IpAddr>>,
+    pub updates: Receiver<(IpAddr, Option<NextHop>)>,
+}
+
+impl Resolver {
+    pub fn spawn(waker: Arc<Waker>) -> std::io::Result<Resolver> {
+        let rtnl = Rtnl::new()?;
+        let (watch_tx, watch_rx) = channel();
+        let (upd_tx, upd_rx) = channel();
+        std::thread::Builder::new().name("rlvs-resolver".into()).spawn(move || run(rtnl, watch_rx, upd_tx, waker))?;
+        Ok(Resolver { watch: watch_tx, updates: upd_rx })
+    }
+
+    /// Replaces the set of addresses to keep resolved.
+    pub fn watch(&self, addrs: Vec<IpAddr>) {
+        let _ = self.watch.send(addrs);
+    }
+}
+
+struct Entry {
+    hop: Option<NextHop>,
+    /// When resolution was last kicked, while unresolved.
+    kicked: Option<Instant>,
+}
+
+fn run(mut rtnl: Rtnl, watch: Receiver<Vec<IpAddr>>, updates: Sender<(IpAddr, Option<NextHop>)>, waker: Arc<Waker>) {
+    let mut entries: HashMap<IpAddr, Entry> = HashMap::new();
+    let mut last_refresh = Instant::now();
+    loop {
+        let pending = entries.values().any(|e| e.hop.is_none());
+        let wait = if pending { Duration::from_millis(10) } else { Duration::from_millis(500) };
+        match watch.recv_timeout(wait) {
+            Ok(addrs) => {
+                entries.retain(|a, _| addrs.contains(a));
+                for a in addrs {
+                    entries.entry(a).or_insert(Entry { hop: None, kicked: None });
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let refresh = last_refresh.elapsed() >= Duration::from_secs(1);
+        if refresh {
+            last_refresh = Instant::now();
+        }
+        let mut changed = false;
+        for (addr, e) in entries.iter_mut() {
+            if e.hop.is_some() && !refresh {
+                continue;
+            }
+            let hop = resolve(&mut rtnl, *addr, e);
+            if hop != e.hop {
+                tracing::info!(real_server = %addr, next_hop = ?hop, "next hop changed");
+                e.hop = hop;
+                let _ = updates.send((*addr, hop));
+                changed = true;
+            }
+        }
+        if changed {
+            waker.wake();
+        }
+    }
+}
+
+fn resolve(rtnl: &mut Rtnl, addr: IpAddr, e: &mut Entry) -> Option<NextHop> {
+    let route = rtnl.route_get(addr).ok().flatten()?;
+    let via = route.gateway.unwrap_or(addr);
+    let src = iface::mac_of(route.oif).ok()?;
+    let neigh = rtnl.neigh_get(route.oif, via).ok().flatten();
+    match neigh {
+        Some(n) if n.usable() => {
+            if n.state == netlink_packet_route::neighbour::NeighbourState::Stale {
+                // The kernel never talks to the real server itself, so its
+                // entry goes stale; have it re-probe so a changed MAC is seen.
+                let _ = rtnl.neigh_use(route.oif, via);
+            }
+            e.kicked = None;
+            Some(NextHop { ifindex: route.oif as i32, src: EthernetAddress(src), dst: EthernetAddress(n.mac.unwrap()) })
+        }
+        _ => {
+            // Kick resolution at most every 500 ms while it is unanswered.
+            if e.kicked.is_none_or(|k| k.elapsed() >= Duration::from_millis(500)) {
+                if let Err(err) = rtnl.neigh_use(route.oif, via) {
+                    tracing::debug!(real_server = %addr, error = %err, "neighbour resolution request failed");
+                }
+                e.kicked = Some(Instant::now());
+            }
+            None
+        }
+    }
+}

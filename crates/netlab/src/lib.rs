@@ -1,0 +1,233 @@
+//! Network-namespace labs. A [`Lab`] owns the namespaces and processes it
+//! creates, names them uniquely (`rl<pid>-<n>-<host>`), and removes all of
+//! them when dropped — on success, on failure and on panic. Nothing is
+//! created in the host's own namespace: the Ethernet switch is a bridge
+//! inside a namespace of its own, with one veth per host.
+//!
+//! [`seed`] builds the seed tutorial's topology on top of it.
+
+pub mod seed;
+pub mod web;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static NEXT_LAB: AtomicU32 = AtomicU32::new(0);
+const BRIDGE: &str = "br0";
+
+pub struct Lab {
+    prefix: String,
+    switch: Option<String>,
+    namespaces: Vec<String>,
+    children: Vec<(String, Child)>,
+    dir: PathBuf,
+}
+
+fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip").args(args).output().context("running ip (iproute2)")?;
+    if !out.status.success() {
+        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Removes labs left behind by processes that no longer exist (a test
+/// killed with SIGKILL cannot run its destructors).
+fn sweep_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        let Some(rest) = name.strip_prefix("rl") else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            kill_all_in(name);
+            let _ = ip(&["netns", "del", name]);
+        }
+    }
+}
+
+fn kill_all_in(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            if let Ok(p) = pid.parse::<i32>() {
+                // SAFETY: plain kill(2).
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Lab {
+    /// A new, empty lab. Needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN).
+    pub fn new() -> Result<Lab> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!("network-namespace labs need root");
+        }
+        sweep_stale();
+        let prefix = format!("rl{}-{}", std::process::id(), NEXT_LAB.fetch_add(1, Ordering::SeqCst));
+        let dir = std::env::temp_dir().join(&prefix);
+        std::fs::create_dir_all(&dir)?;
+        Ok(Lab { prefix, switch: None, namespaces: Vec::new(), children: Vec::new(), dir })
+    }
+
+    /// A scratch directory removed with the lab.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The full namespace name of host `short`.
+    pub fn ns(&self, short: &str) -> String {
+        format!("{}-{short}", self.prefix)
+    }
+
+    fn add_ns(&mut self, short: &str) -> Result<String> {
+        let ns = self.ns(short);
+        ip(&["netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    fn switch(&mut self) -> Result<String> {
+        if let Some(s) = &self.switch {
+            return Ok(s.clone());
+        }
+        let sw = self.add_ns("sw")?;
+        ip(&["-n", &sw, "link", "add", BRIDGE, "type", "bridge"])?;
+        ip(&["-n", &sw, "link", "set", BRIDGE, "up"])?;
+        self.switch = Some(sw.clone());
+        Ok(sw)
+    }
+
+    /// A host with one interface `ifname` plugged into the lab's switch.
+    pub fn host(&mut self, short: &str, ifname: &str, mac: &str, cidr: &str) -> Result<String> {
+        let sw = self.switch()?;
+        let ns = self.add_ns(short)?;
+        let port = format!("v-{short}");
+        ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &ns])?;
+        ip(&["-n", &sw, "link", "set", &port, "master", BRIDGE, "up"])?;
+        ip(&["-n", &ns, "link", "set", ifname, "address", mac])?;
+        ip(&["-n", &ns, "addr", "add", cidr, "dev", ifname])?;
+        ip(&["-n", &ns, "link", "set", ifname, "up"])?;
+        Ok(ns)
+    }
+
+    /// A host with no interface but loopback, for point-to-point links.
+    pub fn bare_host(&mut self, short: &str) -> Result<String> {
+        self.add_ns(short)
+    }
+
+    /// A veth pair between two hosts of this lab.
+    pub fn link(&self, a: (&str, &str, &str, &str), b: (&str, &str, &str, &str)) -> Result<()> {
+        // (namespace, ifname, mac, cidr)
+        ip(&["-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0])?;
+        for (ns, ifname, mac, cidr) in [a, b] {
+            ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
+            if !cidr.is_empty() {
+                ip(&["-n", ns, "addr", "add", cidr, "dev", ifname])?;
+            }
+            ip(&["-n", ns, "link", "set", ifname, "up"])?;
+        }
+        Ok(())
+    }
+
+    pub fn command(&self, ns: &str, argv: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).args(argv);
+        c
+    }
+
+    /// Runs a command in `ns` and returns its output, whatever its status.
+    pub fn run(&self, ns: &str, argv: &[&str]) -> Result<Output> {
+        self.command(ns, argv).stdin(Stdio::null()).output().with_context(|| format!("running {argv:?} in {ns}"))
+    }
+
+    /// Runs a command in `ns` and returns its stdout; fails unless it succeeds.
+    pub fn ok(&self, ns: &str, argv: &[&str]) -> Result<String> {
+        let out = self.run(ns, argv)?;
+        if !out.status.success() {
+            bail!("{argv:?} in {ns} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Starts a long-running process in `ns`, its output going to `log`
+    /// inside the lab directory. It is killed when the lab is dropped.
+    pub fn spawn(&mut self, ns: &str, name: &str, argv: &[&str]) -> Result<u32> {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log")))?;
+        let child = self
+            .command(ns, argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {argv:?} in {ns}"))?;
+        let pid = child.id();
+        self.children.push((name.to_string(), child));
+        Ok(pid)
+    }
+
+    /// The log of a process started with [`Lab::spawn`].
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Stops a spawned process with `signal` and waits (bounded) for it.
+    pub fn stop(&mut self, name: &str, signal: i32) -> Result<Option<std::process::ExitStatus>> {
+        let Some(i) = self.children.iter().position(|(n, _)| n == name) else { bail!("no process {name}") };
+        let (_, mut child) = self.children.remove(i);
+        // `ip netns exec` execs the command, so the pid is the process itself.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(st) = child.try_wait()? {
+                return Ok(Some(st));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(None)
+    }
+
+    /// Polls `f` every 50 ms until it returns Some or `timeout` passes.
+    pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = f() {
+                return Some(v);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in self.children.iter_mut() {
+            // SAFETY: plain kill(2) on our own children.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (_, c) in self.children.iter_mut() {
+            while Instant::now() < deadline && matches!(c.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            kill_all_in(ns);
+            let _ = ip(&["netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,71 @@
+//! rlvs: one binary, several faces. Invoked as `ipvsadm` it is ipvsadm;
+//! otherwise the first argument picks the face.
+
+mod daemon;
+mod lab;
+mod realserver;
+
+use clap::{Parser, Subcommand};
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rlvs", version, about = "LVS load balancing and keepalived high availability, in one program")]
+struct Cli {
+    #[command(subcommand)]
+    face: Face,
+}
+
+#[derive(Subcommand)]
+enum Face {
+    /// Run the director: tables, data plane and control socket (foreground).
+    Daemon(daemon::Args),
+    /// The ipvsadm face: `rlvs adm -Ln` is `ipvsadm -Ln`.
+    #[command(disable_help_flag = true)]
+    Adm {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Prepare or undo a real server (VIP on lo, ARP settings), as the seed's rs.sh.
+    Realserver(realserver::Args),
+    /// Network-namespace labs that replay the seed tutorial.
+    Lab(lab::Args),
+}
+
+fn adm(argv: Vec<String>) -> ExitCode {
+    let mut backend = rlvs_adm::DaemonBackend::default();
+    let out = rlvs_adm::run(&argv, &mut backend);
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(out.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(out.stderr.as_bytes());
+    ExitCode::from(out.code as u8)
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let invoked = argv.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned());
+    if invoked.as_deref() == Some("ipvsadm") {
+        return adm(argv);
+    }
+    let cli = Cli::parse();
+    match cli.face {
+        Face::Adm { args } => {
+            let mut argv = vec!["ipvsadm".to_string()];
+            argv.extend(args);
+            adm(argv)
+        }
+        Face::Daemon(a) => report(daemon::run(a)),
+        Face::Realserver(a) => report(realserver::run(a)),
+        Face::Lab(a) => report(lab::run(a)),
+    }
+}
+
+fn report(r: anyhow::Result<()>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rlvs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
