@@ -36,8 +36,20 @@ enum Cmd {
 }
 
 const CMDNAMES: [&str; 14] = [
-    "add-service", "edit-service", "delete-service", "flush", "list", "add-server", "delete-server", "edit-server", "set",
-    "start-daemon", "stop-daemon", "restore", "save", "zero",
+    "add-service",
+    "edit-service",
+    "delete-service",
+    "flush",
+    "list",
+    "add-server",
+    "delete-server",
+    "edit-server",
+    "set",
+    "start-daemon",
+    "stop-daemon",
+    "restore",
+    "save",
+    "zero",
 ];
 
 // Option bits (OPTC_*), in the order of the table below.
@@ -77,10 +89,40 @@ const TUN_CSUM: usize = 32;
 const TUN_REMCSUM: usize = 33;
 
 const OPTNAMES: [&str; 34] = [
-    "numeric", "connection", "service-address", "scheduler", "persistent", "netmask", "real-server", "forwarding-method",
-    "weight", "u-threshold", "l-threshold", "mcast-interface", "timeout", "daemon", "stats", "rate", "thresholds",
-    "persistent-conn", "nosort", "syncid", "exact", "ops", "pe", "sched-flags", "mcast-group", "mcast-port",
-    "mcast-ttl", "sync-maxlen", "tun-info", "tun-type", "tun-port", "tun-nocsum", "tun-csum", "tun-remcsum",
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+    "sched-flags",
+    "mcast-group",
+    "mcast-port",
+    "mcast-ttl",
+    "sync-maxlen",
+    "tun-info",
+    "tun-type",
+    "tun-port",
+    "tun-nocsum",
+    "tun-csum",
+    "tun-remcsum",
 ];
 
 /// Legal combinations of commands (rows, in Cmd order) and options (columns,
@@ -126,7 +168,10 @@ impl Ctx<'_> {
 
     fn tryhelp(&mut self) -> Exit {
         let p = self.program.clone();
-        self.fail(255, format!("Try `{p} -h' or '{p} --help' for more information."))
+        self.fail(
+            255,
+            format!("Try `{p} -h' or '{p} --help' for more information."),
+        )
     }
 
     /// A request to the daemon; on a refused operation returns the errno.
@@ -179,19 +224,31 @@ struct Entry {
 
 pub(crate) fn run(argv: &[String], backend: &mut dyn Backend) -> Outcome {
     let program = argv.first().cloned().unwrap_or_else(|| "ipvsadm".into());
-    let mut ctx = Ctx { out: String::new(), err: String::new(), backend, program };
+    let mut ctx = Ctx {
+        out: String::new(),
+        err: String::new(),
+        backend,
+        program,
+    };
     let code = if argv.len() <= 1 {
         list_all(&mut ctx, 0).map(|_| 0)
     } else {
         process_options(&mut ctx, &argv[1..])
     };
     let code = code.unwrap_or_else(|Exit(c)| c);
-    Outcome { stdout: ctx.out, stderr: ctx.err, code }
+    Outcome {
+        stdout: ctx.out,
+        stderr: ctx.err,
+        code,
+    }
 }
 
 fn set_option(ctx: &mut Ctx, options: &mut u64, optc: usize) -> Result<(), Exit> {
     if *options & (1 << optc) != 0 {
-        return Err(ctx.fail(2, format!("multiple '{}' options specified", OPTNAMES[optc])));
+        return Err(ctx.fail(
+            2,
+            format!("multiple '{}' options specified", OPTNAMES[optc]),
+        ));
     }
     *options |= 1 << optc;
     Ok(())
@@ -206,8 +263,12 @@ fn parse_service(buf: &str, svc: &mut Svc) -> u8 {
         return 0;
     }
     let (host, port) = if let Some(inner) = buf.strip_prefix('[') {
-        let Some((h, rest)) = inner.split_once(']') else { return 0 };
-        let Some(p) = rest.strip_prefix(':') else { return 0 };
+        let Some((h, rest)) = inner.split_once(']') else {
+            return 0;
+        };
+        let Some(p) = rest.strip_prefix(':') else {
+            return 0;
+        };
         (h.to_string(), Some(p.to_string()))
     } else {
         (buf.to_string(), None)
@@ -245,7 +306,9 @@ fn parse_service(buf: &str, svc: &mut Svc) -> u8 {
 
 fn parse_timeout(ctx: &mut Ctx, buf: Option<&str>, min: i64, max: i64) -> Result<u32, Exit> {
     let Some(buf) = buf else { return Ok(300) };
-    string_to_number(buf, min, max).map(|v| v as u32).ok_or_else(|| ctx.fail(2, format!("invalid timeout value `{buf}' specified")))
+    string_to_number(buf, min, max)
+        .map(|v| v as u32)
+        .ok_or_else(|| ctx.fail(2, format!("invalid timeout value `{buf}' specified")))
 }
 
 fn parse_sched_flags(ctx: &mut Ctx, sched: &str, arg: &str) -> Result<u32, Exit> {
@@ -276,7 +339,13 @@ fn usage(ctx: &mut Ctx) {
     ctx.out.push_str(&USAGE.replace("{prog}", &ctx.program));
 }
 
-fn parse_options(ctx: &mut Ctx, args: &[String], ce: &mut Entry, options: &mut u64, format: &mut u32) -> Result<(), Exit> {
+fn parse_options(
+    ctx: &mut Ctx,
+    args: &[String],
+    ce: &mut Entry,
+    options: &mut u64,
+    format: &mut u32,
+) -> Result<(), Exit> {
     let mut p = Parser::new(args);
     let mut sched_flags_arg: Option<String> = None;
     let first = match p.next() {
@@ -299,7 +368,11 @@ fn parse_options(ctx: &mut Ctx, args: &[String], ce: &mut Entry, options: &mut u
         Tag::StartDaemon | Tag::StopDaemon => {
             let a = first.1.unwrap_or_default();
             if a != "master" && a != "backup" {
-                let m = if first.0 == Tag::StartDaemon { "illegal start-daemon parameter specified" } else { "illegal start_daemon specified" };
+                let m = if first.0 == Tag::StartDaemon {
+                    "illegal start-daemon parameter specified"
+                } else {
+                    "illegal start_daemon specified"
+                };
                 return Err(ctx.fail(2, m));
             }
             if first.0 == Tag::StartDaemon {
@@ -364,7 +437,11 @@ fn parse_options(ctx: &mut Ctx, args: &[String], ce: &mut Entry, options: &mut u
                 if !ce.svc.addr.is_some_and(|x| x.is_ipv6()) && !ce.svc.v6_fwmark {
                     match resolve::inet_aton(&a).or_else(|| resolve::host_to_addr(&a)) {
                         Some(m) => ce.svc.netmask = u32::from(m),
-                        None => return Err(ctx.fail(2, "illegal virtual server persistent mask specified")),
+                        None => {
+                            return Err(
+                                ctx.fail(2, "illegal virtual server persistent mask specified")
+                            )
+                        }
                     }
                 } else {
                     let m: i64 = a.trim().parse().unwrap_or(0);
@@ -397,17 +474,18 @@ fn parse_options(ctx: &mut Ctx, args: &[String], ce: &mut Entry, options: &mut u
             }
             Tag::Weight => {
                 set_option(ctx, options, WEIGHT)?;
-                ce.dest.weight = string_to_number(&a, 0, i64::from(i32::MAX)).ok_or_else(|| ctx.fail(2, "illegal weight specified"))?;
+                ce.dest.weight = string_to_number(&a, 0, i64::from(i32::MAX))
+                    .ok_or_else(|| ctx.fail(2, "illegal weight specified"))?;
             }
             Tag::UThreshold => {
                 set_option(ctx, options, UTHRESHOLD)?;
-                ce.dest.u_threshold =
-                    string_to_number(&a, 0, i64::from(i32::MAX)).ok_or_else(|| ctx.fail(2, "illegal u_threshold specified"))?;
+                ce.dest.u_threshold = string_to_number(&a, 0, i64::from(i32::MAX))
+                    .ok_or_else(|| ctx.fail(2, "illegal u_threshold specified"))?;
             }
             Tag::LThreshold => {
                 set_option(ctx, options, LTHRESHOLD)?;
-                ce.dest.l_threshold =
-                    string_to_number(&a, 0, i64::from(i32::MAX)).ok_or_else(|| ctx.fail(2, "illegal l_threshold specified"))?;
+                ce.dest.l_threshold = string_to_number(&a, 0, i64::from(i32::MAX))
+                    .ok_or_else(|| ctx.fail(2, "illegal l_threshold specified"))?;
             }
             Tag::Connection => set_option(ctx, options, CONNECTION)?,
             Tag::Numeric => {
@@ -417,7 +495,8 @@ fn parse_options(ctx: &mut Ctx, args: &[String], ce: &mut Entry, options: &mut u
             Tag::McastInterface => set_option(ctx, options, MCAST)?,
             Tag::SyncId => {
                 set_option(ctx, options, SYNCID)?;
-                string_to_number(&a, 0, 255).ok_or_else(|| ctx.fail(2, "illegal syncid specified"))?;
+                string_to_number(&a, 0, 255)
+                    .ok_or_else(|| ctx.fail(2, "illegal syncid specified"))?;
             }
             Tag::Timeout => set_option(ctx, options, TIMEOUT)?,
             Tag::Daemon => set_option(ctx, options, DAEMON)?,
@@ -480,15 +559,18 @@ fn parse_options(ctx: &mut Ctx, args: &[String], ce: &mut Entry, options: &mut u
             }
             Tag::McastPort => {
                 set_option(ctx, options, MCAST_PORT)?;
-                string_to_number(&a, 1, 65535).ok_or_else(|| ctx.fail(2, "illegal mcast-port specified"))?;
+                string_to_number(&a, 1, 65535)
+                    .ok_or_else(|| ctx.fail(2, "illegal mcast-port specified"))?;
             }
             Tag::McastTtl => {
                 set_option(ctx, options, MCAST_TTL)?;
-                string_to_number(&a, 1, 255).ok_or_else(|| ctx.fail(2, "illegal mcast-ttl specified"))?;
+                string_to_number(&a, 1, 255)
+                    .ok_or_else(|| ctx.fail(2, "illegal mcast-ttl specified"))?;
             }
             Tag::SyncMaxlen => {
                 set_option(ctx, options, SYNC_MAXLEN)?;
-                string_to_number(&a, 1, 65535 - 20 - 8).ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))?;
+                string_to_number(&a, 1, 65535 - 20 - 8)
+                    .ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))?;
             }
             Tag::TunInfo => {
                 set_option(ctx, options, TUN_INFO)?;
@@ -496,11 +578,17 @@ fn parse_options(ctx: &mut Ctx, args: &[String], ce: &mut Entry, options: &mut u
             }
             Tag::TunType => {
                 set_option(ctx, options, TUN_TYPE)?;
-                ce.dest.tun_type = TUNNAMES.iter().position(|&n| n == a).ok_or_else(|| ctx.fail(2, "illegal tunnel type specified"))? as u8;
+                ce.dest.tun_type = TUNNAMES
+                    .iter()
+                    .position(|&n| n == a)
+                    .ok_or_else(|| ctx.fail(2, "illegal tunnel type specified"))?
+                    as u8;
             }
             Tag::TunPort => {
                 set_option(ctx, options, TUN_PORT)?;
-                ce.dest.tun_port = string_to_number(&a, 1, 65535).ok_or_else(|| ctx.fail(2, "illegal tunnel port specified"))? as u16;
+                ce.dest.tun_port = string_to_number(&a, 1, 65535)
+                    .ok_or_else(|| ctx.fail(2, "illegal tunnel port specified"))?
+                    as u16;
             }
             Tag::TunNocsum => {
                 set_option(ctx, options, TUN_NOCSUM)?;
@@ -552,18 +640,35 @@ fn generic_opt_check(ctx: &mut Ctx, cmd: Cmd, options: u64) -> Result<(), Exit> 
         let set = options & (1 << j) != 0;
         match (set, row[j]) {
             (false, b'+') => {
-                return Err(ctx.fail(2, format!("You need to supply the '{}' option for the '{}' command", OPTNAMES[j], CMDNAMES[i])))
+                return Err(ctx.fail(
+                    2,
+                    format!(
+                        "You need to supply the '{}' option for the '{}' command",
+                        OPTNAMES[j], CMDNAMES[i]
+                    ),
+                ))
             }
-            (true, b'x') => return Err(ctx.fail(2, format!("Illegal '{}' option with the '{}' command", OPTNAMES[j], CMDNAMES[i]))),
-            (true, b'1') => match last {
-                None => last = Some(j),
-                Some(l) => {
-                    return Err(ctx.fail(
+            (true, b'x') => {
+                return Err(ctx.fail(
+                    2,
+                    format!(
+                        "Illegal '{}' option with the '{}' command",
+                        OPTNAMES[j], CMDNAMES[i]
+                    ),
+                ))
+            }
+            (true, b'1') => {
+                match last {
+                    None => last = Some(j),
+                    Some(l) => return Err(ctx.fail(
                         2,
-                        format!("The option '{}' conflicts with the '{}' option in the '{}' command", OPTNAMES[j], OPTNAMES[l], CMDNAMES[i]),
-                    ))
+                        format!(
+                            "The option '{}' conflicts with the '{}' option in the '{}' command",
+                            OPTNAMES[j], OPTNAMES[l], CMDNAMES[i]
+                        ),
+                    )),
                 }
-            },
+            }
             _ => {}
         }
     }
@@ -577,16 +682,33 @@ fn tunnel_opt_check(ctx: &mut Ctx, tun_type: u8, options: u64) -> Result<(), Exi
         let set = options & (1 << k) != 0;
         let tn = TUNNAMES[tun_type as usize];
         match (set, row[j]) {
-            (false, b'+') => return Err(ctx.fail(2, format!("You need to supply the '{}' option for the '{tn}' tunnel type", OPTNAMES[k]))),
-            (true, b'x') => return Err(ctx.fail(2, format!("Illegal '{}' option with the '{tn}' tunnel type", OPTNAMES[k]))),
+            (false, b'+') => {
+                return Err(ctx.fail(
+                    2,
+                    format!(
+                        "You need to supply the '{}' option for the '{tn}' tunnel type",
+                        OPTNAMES[k]
+                    ),
+                ))
+            }
+            (true, b'x') => {
+                return Err(ctx.fail(
+                    2,
+                    format!(
+                        "Illegal '{}' option with the '{tn}' tunnel type",
+                        OPTNAMES[k]
+                    ),
+                ))
+            }
             (true, b'1') => match last {
                 None => last = Some(k),
-                Some(l) => {
-                    return Err(ctx.fail(
-                        2,
-                        format!("The option '{}' conflicts with the '{}' option in the '{tn}' tunnel type", OPTNAMES[k], OPTNAMES[l]),
-                    ))
-                }
+                Some(l) => return Err(ctx.fail(
+                    2,
+                    format!(
+                        "The option '{}' conflicts with the '{}' option in the '{tn}' tunnel type",
+                        OPTNAMES[k], OPTNAMES[l]
+                    ),
+                )),
             },
             _ => {}
         }
@@ -620,7 +742,11 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             tun_port: 0,
             tun_flags: 0,
         },
-        timeout: TimeoutTriple { tcp: 0, tcp_fin: 0, udp: 0 },
+        timeout: TimeoutTriple {
+            tcp: 0,
+            tcp_fin: 0,
+            udp: 0,
+        },
     };
     let mut options = 0u64;
     let mut format = 0u32;
@@ -644,11 +770,22 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             ce.dest.port = ce.svc.port;
         }
         let v6 = |a: Option<IpAddr>| a.is_some_and(|x| x.is_ipv6());
-        let svc_v6 = if ce.svc.fwmark != 0 { ce.svc.v6_fwmark } else { v6(ce.svc.addr) };
+        let svc_v6 = if ce.svc.fwmark != 0 {
+            ce.svc.v6_fwmark
+        } else {
+            v6(ce.svc.addr)
+        };
         if v6(ce.dest.addr) != svc_v6 && fwd != FwdMethod::Tunnel {
-            return Err(ctx.fail(2, "Different address family is allowed only for tunneling servers"));
+            return Err(ctx.fail(
+                2,
+                "Different address family is allowed only for tunneling servers",
+            ));
         }
-        let tun = (1 << TUN_TYPE) | (1 << TUN_PORT) | (1 << TUN_NOCSUM) | (1 << TUN_CSUM) | (1 << TUN_REMCSUM);
+        let tun = (1 << TUN_TYPE)
+            | (1 << TUN_PORT)
+            | (1 << TUN_NOCSUM)
+            | (1 << TUN_CSUM)
+            | (1 << TUN_REMCSUM);
         if options & tun != 0 && fwd != FwdMethod::Tunnel {
             return Err(ctx.fail(2, "Tunnel options conflict with forward method"));
         }
@@ -659,7 +796,8 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
     let req = match ce.cmd {
         Cmd::List => {
             let opt = |b: usize| options & (1 << b) != 0;
-            if ((opt(CONNECTION) || opt(TIMEOUT) || opt(DAEMON)) && (opt(STATS) || opt(RATE) || opt(THRESHOLDS)))
+            if ((opt(CONNECTION) || opt(TIMEOUT) || opt(DAEMON))
+                && (opt(STATS) || opt(RATE) || opt(THRESHOLDS)))
                 || ((opt(TIMEOUT) || opt(DAEMON)) && opt(PERSISTENTCONN))
             {
                 return Err(ctx.fail(2, "options conflicts in the list command"));
@@ -685,15 +823,32 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             return Err(ctx.fail(255, "ipvsadm: -R (restore) is not supported by rlvs yet; replay the saved commands one by one"));
         }
         Cmd::StartDaemon | Cmd::StopDaemon => {
-            return Err(ctx.fail(255, "ipvsadm: the connection sync daemon is not supported by rlvs"));
+            return Err(ctx.fail(
+                255,
+                "ipvsadm: the connection sync daemon is not supported by rlvs",
+            ));
         }
         Cmd::Flush => Request::Flush,
-        Cmd::Add => Request::AddService { key, config: service_config(&ce.svc) },
-        Cmd::Edit => Request::EditService { key, config: service_config(&ce.svc) },
+        Cmd::Add => Request::AddService {
+            key,
+            config: service_config(&ce.svc),
+        },
+        Cmd::Edit => Request::EditService {
+            key,
+            config: service_config(&ce.svc),
+        },
         Cmd::Del => Request::DelService { key },
-        Cmd::Zero => Request::Zero { service: (options & (1 << SERVICE) != 0).then_some(key) },
-        Cmd::AddDest => Request::AddDest { service: key, dest: dest_config(&ce.dest) },
-        Cmd::EditDest => Request::EditDest { service: key, dest: dest_config(&ce.dest) },
+        Cmd::Zero => Request::Zero {
+            service: (options & (1 << SERVICE) != 0).then_some(key),
+        },
+        Cmd::AddDest => Request::AddDest {
+            service: key,
+            dest: dest_config(&ce.dest),
+        },
+        Cmd::EditDest => Request::EditDest {
+            service: key,
+            dest: dest_config(&ce.dest),
+        },
         Cmd::DelDest => Request::DelDest {
             service: key,
             addr: ce.dest.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -724,7 +879,12 @@ fn service_key(s: &Svc) -> ServiceKey {
         132 => Protocol::Sctp,
         _ => Protocol::Tcp,
     };
-    ServiceKey { protocol, addr: s.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port: s.port, fwmark: s.fwmark }
+    ServiceKey {
+        protocol,
+        addr: s.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        port: s.port,
+        fwmark: s.fwmark,
+    }
 }
 
 fn service_config(s: &Svc) -> ServiceConfig {
@@ -764,7 +924,9 @@ fn strerror(op: Cmd, errno: i32) -> String {
         (EditDest | DelDest, 2) => Some("No such destination"),
         (_, 3) => Some("No such service"),
         (_, 1) => Some("Permission denied (you must be root)"),
-        (_, 22) => Some("Invalid operation.  Possibly wrong module version, address not unicast, ..."),
+        (_, 22) => {
+            Some("Invalid operation.  Possibly wrong module version, address not unicast, ...")
+        }
         (_, 92) => Some("Protocol not available"),
         (_, 12) => Some("Memory allocation problem"),
         (_, 95) => Some("Operation not supported with IPv6"),
@@ -772,7 +934,14 @@ fn strerror(op: Cmd, errno: i32) -> String {
         (_, 90) => Some("Module is wrong version"),
         _ => Option::None,
     };
-    specific.map(str::to_string).unwrap_or_else(|| std::io::Error::from_raw_os_error(errno).to_string().split(" (os error").next().unwrap_or("").to_string())
+    specific.map(str::to_string).unwrap_or_else(|| {
+        std::io::Error::from_raw_os_error(errno)
+            .to_string()
+            .split(" (os error")
+            .next()
+            .unwrap_or("")
+            .to_string()
+    })
 }
 
 fn info(ctx: &mut Ctx) -> Result<rlvs_ctl::Info, Exit> {
@@ -786,7 +955,10 @@ fn list_all(ctx: &mut Ctx, format: u32) -> Result<(), Exit> {
     let i = info(ctx)?;
     let mut out = String::new();
     if format & FMT_RULE == 0 {
-        out.push_str(&format!("IP Virtual Server version {}.{}.{} (size={})\n", i.version.0, i.version.1, i.version.2, i.conn_tab_size));
+        out.push_str(&format!(
+            "IP Virtual Server version {}.{}.{} (size={})\n",
+            i.version.0, i.version.1, i.version.2, i.conn_tab_size
+        ));
     }
     let mut services = match ctx.call(Request::ListServices)? {
         Ok(Response::Services(s)) => s,
@@ -837,7 +1009,10 @@ fn list_conn(ctx: &mut Ctx, format: u32) -> Result<(), Exit> {
 fn list_timeout(ctx: &mut Ctx) -> Result<(), Exit> {
     match ctx.call(Request::GetTimeouts)? {
         Ok(Response::Timeouts(t)) => {
-            ctx.out.push_str(&format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.tcp, t.tcp_fin, t.udp));
+            ctx.out.push_str(&format!(
+                "Timeout (tcp tcpfin udp): {} {} {}\n",
+                t.tcp, t.tcp_fin, t.udp
+            ));
             Ok(())
         }
         _ => Err(Exit(1)),

@@ -139,18 +139,32 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
                 }
                 cfg.interfaces.clone()
             };
-            let guard = Guard::install(&devices).context("installing the nftables ingress guard")?;
-            let ring = RxRing::new(cfg.ring_block_size, cfg.ring_blocks, &afpacket::ipv4_not_loopback_filter())
-                .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
+            let guard =
+                Guard::install(&devices).context("installing the nftables ingress guard")?;
+            let ring = RxRing::new(
+                cfg.ring_block_size,
+                cfg.ring_blocks,
+                &afpacket::ipv4_not_loopback_filter(),
+            )
+            .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
             let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
             let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
             tracing::info!(engine = "afpacket", interfaces = ?devices, "data plane ready");
-            Some(Io { ring, tx, guard, resolver })
+            Some(Io {
+                ring,
+                tx,
+                guard,
+                resolver,
+            })
         }
     };
     let (tx, rx) = channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = Handle { tx, waker: waker.clone(), stop: stop.clone() };
+    let handle = Handle {
+        tx,
+        waker: waker.clone(),
+        stop: stop.clone(),
+    };
     let mut engine = Engine {
         director: Director::new(),
         io,
@@ -160,7 +174,9 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         start: Instant::now(),
         kind: cfg.kind,
     };
-    let t = std::thread::Builder::new().name("rlvs-engine".into()).spawn(move || engine.run(rx, waker, stop))?;
+    let t = std::thread::Builder::new()
+        .name("rlvs-engine".into())
+        .spawn(move || engine.run(rx, waker, stop))?;
     Ok((handle, t))
 }
 
@@ -184,7 +200,9 @@ impl BlockConsumer for Consumer<'_> {
             return;
         }
         let verdict = {
-            let Ok(eth) = EthernetFrame::new_checked(&*f.frame()) else { return };
+            let Ok(eth) = EthernetFrame::new_checked(&*f.frame()) else {
+                return;
+            };
             if eth.ethertype() != EtherType::Ipv4 {
                 return;
             }
@@ -193,23 +211,25 @@ impl BlockConsumer for Consumer<'_> {
         match verdict {
             Verdict::NotOurs => self.stats.not_ours += 1,
             Verdict::Drop(_) => self.stats.dropped += 1,
-            Verdict::Forward(fw) if fw.method == FwdMethod::DirectRoute => match self.hops.get(&fw.daddr) {
-                Some(hop) => {
-                    if rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.src, hop.dst).is_ok() {
-                        // SAFETY: the frame lives in the ring block, which is
-                        // only returned to the kernel after block_done flushes.
-                        unsafe { self.tx.queue(hop.ifindex, hop.dst.0, f.vnet_and_frame) };
-                        self.stats.forwarded += 1;
+            Verdict::Forward(fw) if fw.method == FwdMethod::DirectRoute => {
+                match self.hops.get(&fw.daddr) {
+                    Some(hop) => {
+                        if rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.src, hop.dst).is_ok() {
+                            // SAFETY: the frame lives in the ring block, which is
+                            // only returned to the kernel after block_done flushes.
+                            unsafe { self.tx.queue(hop.ifindex, hop.dst.0, f.vnet_and_frame) };
+                            self.stats.forwarded += 1;
+                        }
+                    }
+                    None => {
+                        let q = self.pending.entry(fw.daddr).or_default();
+                        if q.len() < PENDING_PER_HOP {
+                            q.push(f.vnet_and_frame.to_vec());
+                        }
+                        self.stats.waiting_for_neighbour += 1;
                     }
                 }
-                None => {
-                    let q = self.pending.entry(fw.daddr).or_default();
-                    if q.len() < PENDING_PER_HOP {
-                        q.push(f.vnet_and_frame.to_vec());
-                    }
-                    self.stats.waiting_for_neighbour += 1;
-                }
-            },
+            }
             // NAT, TUN and FULLNAT transmitters come with their own issue.
             Verdict::Forward(_) => self.stats.dropped += 1,
         }
@@ -303,9 +323,17 @@ impl Engine {
     fn control(&mut self, msg: ControlMsg) {
         let mutating = !matches!(
             msg.req,
-            Request::Info | Request::GetTimeouts | Request::ListServices | Request::GetService { .. } | Request::ListConns
+            Request::Info
+                | Request::GetTimeouts
+                | Request::ListServices
+                | Request::GetService { .. }
+                | Request::ListConns
         );
-        let before: Vec<ServiceKey> = if mutating { self.director.service_keys() } else { Vec::new() };
+        let before: Vec<ServiceKey> = if mutating {
+            self.director.service_keys()
+        } else {
+            Vec::new()
+        };
         let now = self.now();
         let resp = rlvs_ctl::handle(&mut self.director, msg.req, now, self.kind.name());
         (msg.reply)(resp);
@@ -319,7 +347,12 @@ impl Engine {
                 tracing::error!(error = %e, "could not update the nftables guard");
             }
         }
-        let mut addrs: Vec<IpAddr> = self.director.services().iter().flat_map(|s| s.dests.iter().map(|d| d.config.addr)).collect();
+        let mut addrs: Vec<IpAddr> = self
+            .director
+            .services()
+            .iter()
+            .flat_map(|s| s.dests.iter().map(|d| d.config.addr))
+            .collect();
         addrs.sort();
         addrs.dedup();
         self.hops.retain(|a, _| addrs.contains(a));

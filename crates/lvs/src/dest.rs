@@ -1,9 +1,9 @@
 //! Real servers ("destinations") and the connection counters the schedulers
 //! read.
 
+use crate::service::SvcId;
 use crate::stats::Counters;
 use crate::time::Time;
-use crate::service::SvcId;
 use crate::types::{DestConfig, FwdMethod, ServiceKey};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -155,11 +155,15 @@ impl DestArena {
     }
 
     pub fn get(&self, id: DestId) -> &Dest {
-        self.slots[id.0 as usize].as_ref().expect("live destination id")
+        self.slots[id.0 as usize]
+            .as_ref()
+            .expect("live destination id")
     }
 
     pub fn get_mut(&mut self, id: DestId) -> &mut Dest {
-        self.slots[id.0 as usize].as_mut().expect("live destination id")
+        self.slots[id.0 as usize]
+            .as_mut()
+            .expect("live destination id")
     }
 }
 

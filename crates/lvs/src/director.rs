@@ -140,8 +140,11 @@ impl Director {
             return Err(IpvsError::Exists);
         }
         validate_service(&key, &config)?;
-        let sched = sched::create(&config.scheduler, crate::dest::DestList::new(&[], &self.dests))
-            .ok_or(IpvsError::NotFound)?;
+        let sched = sched::create(
+            &config.scheduler,
+            crate::dest::DestList::new(&[], &self.dests),
+        )
+        .ok_or(IpvsError::NotFound)?;
         let id = match self.services.iter().position(Option::is_none) {
             Some(i) => SvcId(i as u32),
             None => {
@@ -149,18 +152,29 @@ impl Director {
                 SvcId(self.services.len() as u32 - 1)
             }
         };
-        self.services[id.0 as usize] = Some(Service { key, config, dests: Vec::new(), sched, stats: Counters::default() });
+        self.services[id.0 as usize] = Some(Service {
+            key,
+            config,
+            dests: Vec::new(),
+            sched,
+            stats: Counters::default(),
+        });
         self.by_key.insert(key, id);
         self.order.push(id);
         Ok(())
     }
 
-    pub fn edit_service(&mut self, key: &ServiceKey, config: ServiceConfig) -> Result<(), IpvsError> {
+    pub fn edit_service(
+        &mut self,
+        key: &ServiceKey,
+        config: ServiceConfig,
+    ) -> Result<(), IpvsError> {
         let id = self.service_id(key)?;
         validate_service(key, &config)?;
         let svc = self.services[id.0 as usize].as_mut().unwrap();
         if svc.config.scheduler != config.scheduler {
-            svc.sched = sched::create(&config.scheduler, svc.dest_list(&self.dests)).ok_or(IpvsError::NotFound)?;
+            svc.sched = sched::create(&config.scheduler, svc.dest_list(&self.dests))
+                .ok_or(IpvsError::NotFound)?;
         }
         svc.config = config;
         Ok(())
@@ -172,7 +186,7 @@ impl Director {
         self.by_key.remove(key);
         self.order.retain(|&o| o != id);
         for d in svc.dests {
-            self.to_trash(d, now);
+            self.move_to_trash(d, now);
         }
         Ok(())
     }
@@ -184,10 +198,19 @@ impl Director {
         }
     }
 
-    pub fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig, now: Time) -> Result<(), IpvsError> {
+    pub fn add_dest(
+        &mut self,
+        key: &ServiceKey,
+        cfg: DestConfig,
+        now: Time,
+    ) -> Result<(), IpvsError> {
         let sid = self.service_id(key)?;
         validate_dest(&cfg)?;
-        if self.svc(sid).position(&self.dests, cfg.addr, cfg.port).is_some() {
+        if self
+            .svc(sid)
+            .position(&self.dests, cfg.addr, cfg.port)
+            .is_some()
+        {
             return Err(IpvsError::Exists);
         }
         let revived = self.trash.iter().position(|&t| {
@@ -215,7 +238,10 @@ impl Director {
     pub fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), IpvsError> {
         let sid = self.service_id(key)?;
         validate_dest(&cfg)?;
-        let idx = self.svc(sid).position(&self.dests, cfg.addr, cfg.port).ok_or(IpvsError::NotFound)?;
+        let idx = self
+            .svc(sid)
+            .position(&self.dests, cfg.addr, cfg.port)
+            .ok_or(IpvsError::NotFound)?;
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
         self.dests.get_mut(svc.dests[idx]).update(&cfg, false);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
@@ -223,14 +249,23 @@ impl Director {
         Ok(())
     }
 
-    pub fn del_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16, now: Time) -> Result<(), IpvsError> {
+    pub fn del_dest(
+        &mut self,
+        key: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+        now: Time,
+    ) -> Result<(), IpvsError> {
         let sid = self.service_id(key)?;
-        let idx = self.svc(sid).position(&self.dests, addr, port).ok_or(IpvsError::NotFound)?;
+        let idx = self
+            .svc(sid)
+            .position(&self.dests, addr, port)
+            .ok_or(IpvsError::NotFound)?;
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
         let id = svc.dests.remove(idx);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         svc.sched.dest_removed(list, idx);
-        self.to_trash(id, now);
+        self.move_to_trash(id, now);
         Ok(())
     }
 
@@ -319,7 +354,9 @@ impl Director {
     /// Connection state, counters and statistics are updated; for DR the
     /// packet bytes are left unchanged.
     pub fn process_ipv4(&mut self, l3: &[u8], now: Time) -> Verdict {
-        let Ok(ip) = Ipv4Packet::new_checked(l3) else { return Verdict::NotOurs };
+        let Ok(ip) = Ipv4Packet::new_checked(l3) else {
+            return Verdict::NotOurs;
+        };
         let protocol = match ip.protocol() {
             IpProtocol::Tcp => Protocol::Tcp,
             IpProtocol::Udp => Protocol::Udp,
@@ -340,22 +377,41 @@ impl Director {
                 Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
             },
         };
-        let key = ConnKey { protocol, caddr: ip.src_addr().into(), cport, vaddr: ip.dst_addr().into(), vport };
+        let key = ConnKey {
+            protocol,
+            caddr: ip.src_addr().into(),
+            cport,
+            vaddr: ip.dst_addr().into(),
+            vport,
+        };
         self.process(key, flags, usize::from(ip.total_len()), now)
     }
 
     fn malformed(&self, protocol: Protocol, vaddr: IpAddr, l4: &[u8]) -> Verdict {
         // A truncated header to a service address is ours to drop; anything
         // else is the kernel's business.
-        let vport = if l4.len() >= 4 { u16::from_be_bytes([l4[2], l4[3]]) } else { return Verdict::NotOurs };
-        match self.by_key.contains_key(&ServiceKey::new(protocol, vaddr, vport)) {
+        let vport = if l4.len() >= 4 {
+            u16::from_be_bytes([l4[2], l4[3]])
+        } else {
+            return Verdict::NotOurs;
+        };
+        match self
+            .by_key
+            .contains_key(&ServiceKey::new(protocol, vaddr, vport))
+        {
             true => Verdict::Drop(DropReason::Malformed),
             false => Verdict::NotOurs,
         }
     }
 
     /// The protocol-independent part of packet processing, from the client side.
-    pub fn process(&mut self, key: ConnKey, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
+    pub fn process(
+        &mut self,
+        key: ConnKey,
+        flags: Option<TcpFlags>,
+        bytes: usize,
+        now: Time,
+    ) -> Verdict {
         let new_conn = flags.is_none_or(|f| f.syn() && !f.rst());
         if let Some(cid) = self.conns.lookup(&key) {
             // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
@@ -366,13 +422,22 @@ impl Director {
             }
             self.expire_conn(cid, now);
         }
-        let Some(&sid) = self.by_key.get(&ServiceKey::new(key.protocol, key.vaddr, key.vport)) else {
+        let Some(&sid) = self
+            .by_key
+            .get(&ServiceKey::new(key.protocol, key.vaddr, key.vport))
+        else {
             return Verdict::NotOurs;
         };
         if !new_conn {
             return Verdict::Drop(DropReason::NoConnection);
         }
-        let input = SchedInput { protocol: key.protocol, caddr: key.caddr, cport: key.cport, vaddr: key.vaddr, vport: key.vport };
+        let input = SchedInput {
+            protocol: key.protocol,
+            caddr: key.caddr,
+            cport: key.cport,
+            vaddr: key.vaddr,
+            vport: key.vport,
+        };
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         let Some(idx) = svc.sched.schedule(list, &input, now) else {
@@ -418,7 +483,13 @@ impl Director {
         })
     }
 
-    fn forward(&mut self, cid: ConnId, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
+    fn forward(
+        &mut self,
+        cid: ConnId,
+        flags: Option<TcpFlags>,
+        bytes: usize,
+        now: Time,
+    ) -> Verdict {
         let did = self.conns.get(cid).dest;
         if !self.dests.get(did).available {
             // expire_nodest_conn is 0 by default: drop without refreshing the timer.
@@ -430,11 +501,20 @@ impl Director {
         };
         let c = self.conns.get_mut(cid);
         c.expires = now + Span::from_secs(u64::from(timeout));
-        let fwd = Forward { method: c.fwd, daddr: c.daddr, dport: c.dport, dest: did };
+        let fwd = Forward {
+            method: c.fwd,
+            daddr: c.daddr,
+            dport: c.dport,
+            dest: did,
+        };
         let d = self.dests.get_mut(did);
         d.stats.count_in(bytes);
         if let Some(sid) = d.svc {
-            self.services[sid.0 as usize].as_mut().unwrap().stats.count_in(bytes);
+            self.services[sid.0 as usize]
+                .as_mut()
+                .unwrap()
+                .stats
+                .count_in(bytes);
         }
         self.stats.count_in(bytes);
         Verdict::Forward(fwd)
@@ -452,7 +532,9 @@ impl Director {
                 dir = Direction::InputOnly;
             }
         }
-        let ConnState::Tcp(old) = c.state else { return self.timeouts.udp };
+        let ConnState::Tcp(old) = c.state else {
+            return self.timeouts.udp;
+        };
         let new = tcp::next_state(old, dir, flags);
         if new != old {
             let d = self.dests.get_mut(c.dest);
@@ -522,7 +604,7 @@ impl Director {
 
     // --------------------------------------------------------------- helpers
 
-    fn to_trash(&mut self, id: DestId, now: Time) {
+    fn move_to_trash(&mut self, id: DestId, now: Time) {
         let d = self.dests.get_mut(id);
         d.available = false;
         d.svc = None;
@@ -573,7 +655,10 @@ impl Director {
 }
 
 fn validate_service(key: &ServiceKey, cfg: &ServiceConfig) -> Result<(), IpvsError> {
-    if key.addr.is_ipv6() && cfg.flags & crate::types::svc_flags::PERSISTENT != 0 && !(1..=128).contains(&cfg.netmask) {
+    if key.addr.is_ipv6()
+        && cfg.flags & crate::types::svc_flags::PERSISTENT != 0
+        && !(1..=128).contains(&cfg.netmask)
+    {
         return Err(IpvsError::Invalid);
     }
     Ok(())

@@ -54,7 +54,12 @@ pub struct ServiceKey {
 
 impl ServiceKey {
     pub fn new(protocol: Protocol, addr: IpAddr, port: u16) -> Self {
-        ServiceKey { protocol, addr, port, fwmark: 0 }
+        ServiceKey {
+            protocol,
+            addr,
+            port,
+            fwmark: 0,
+        }
     }
 }
 
@@ -108,6 +113,16 @@ pub struct DestConfig {
 
 impl DestConfig {
     pub fn new(addr: IpAddr, port: u16, fwd: FwdMethod, weight: i32) -> Self {
-        DestConfig { addr, port, fwd, weight, u_threshold: 0, l_threshold: 0, tun_type: 0, tun_port: 0, tun_flags: 0 }
+        DestConfig {
+            addr,
+            port,
+            fwd,
+            weight,
+            u_threshold: 0,
+            l_threshold: 0,
+            tun_type: 0,
+            tun_port: 0,
+            tun_flags: 0,
+        }
     }
 }

@@ -27,9 +27,16 @@ pub struct Lab {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip").args(args).output().context("running ip (iproute2)")?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip (iproute2)")?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -37,11 +44,17 @@ fn ip(args: &[&str]) -> Result<()> {
 /// Removes labs left behind by processes that no longer exist (a test
 /// killed with SIGKILL cannot run its destructors).
 fn sweep_stale() {
-    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
+        return;
+    };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
-        let Some(rest) = name.strip_prefix("rl") else { continue };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(rest) = name.strip_prefix("rl") else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             kill_all_in(name);
             let _ = ip(&["netns", "del", name]);
@@ -68,10 +81,20 @@ impl Lab {
             bail!("network-namespace labs need root");
         }
         sweep_stale();
-        let prefix = format!("rl{}-{}", std::process::id(), NEXT_LAB.fetch_add(1, Ordering::SeqCst));
+        let prefix = format!(
+            "rl{}-{}",
+            std::process::id(),
+            NEXT_LAB.fetch_add(1, Ordering::SeqCst)
+        );
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir)?;
-        Ok(Lab { prefix, switch: None, namespaces: Vec::new(), children: Vec::new(), dir })
+        Ok(Lab {
+            prefix,
+            switch: None,
+            namespaces: Vec::new(),
+            children: Vec::new(),
+            dir,
+        })
     }
 
     /// A scratch directory removed with the lab.
@@ -108,7 +131,9 @@ impl Lab {
         let sw = self.switch()?;
         let ns = self.add_ns(short)?;
         let port = format!("v-{short}");
-        ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &ns])?;
+        ip(&[
+            "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &ns,
+        ])?;
         ip(&["-n", &sw, "link", "set", &port, "master", BRIDGE, "up"])?;
         ip(&["-n", &ns, "link", "set", ifname, "address", mac])?;
         ip(&["-n", &ns, "addr", "add", cidr, "dev", ifname])?;
@@ -124,7 +149,9 @@ impl Lab {
     /// A veth pair between two hosts of this lab.
     pub fn link(&self, a: (&str, &str, &str, &str), b: (&str, &str, &str, &str)) -> Result<()> {
         // (namespace, ifname, mac, cidr)
-        ip(&["-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0])?;
+        ip(&[
+            "-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0,
+        ])?;
         for (ns, ifname, mac, cidr) in [a, b] {
             ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
             if !cidr.is_empty() {
@@ -143,14 +170,21 @@ impl Lab {
 
     /// Runs a command in `ns` and returns its output, whatever its status.
     pub fn run(&self, ns: &str, argv: &[&str]) -> Result<Output> {
-        self.command(ns, argv).stdin(Stdio::null()).output().with_context(|| format!("running {argv:?} in {ns}"))
+        self.command(ns, argv)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {argv:?} in {ns}"))
     }
 
     /// Runs a command in `ns` and returns its stdout; fails unless it succeeds.
     pub fn ok(&self, ns: &str, argv: &[&str]) -> Result<String> {
         let out = self.run(ns, argv)?;
         if !out.status.success() {
-            bail!("{argv:?} in {ns} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "{argv:?} in {ns} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -178,7 +212,9 @@ impl Lab {
 
     /// Stops a spawned process with `signal` and waits (bounded) for it.
     pub fn stop(&mut self, name: &str, signal: i32) -> Result<Option<std::process::ExitStatus>> {
-        let Some(i) = self.children.iter().position(|(n, _)| n == name) else { bail!("no process {name}") };
+        let Some(i) = self.children.iter().position(|(n, _)| n == name) else {
+            bail!("no process {name}")
+        };
         let (_, mut child) = self.children.remove(i);
         // `ip netns exec` execs the command, so the pid is the process itself.
         // SAFETY: plain kill(2) on our own child.

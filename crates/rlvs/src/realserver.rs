@@ -24,7 +24,12 @@ pub struct Args {
     mode: String,
 }
 
-const SYSCTLS: [(&str, &str); 4] = [("all", "arp_ignore"), ("lo", "arp_ignore"), ("all", "arp_announce"), ("lo", "arp_announce")];
+const SYSCTLS: [(&str, &str); 4] = [
+    ("all", "arp_ignore"),
+    ("lo", "arp_ignore"),
+    ("all", "arp_announce"),
+    ("lo", "arp_announce"),
+];
 const WANTED: [&str; 4] = ["1", "1", "2", "2"];
 
 fn sysctl_path(dev: &str, key: &str) -> PathBuf {
@@ -50,7 +55,9 @@ pub fn run(args: Args) -> Result<()> {
         if args.vip.is_ipv4() {
             let previous: Vec<String> = SYSCTLS
                 .iter()
-                .map(|(d, k)| std::fs::read_to_string(sysctl_path(d, k)).map(|s| s.trim().to_string()))
+                .map(|(d, k)| {
+                    std::fs::read_to_string(sysctl_path(d, k)).map(|s| s.trim().to_string())
+                })
                 .collect::<Result<_, _>>()
                 .context("reading ARP sysctls")?;
             if !state.exists() {
@@ -62,10 +69,15 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         let label = args.vip.is_ipv4().then_some("lo:1");
-        rtnl.addr_add(lo, args.vip, prefix, label).context("adding the VIP to lo")?;
-        println!("real server ready for VIP {}: on lo, ARP silenced", args.vip);
+        rtnl.addr_add(lo, args.vip, prefix, label)
+            .context("adding the VIP to lo")?;
+        println!(
+            "real server ready for VIP {}: on lo, ARP silenced",
+            args.vip
+        );
     } else {
-        rtnl.addr_del(lo, args.vip, prefix).context("removing the VIP from lo")?;
+        rtnl.addr_del(lo, args.vip, prefix)
+            .context("removing the VIP from lo")?;
         if args.vip.is_ipv4() {
             let restore: Vec<String> = match std::fs::read_to_string(&state) {
                 Ok(s) => s.split_whitespace().map(String::from).collect(),
@@ -73,7 +85,8 @@ pub fn run(args: Args) -> Result<()> {
                 Err(_) => vec!["0".into(); 4],
             };
             for ((d, k), v) in SYSCTLS.iter().zip(restore) {
-                std::fs::write(sysctl_path(d, k), &v).with_context(|| format!("restoring {d}/{k}"))?;
+                std::fs::write(sysctl_path(d, k), &v)
+                    .with_context(|| format!("restoring {d}/{k}"))?;
             }
             let _ = std::fs::remove_file(&state);
         }

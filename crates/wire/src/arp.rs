@@ -1,6 +1,6 @@
 //! ARP for IPv4 over Ethernet (RFC 826).
 
-use crate::{be16, put16, EthernetAddress, Error, Result};
+use crate::{be16, put16, Error, EthernetAddress, Result};
 use std::net::Ipv4Addr;
 
 pub const PACKET_LEN: usize = 28;
@@ -141,7 +141,13 @@ mod tests {
     fn rejects_non_ethernet_ipv4() {
         let mut b = [0u8; 28];
         b[1] = 6; // hardware type 6 (IEEE 802)
-        assert_eq!(ArpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
-        assert_eq!(ArpPacket::new_checked(&b[..10]).unwrap_err(), Error::Truncated);
+        assert_eq!(
+            ArpPacket::new_checked(&b[..]).unwrap_err(),
+            Error::Malformed
+        );
+        assert_eq!(
+            ArpPacket::new_checked(&b[..10]).unwrap_err(),
+            Error::Truncated
+        );
     }
 }

@@ -46,8 +46,19 @@ impl TcpState {
         }
     }
 
-    pub const ALL: [TcpState; 11] =
-        [None, Established, SynSent, SynRecv, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, SynAck];
+    pub const ALL: [TcpState; 11] = [
+        None,
+        Established,
+        SynSent,
+        SynRecv,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        LastAck,
+        Listen,
+        SynAck,
+    ];
 }
 
 /// Which way a packet travels, in IPVS's terms.
@@ -81,22 +92,109 @@ pub fn default_timeout(s: TcpState) -> u32 {
 // Rows are syn, fin, ack, rst; columns are the current state in enum order.
 type Row = [TcpState; 11];
 const INPUT: [Row; 4] = [
-    [SynRecv, Established, Established, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv],
-    [Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen, TimeWait],
-    [Close, Established, SynSent, Established, FinWait, TimeWait, Close, CloseWait, Close, Listen, Established],
-    [Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, SynRecv],
+    [
+        SynRecv,
+        Established,
+        Established,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+    ],
+    [
+        Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen,
+        TimeWait,
+    ],
+    [
+        Close,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        Close,
+        Listen,
+        Established,
+    ],
+    [
+        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, SynRecv,
+    ],
 ];
 const OUTPUT: [Row; 4] = [
-    [SynSent, Established, SynSent, SynRecv, SynSent, SynSent, SynSent, SynSent, SynSent, Listen, SynRecv],
-    [TimeWait, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, TimeWait, LastAck, Listen, TimeWait],
-    [Established, Established, SynSent, Established, FinWait, TimeWait, Close, CloseWait, LastAck, Established, Established],
-    [Close, Close, SynSent, Close, Close, TimeWait, Close, Close, Close, Close, Close],
+    [
+        SynSent,
+        Established,
+        SynSent,
+        SynRecv,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        SynSent,
+        Listen,
+        SynRecv,
+    ],
+    [
+        TimeWait, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, TimeWait, LastAck, Listen,
+        TimeWait,
+    ],
+    [
+        Established,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        LastAck,
+        Established,
+        Established,
+    ],
+    [
+        Close, Close, SynSent, Close, Close, TimeWait, Close, Close, Close, Close, Close,
+    ],
 ];
 const INPUT_ONLY: [Row; 4] = [
-    [SynRecv, Established, Established, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv],
-    [Close, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, TimeWait],
-    [Close, Established, SynSent, Established, FinWait, TimeWait, Close, CloseWait, Close, Listen, Established],
-    [Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, Close],
+    [
+        SynRecv,
+        Established,
+        Established,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+        SynRecv,
+    ],
+    [
+        Close, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, CloseWait, LastAck, Listen,
+        TimeWait,
+    ],
+    [
+        Close,
+        Established,
+        SynSent,
+        Established,
+        FinWait,
+        TimeWait,
+        Close,
+        CloseWait,
+        Close,
+        Listen,
+        Established,
+    ],
+    [
+        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, Close,
+    ],
 ];
 
 /// The next state for a segment with `flags` seen in `dir` while in `state`.
@@ -165,8 +263,15 @@ mod tests {
     #[test]
     fn flag_precedence_and_no_flags() {
         let all = TcpFlags(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK);
-        assert_eq!(next_state(Established, Direction::Input, all), Close, "RST first");
-        assert_eq!(next_state(Established, Direction::Input, TcpFlags(TcpFlags::PSH)), Close);
+        assert_eq!(
+            next_state(Established, Direction::Input, all),
+            Close,
+            "RST first"
+        );
+        assert_eq!(
+            next_state(Established, Direction::Input, TcpFlags(TcpFlags::PSH)),
+            Close
+        );
     }
 
     /// Every cell of the three tables, written out as the kernel's comment
@@ -216,7 +321,11 @@ INPUT_ONLY rst sCL sCL sCL sSR sCL sCL sCL sCL sLA sLI sCL";
                 _ => RST,
             };
             for (from, want) in TcpState::ALL.iter().zip(&f[2..]) {
-                assert_eq!(next_state(*from, dir, flags), code(want), "{line} from {from:?}");
+                assert_eq!(
+                    next_state(*from, dir, flags),
+                    code(want),
+                    "{line} from {from:?}"
+                );
                 checked += 1;
             }
         }

@@ -27,7 +27,9 @@ impl Scheduler for WeightedLeastConnection {
             }
             let doh = d.conn_overhead();
             // loh/lw > doh/dw, without division.
-            if u128::from(loh) * d.weight as u128 > u128::from(doh) * dests.get(least).weight as u128 {
+            if u128::from(loh) * d.weight as u128
+                > u128::from(doh) * dests.get(least).weight as u128
+            {
                 least = i;
                 loh = doh;
             }

@@ -1,0 +1,81 @@
+//! Shared pieces of the namespace tests: the rlvs binary under test, an
+//! `ipvsadm` link to it, and a daemon started in a lab namespace.
+
+#![allow(dead_code)]
+
+use rlvs_netlab::Lab;
+use std::time::Duration;
+
+pub fn rlvs() -> String {
+    env!("CARGO_BIN_EXE_rlvs").to_string()
+}
+
+/// An `ipvsadm` symlink to the rlvs binary, inside the lab directory.
+pub fn ipvsadm(lab: &Lab) -> String {
+    let link = lab.dir().join("ipvsadm");
+    if !link.exists() {
+        std::os::unix::fs::symlink(rlvs(), &link).unwrap();
+    }
+    link.to_string_lossy().into_owned()
+}
+
+/// Starts `rlvs daemon` in `ns` and waits until it answers ipvsadm.
+pub fn start_daemon(lab: &mut Lab, ns: &str, name: &str, extra: &[&str]) {
+    let rlvs = rlvs();
+    let mut argv = vec![rlvs.as_str(), "daemon", "--log", "debug"];
+    argv.extend(extra);
+    lab.spawn(ns, name, &argv).unwrap();
+    let adm = ipvsadm(lab);
+    let up = Lab::wait_for(Duration::from_secs(15), || {
+        lab.run(ns, &[&adm, "-Ln"])
+            .ok()
+            .filter(|o| o.status.success())
+    });
+    assert!(
+        up.is_some(),
+        "daemon {name} did not come up:\n{}",
+        lab.log(name)
+    );
+}
+
+/// Runs ipvsadm in `ns`, returning (stdout, stderr, exit code).
+pub fn adm(lab: &Lab, ns: &str, args: &str) -> (String, String, i32) {
+    let path = ipvsadm(lab);
+    let mut argv = vec![path.as_str()];
+    argv.extend(args.split_whitespace());
+    let out = lab.run(ns, &argv).unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+/// `n` bytes that compress badly, the same every run.
+pub fn payload(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The seed's vs.sh listing, as real ipvsadm 1.31 printed it in the lab.
+pub fn golden_seed_listing() -> String {
+    let path = format!(
+        "{}/../../tests/golden/ipvsadm/errors.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let first = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    v["listing"]["stdout"].as_str().unwrap().to_string()
+}
