@@ -657,18 +657,18 @@ fn generic_opt_check(ctx: &mut Ctx, cmd: Cmd, options: u64) -> Result<(), Exit> 
                     ),
                 ))
             }
-            (true, b'1') => {
-                match last {
-                    None => last = Some(j),
-                    Some(l) => return Err(ctx.fail(
+            (true, b'1') => match last {
+                None => last = Some(j),
+                Some(l) => {
+                    return Err(ctx.fail(
                         2,
                         format!(
                             "The option '{}' conflicts with the '{}' option in the '{}' command",
                             OPTNAMES[j], OPTNAMES[l], CMDNAMES[i]
                         ),
-                    )),
+                    ))
                 }
-            }
+            },
             _ => {}
         }
     }
@@ -702,13 +702,15 @@ fn tunnel_opt_check(ctx: &mut Ctx, tun_type: u8, options: u64) -> Result<(), Exi
             }
             (true, b'1') => match last {
                 None => last = Some(k),
-                Some(l) => return Err(ctx.fail(
-                    2,
-                    format!(
+                Some(l) => {
+                    return Err(ctx.fail(
+                        2,
+                        format!(
                         "The option '{}' conflicts with the '{}' option in the '{tn}' tunnel type",
                         OPTNAMES[k], OPTNAMES[l]
                     ),
-                )),
+                    ))
+                }
             },
             _ => {}
         }

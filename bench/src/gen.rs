@@ -1,0 +1,121 @@
+//! A UDP frame blaster: prebuilt 64-byte frames (one per flow) pushed
+//! through an AF_PACKET socket with sendmmsg, bounded in time and count.
+//! It refuses to run in the host's own network namespace.
+
+use anyhow::{bail, Result};
+use rlvs_wire::{
+    EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+pub struct GenArgs {
+    pub ifname: String,
+    pub src_mac: EthernetAddress,
+    pub dst_mac: EthernetAddress,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub dport: u16,
+    pub flows: u16,
+    pub seconds: f64,
+    pub max_packets: u64,
+}
+
+/// Frames of 64 bytes on the wire without FCS: 14 + 20 + 8 + 18 payload.
+fn frames(a: &GenArgs) -> Vec<Vec<u8>> {
+    (0..a.flows)
+        .map(|i| {
+            let payload = 18;
+            let udp = UdpRepr {
+                src_port: 10000 + i,
+                dst_port: a.dport,
+                payload_len: payload,
+            };
+            let ip = Ipv4Repr {
+                src: a.src,
+                dst: a.dst,
+                protocol: IpProtocol::Udp,
+                payload_len: udp.buffer_len(),
+                ttl: 64,
+                ident: i,
+                dont_frag: false,
+            };
+            let mut f = vec![0u8; 14 + ip.buffer_len()];
+            EthernetRepr {
+                src: a.src_mac,
+                dst: a.dst_mac,
+                ethertype: EtherType::Ipv4,
+            }
+            .emit(&mut f);
+            ip.emit(&mut f[14..]);
+            udp.emit(&mut f[34..]);
+            let mut u = UdpPacket::new_checked(&mut f[34..]).unwrap();
+            u.fill_checksum_v4(a.src, a.dst);
+            debug_assert!(Ipv4Packet::new_checked(&f[14..]).unwrap().verify_checksum());
+            f
+        })
+        .collect()
+}
+
+pub fn run(a: GenArgs) -> Result<u64> {
+    if rlvs_dataplane::iface::in_initial_netns() {
+        bail!("the generator sends raw frames and only runs inside a network namespace");
+    }
+    let ifindex = rlvs_dataplane::iface::index_of(&a.ifname)
+        .ok_or_else(|| anyhow::anyhow!("no interface {}", a.ifname))?;
+    // SAFETY: plain socket(2); closed at the end.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    if fd < 0 {
+        bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+    }
+    let one: i32 = 1;
+    // SAFETY: PACKET_QDISC_BYPASS takes an int.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            20,
+            &one as *const i32 as *const libc::c_void,
+            4,
+        )
+    };
+    let mut frames = frames(&a);
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    sll.sll_addr[..6].copy_from_slice(&a.dst_mac.0);
+    const BATCH: usize = 64;
+    let mut iovs: Vec<libc::iovec> = Vec::with_capacity(BATCH);
+    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(BATCH);
+    let deadline = Instant::now() + Duration::from_secs_f64(a.seconds);
+    let (mut sent, mut next) = (0u64, 0usize);
+    while Instant::now() < deadline && sent < a.max_packets {
+        iovs.clear();
+        msgs.clear();
+        for _ in 0..BATCH {
+            let f = &mut frames[next];
+            next = (next + 1) % a.flows as usize;
+            iovs.push(libc::iovec {
+                iov_base: f.as_mut_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            });
+        }
+        for iov in iovs.iter_mut() {
+            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            m.msg_hdr.msg_name = &mut sll as *mut _ as *mut libc::c_void;
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            m.msg_hdr.msg_iov = iov;
+            m.msg_hdr.msg_iovlen = 1;
+            msgs.push(m);
+        }
+        // SAFETY: msgs and the frames they point to are live.
+        let r = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as u32, 0) };
+        if r > 0 {
+            sent += r as u64;
+        }
+    }
+    // SAFETY: closing our fd.
+    unsafe { libc::close(fd) };
+    Ok(sent)
+}
