@@ -1,0 +1,17 @@
+#!/bin/bash
+# Installs what rlvs's demo and tests need on Debian 12 (as root), only when
+# something is missing: iproute2 and nftables for namespaces and the ingress
+# guard, curl and python3 for the real HTTP clients and servers, ethtool to
+# check offloads, util-linux/procps/coreutils for setpriv, sysctl, sha256sum.
+set -euo pipefail
+pkgs=(iproute2 nftables curl python3 ethtool util-linux procps coreutils)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; exit 1; }
