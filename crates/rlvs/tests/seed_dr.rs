@@ -310,3 +310,78 @@ fn realserver_start_and_stop_undo_exactly() {
         before_addrs
     );
 }
+
+/// Real servers may sit behind any interface of the director: the egress
+/// interface and next hop come from the routing table. Here the client is on
+/// eth0 and the only real server behind eth1; UDP datagrams to the VIP must
+/// reach it.
+#[test]
+fn real_server_behind_a_second_interface() {
+    let mut lab = Lab::new().unwrap();
+    let client = lab.bare_host("cl").unwrap();
+    let dir = lab.bare_host("dir").unwrap();
+    let rs = lab.bare_host("rs").unwrap();
+    lab.link(
+        (&client, "eth0", "02:00:00:00:02:01", "10.1.1.10/24"),
+        (&dir, "eth0", "02:00:00:00:02:02", "10.1.1.243/24"),
+    )
+    .unwrap();
+    lab.link(
+        (&dir, "eth1", "02:00:00:00:02:03", "10.4.0.254/24"),
+        (&rs, "eth0", "02:00:00:00:02:04", "10.4.0.1/24"),
+    )
+    .unwrap();
+    let rlvs = rlvs();
+    lab.ok(&rs, &[&rlvs, "realserver", "start", "--vip", VIP])
+        .unwrap();
+    let got = lab.dir().join("received.txt");
+    let recv = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('{VIP}',9))\n\
+         f=open('{}','a')\nwhile True:\n  d,a=s.recvfrom(100)\n  f.write(d.decode()+' '+a[0]+'\\n');f.flush()\n",
+        got.display()
+    );
+    lab.spawn(&rs, "udp-sink", &["python3", "-c", &recv])
+        .unwrap();
+    lab.ok(
+        &dir,
+        &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
+    )
+    .unwrap();
+    start_daemon(&mut lab, &dir, "daemon", &[]);
+    assert_eq!(adm(&lab, &dir, &format!("-A -u {VIP}:9 -s rr")).2, 0);
+    assert_eq!(
+        adm(&lab, &dir, &format!("-a -u {VIP}:9 -r 10.4.0.1 -g")).2,
+        0
+    );
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"])
+        .unwrap();
+    let send = format!(
+        "import socket,time\nfor i in range(10):\n  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n  s.sendto(b'msg-%d'%i,('{VIP}',9))\n  time.sleep(0.02)\n"
+    );
+    lab.ok(&client, &["python3", "-c", &send]).unwrap();
+    let lines = Lab::wait_for(std::time::Duration::from_secs(5), || {
+        let s = std::fs::read_to_string(&got).unwrap_or_default();
+        (s.lines().count() == 10).then_some(s)
+    });
+    let lines = lines.unwrap_or_else(|| {
+        panic!(
+            "datagrams lost:\n{}\n{}",
+            std::fs::read_to_string(&got).unwrap_or_default(),
+            lab.log("daemon")
+        )
+    });
+    for i in 0..10 {
+        assert!(lines.contains(&format!("msg-{i} 10.1.1.10")), "{lines}");
+    }
+    let (stats, _, _) = adm(&lab, &dir, "-Ln --stats");
+    assert!(stats.contains("UDP  10.0.0.100:9"), "{stats}");
+    let (conns, _, _) = adm(&lab, &dir, "-Lnc");
+    assert_eq!(
+        conns
+            .lines()
+            .filter(|l| l.starts_with("UDP") && l.contains("10.4.0.1:9"))
+            .count(),
+        10,
+        "{conns}"
+    );
+}

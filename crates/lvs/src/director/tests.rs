@@ -558,3 +558,46 @@ fn lc_ignores_weight_but_not_zero() {
         .unwrap();
     assert_eq!(sequence(&mut d, 2), "AA");
 }
+
+/// Packets from the network are arbitrary bytes: none may panic the core,
+/// whatever the table holds.
+#[test]
+fn arbitrary_bytes_never_panic() {
+    let mut d = seed();
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let base = segment(4242, SYN);
+    for i in 0..200_000u32 {
+        let mut buf = if i % 2 == 0 {
+            let n = (rnd() % 80) as usize;
+            (0..n).map(|_| rnd() as u8).collect::<Vec<u8>>()
+        } else {
+            // Mutations of a valid SYN to the VIP: headers half right.
+            let mut b = base.clone();
+            for _ in 0..(rnd() % 4 + 1) {
+                let at = (rnd() as usize) % b.len();
+                b[at] = rnd() as u8;
+            }
+            b.truncate((rnd() as usize) % (b.len() + 1));
+            b
+        };
+        if i % 3 == 0 && buf.len() > 20 {
+            buf[0] = 0x45;
+        }
+        let _ = d.process_ipv4(&buf, Time(u64::from(i)));
+    }
+    d.expire(Time::from_secs(10_000));
+    assert_eq!(d.conn_count(), 0);
+    let s = d.service(&tcp_svc()).unwrap();
+    assert!(
+        s.dests
+            .iter()
+            .all(|x| x.activeconns == 0 && x.inactconns == 0),
+        "counters return to zero"
+    );
+}
