@@ -1,11 +1,13 @@
 #!/bin/bash
 # Every test: unit tests of the sans-IO cores, golden ipvsadm transcripts,
 # kernel scheduling sequences, and the namespace end-to-end tests (root).
-# Builds once, then runs the whole workspace's tests and closes with one
+# Checks formatting and lints, builds once, then runs the whole workspace's tests and closes with one
 # line counting them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --all-targets --quiet
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -5,6 +5,8 @@
 
 mod cmd;
 pub mod format;
+mod options;
+mod parse;
 pub mod popt;
 pub mod resolve;
 

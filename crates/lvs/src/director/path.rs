@@ -1,0 +1,261 @@
+//! The per-packet half of the director: connection lookup, scheduling of
+//! new connections, the TCP state machine with its counters, statistics, and
+//! the timers that expire connections and purge the destination trash.
+
+use super::*;
+
+impl Director {
+    // ------------------------------------------------------------ packet path
+
+    /// Decides what to do with an IPv4 packet (`l3` starts at the IP header).
+    /// Connection state, counters and statistics are updated; for DR the
+    /// packet bytes are left unchanged.
+    pub fn process_ipv4(&mut self, l3: &[u8], now: Time) -> Verdict {
+        let Ok(ip) = Ipv4Packet::new_checked(l3) else {
+            return Verdict::NotOurs;
+        };
+        let protocol = match ip.protocol() {
+            IpProtocol::Tcp => Protocol::Tcp,
+            IpProtocol::Udp => Protocol::Udp,
+            _ => return Verdict::NotOurs,
+        };
+        // Only whole datagrams carry ports; the kernel reassembles first, the
+        // userspace engine leaves fragments to the kernel.
+        if ip.is_fragment() {
+            return Verdict::NotOurs;
+        }
+        let (cport, vport, flags) = match protocol {
+            Protocol::Tcp => match TcpPacket::new_checked(ip.payload()) {
+                Ok(t) => (t.src_port(), t.dst_port(), Some(t.flags())),
+                Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
+            },
+            _ => match UdpPacket::new_checked(ip.payload()) {
+                Ok(u) => (u.src_port(), u.dst_port(), None),
+                Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
+            },
+        };
+        let key = ConnKey {
+            protocol,
+            caddr: ip.src_addr().into(),
+            cport,
+            vaddr: ip.dst_addr().into(),
+            vport,
+        };
+        self.process(key, flags, usize::from(ip.total_len()), now)
+    }
+
+    fn malformed(&self, protocol: Protocol, vaddr: IpAddr, l4: &[u8]) -> Verdict {
+        // A truncated header to a service address is ours to drop; anything
+        // else is the kernel's business.
+        let vport = if l4.len() >= 4 {
+            u16::from_be_bytes([l4[2], l4[3]])
+        } else {
+            return Verdict::NotOurs;
+        };
+        match self
+            .by_key
+            .contains_key(&ServiceKey::new(protocol, vaddr, vport))
+        {
+            true => Verdict::Drop(DropReason::Malformed),
+            false => Verdict::NotOurs,
+        }
+    }
+
+    /// The protocol-independent part of packet processing, from the client side.
+    pub fn process(
+        &mut self,
+        key: ConnKey,
+        flags: Option<TcpFlags>,
+        bytes: usize,
+        now: Time,
+    ) -> Verdict {
+        let new_conn = flags.is_none_or(|f| f.syn() && !f.rst());
+        if let Some(cid) = self.conns.lookup(&key) {
+            // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
+            let reuse = flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
+                && self.conns.get(cid).state == ConnState::Tcp(TcpState::TimeWait);
+            if !reuse {
+                return self.forward(cid, flags, bytes, now);
+            }
+            self.expire_conn(cid, now);
+        }
+        let Some(&sid) = self
+            .by_key
+            .get(&ServiceKey::new(key.protocol, key.vaddr, key.vport))
+        else {
+            return Verdict::NotOurs;
+        };
+        if !new_conn {
+            return Verdict::Drop(DropReason::NoConnection);
+        }
+        let input = SchedInput {
+            protocol: key.protocol,
+            caddr: key.caddr,
+            cport: key.cport,
+            vaddr: key.vaddr,
+            vport: key.vport,
+        };
+        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let list = crate::dest::DestList::new(&svc.dests, &self.dests);
+        let Some(idx) = svc.sched.schedule(list, &input, now) else {
+            return Verdict::Drop(DropReason::NoDestination);
+        };
+        let did = svc.dests[idx];
+        let dport = match self.dests.get(did).fwd {
+            // DR and TUN cannot change the port: the packet reaches the real
+            // server addressed to the VIP.
+            FwdMethod::DirectRoute | FwdMethod::Tunnel => key.vport,
+            _ => self.dests.get(did).port,
+        };
+        let cid = self.bind_new_conn(key, did, dport, now);
+        self.forward(cid, flags, bytes, now)
+    }
+
+    fn bind_new_conn(&mut self, key: ConnKey, did: DestId, dport: u16, now: Time) -> ConnId {
+        let d = self.dests.get_mut(did);
+        let fwd = d.fwd;
+        // New connections start inactive (IP_VS_CONN_F_INACTIVE is part of the
+        // destination's conn_flags) and become active on reaching ESTABLISHED.
+        d.inactconns += 1;
+        d.refs += 1;
+        d.stats.conns += 1;
+        d.check_overload_after_bind();
+        let sid = d.svc.expect("scheduled destination is in a service");
+        self.services[sid.0 as usize].as_mut().unwrap().stats.conns += 1;
+        self.stats.conns += 1;
+        let state = match key.protocol {
+            Protocol::Udp => ConnState::Udp,
+            _ => ConnState::Tcp(TcpState::None),
+        };
+        self.conns.insert(Conn {
+            key,
+            daddr: d.addr,
+            dport,
+            dest: did,
+            fwd,
+            state,
+            inactive: true,
+            no_output: fwd != FwdMethod::Masq,
+            expires: now,
+        })
+    }
+
+    fn forward(
+        &mut self,
+        cid: ConnId,
+        flags: Option<TcpFlags>,
+        bytes: usize,
+        now: Time,
+    ) -> Verdict {
+        let did = self.conns.get(cid).dest;
+        if !self.dests.get(did).available {
+            // expire_nodest_conn is 0 by default: drop without refreshing the timer.
+            return Verdict::Drop(DropReason::DestUnavailable);
+        }
+        let timeout = match flags {
+            Some(f) => self.set_tcp_state(cid, Direction::Input, f),
+            None => self.timeouts.udp,
+        };
+        let c = self.conns.get_mut(cid);
+        c.expires = now + Span::from_secs(u64::from(timeout));
+        let fwd = Forward {
+            method: c.fwd,
+            daddr: c.daddr,
+            dport: c.dport,
+            dest: did,
+        };
+        let d = self.dests.get_mut(did);
+        d.stats.count_in(bytes);
+        if let Some(sid) = d.svc {
+            self.services[sid.0 as usize]
+                .as_mut()
+                .unwrap()
+                .stats
+                .count_in(bytes);
+        }
+        self.stats.count_in(bytes);
+        Verdict::Forward(fwd)
+    }
+
+    /// set_tcp_state: moves the connection and its destination's counters;
+    /// returns the new state's timeout.
+    fn set_tcp_state(&mut self, cid: ConnId, dir: Direction, flags: TcpFlags) -> u32 {
+        let c = self.conns.get_mut(cid);
+        let mut dir = dir;
+        if c.no_output {
+            if dir == Direction::Output {
+                c.no_output = false;
+            } else {
+                dir = Direction::InputOnly;
+            }
+        }
+        let ConnState::Tcp(old) = c.state else {
+            return self.timeouts.udp;
+        };
+        let new = tcp::next_state(old, dir, flags);
+        if new != old {
+            let d = self.dests.get_mut(c.dest);
+            if !c.inactive && new != TcpState::Established {
+                d.activeconns -= 1;
+                d.inactconns += 1;
+                c.inactive = true;
+            } else if c.inactive && new == TcpState::Established {
+                d.activeconns += 1;
+                d.inactconns -= 1;
+                c.inactive = false;
+            }
+        }
+        c.state = ConnState::Tcp(new);
+        self.timeouts.tcp[new as usize]
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// Expires connections whose timers ran out and purges trashed
+    /// destinations nobody uses any more. Call about once a second.
+    pub fn expire(&mut self, now: Time) -> usize {
+        let ids = self.conns.expired(now);
+        let n = ids.len();
+        for id in ids {
+            self.expire_conn(id, now);
+        }
+        self.purge_trash(now);
+        n
+    }
+
+    fn expire_conn(&mut self, cid: ConnId, now: Time) {
+        let c = self.conns.remove(cid);
+        let d = self.dests.get_mut(c.dest);
+        if c.inactive {
+            d.inactconns -= 1;
+        } else {
+            d.activeconns -= 1;
+        }
+        d.refs -= 1;
+        d.check_overload_after_unbind();
+        if d.svc.is_none() && d.refs == 0 {
+            d.idle_since = Some(now);
+        }
+    }
+
+    fn purge_trash(&mut self, now: Time) {
+        let dests = &mut self.dests;
+        self.trash.retain(|&id| {
+            let d = dests.get_mut(id);
+            if d.refs > 0 {
+                return true;
+            }
+            match d.idle_since {
+                Some(t) if now - t >= DEST_TRASH_PERIOD => {
+                    dests.remove(id);
+                    false
+                }
+                Some(_) => true,
+                None => {
+                    d.idle_since = Some(now);
+                    true
+                }
+            }
+        });
+    }
+}
