@@ -9,6 +9,7 @@ use crate::nft::Guard;
 use crate::resolver::{NextHop, Resolver, Waker};
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{Request, Response};
+use rlvs_lvs::director::DropReason;
 use rlvs_lvs::{Director, FwdMethod, ServiceKey, Time, Verdict};
 use rlvs_wire::{EtherType, EthernetFrame};
 use std::collections::HashMap;
@@ -95,6 +96,33 @@ pub struct EngineStats {
     pub dropped: u64,
     pub waiting_for_neighbour: u64,
     pub truncated: u64,
+    pub icmp_sent: u64,
+}
+
+/// The kernel's global ICMP budget (icmp_msgs_per_sec 1000, burst 50), so a
+/// flood to a service without real servers cannot make the director flood.
+#[derive(Debug)]
+struct IcmpBudget {
+    tokens: u64,
+    last: Time,
+}
+
+impl IcmpBudget {
+    const PER_SEC: u64 = 1000;
+    const BURST: u64 = 50;
+
+    fn take(&mut self, now: Time) -> bool {
+        let refill = (now.as_millis().saturating_sub(self.last.as_millis())) * Self::PER_SEC / 1000;
+        if refill > 0 {
+            self.tokens = (self.tokens + refill).min(Self::BURST);
+            self.last = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
 }
 
 struct Io {
@@ -112,6 +140,7 @@ struct Engine {
     /// neighbour queue holds them), a few per address.
     pending: HashMap<IpAddr, Vec<Vec<u8>>>,
     stats: EngineStats,
+    icmp: IcmpBudget,
     start: Instant,
     kind: EngineKind,
 }
@@ -171,6 +200,10 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         hops: HashMap::new(),
         pending: HashMap::new(),
         stats: EngineStats::default(),
+        icmp: IcmpBudget {
+            tokens: IcmpBudget::BURST,
+            last: Time::ZERO,
+        },
         start: Instant::now(),
         kind: cfg.kind,
     };
@@ -186,6 +219,9 @@ struct Consumer<'a> {
     hops: &'a HashMap<IpAddr, NextHop>,
     pending: &'a mut HashMap<IpAddr, Vec<Vec<u8>>>,
     stats: &'a mut EngineStats,
+    icmp: &'a mut IcmpBudget,
+    /// Replies built for this block, alive until the block's flush.
+    replies: Vec<Vec<u8>>,
     now: Time,
 }
 
@@ -210,6 +246,10 @@ impl BlockConsumer for Consumer<'_> {
         };
         match verdict {
             Verdict::NotOurs => self.stats.not_ours += 1,
+            Verdict::Drop(DropReason::NoDestination) => {
+                self.stats.dropped += 1;
+                self.refuse(&mut f);
+            }
             Verdict::Drop(_) => self.stats.dropped += 1,
             Verdict::Forward(fw) if fw.method == FwdMethod::DirectRoute => {
                 match self.hops.get(&fw.daddr) {
@@ -237,6 +277,29 @@ impl BlockConsumer for Consumer<'_> {
 
     fn block_done(&mut self) {
         self.tx.flush();
+        self.replies.clear();
+    }
+}
+
+impl Consumer<'_> {
+    /// What ip_vs_leave does when no real server is available: ICMP port
+    /// unreachable to the client, back out of the interface it came in on.
+    fn refuse(&mut self, f: &mut RxFrame<'_>) {
+        if !self.icmp.take(self.now) {
+            return;
+        }
+        let Some(reply) = rlvs_lvs::fwd::icmp::port_unreachable(f.frame()) else {
+            return;
+        };
+        let mut buf = vec![0u8; afpacket::VNET_HDR_LEN];
+        buf.extend_from_slice(&reply);
+        let dst: [u8; 6] = reply[0..6].try_into().unwrap();
+        self.replies.push(buf);
+        let buf = self.replies.last_mut().unwrap();
+        // SAFETY: the buffer's heap storage stays in `replies` until
+        // block_done has flushed the batch.
+        unsafe { self.tx.queue(f.ifindex, dst, buf) };
+        self.stats.icmp_sent += 1;
     }
 }
 
@@ -287,6 +350,8 @@ impl Engine {
             hops: &self.hops,
             pending: &mut self.pending,
             stats: &mut self.stats,
+            icmp: &mut self.icmp,
+            replies: Vec::new(),
             now,
         };
         // Bounded so control requests are answered even under full load.

@@ -385,3 +385,40 @@ fn real_server_behind_a_second_interface() {
         "{conns}"
     );
 }
+
+/// With no usable real server the kernel answers ICMP port unreachable
+/// (ip_vs_leave), so clients fail at once with "connection refused" rather
+/// than time out; rlvs does the same.
+#[test]
+fn no_real_server_available_refuses_at_once() {
+    let mut lab = Lab::new().unwrap();
+    let client = lab.bare_host("cl").unwrap();
+    let dir = lab.bare_host("dir").unwrap();
+    lab.link(
+        (&client, "eth0", "02:00:00:00:03:01", "10.1.1.10/24"),
+        (&dir, "eth0", "02:00:00:00:03:02", "10.1.1.243/24"),
+    )
+    .unwrap();
+    lab.ok(
+        &dir,
+        &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
+    )
+    .unwrap();
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"])
+        .unwrap();
+    start_daemon(&mut lab, &dir, "daemon", &[]);
+    assert_eq!(adm(&lab, &dir, &format!("-A -t {VIP}:80 -s rr")).2, 0);
+    let curl = |lab: &Lab| {
+        lab.run(&client, &["curl", "-s", "--max-time", "5", VIP])
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(curl(&lab), Some(7), "no real servers: refused");
+    // A quiesced real server (weight 0) takes no new connections either.
+    assert_eq!(
+        adm(&lab, &dir, &format!("-a -t {VIP}:80 -r 10.1.1.99 -g -w 0")).2,
+        0
+    );
+    assert_eq!(curl(&lab), Some(7), "only a quiesced real server: refused");
+}

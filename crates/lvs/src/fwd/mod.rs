@@ -3,3 +3,4 @@
 //! real server and the shell has resolved its next hop.
 
 pub mod dr;
+pub mod icmp;
