@@ -272,3 +272,30 @@ impl Rtnl {
         }
     }
 }
+
+impl Rtnl {
+    /// The addresses configured on an interface (`ip addr show dev IF`).
+    pub fn addresses(&mut self, ifindex: u32) -> io::Result<Vec<IpAddr>> {
+        use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_REQUEST | netlink_packet_core::NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for r in replies {
+            if let RouteNetlinkMessage::NewAddress(a) = r {
+                if a.header.index != ifindex {
+                    continue;
+                }
+                for attr in a.attributes {
+                    if let AddressAttribute::Local(ip) | AddressAttribute::Address(ip) = attr {
+                        if !out.contains(&ip) {
+                            out.push(ip);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}

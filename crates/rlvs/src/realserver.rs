@@ -3,8 +3,10 @@
 //! `ifconfig lo:1` showed), and the ARP settings that keep the real server
 //! from answering ARP for it (arp_ignore=1, arp_announce=2 on all and lo).
 //! `stop` undoes exactly what `start` changed: the sysctls get back the
-//! values they had before (remembered per network namespace), the address
-//! goes away.
+//! values they had before, the address goes away. The values are remembered
+//! in /run/rlvs under the network namespace's inode; since the kernel reuses
+//! those inodes, a remembered state is trusted only while the VIP that
+//! `start` put on lo is still there.
 
 use anyhow::{bail, Context, Result};
 use rlvs_dataplane::netlink::Rtnl;
@@ -51,6 +53,7 @@ pub fn run(args: Args) -> Result<()> {
     let prefix = if args.vip.is_ipv4() { 32 } else { 128 };
     let mut rtnl = Rtnl::new()?;
     let state = state_file(args.vip)?;
+    let vip_present = rtnl.addresses(lo)?.contains(&args.vip);
     if args.action == "start" {
         if args.vip.is_ipv4() {
             let previous: Vec<String> = SYSCTLS
@@ -60,7 +63,8 @@ pub fn run(args: Args) -> Result<()> {
                 })
                 .collect::<Result<_, _>>()
                 .context("reading ARP sysctls")?;
-            if !state.exists() {
+            // A second start keeps what the first one remembered.
+            if !(vip_present && state.exists()) {
                 std::fs::create_dir_all(state.parent().unwrap())?;
                 std::fs::write(&state, previous.join(" "))?;
             }
@@ -76,13 +80,18 @@ pub fn run(args: Args) -> Result<()> {
             args.vip
         );
     } else {
-        rtnl.addr_del(lo, args.vip, prefix)
-            .context("removing the VIP from lo")?;
         if args.vip.is_ipv4() {
-            let restore: Vec<String> = match std::fs::read_to_string(&state) {
-                Ok(s) => s.split_whitespace().map(String::from).collect(),
-                // As rs.sh does when nothing was remembered.
-                Err(_) => vec!["0".into(); 4],
+            let remembered = if vip_present {
+                std::fs::read_to_string(&state).ok()
+            } else {
+                None
+            };
+            let restore: Vec<String> = match remembered {
+                Some(s) if s.split_whitespace().count() == 4 => {
+                    s.split_whitespace().map(String::from).collect()
+                }
+                // As rs.sh does when nothing (trustworthy) was remembered.
+                _ => vec!["0".into(); 4],
             };
             for ((d, k), v) in SYSCTLS.iter().zip(restore) {
                 std::fs::write(sysctl_path(d, k), &v)
@@ -90,6 +99,8 @@ pub fn run(args: Args) -> Result<()> {
             }
             let _ = std::fs::remove_file(&state);
         }
+        rtnl.addr_del(lo, args.vip, prefix)
+            .context("removing the VIP from lo")?;
         println!("real server settings for VIP {} undone", args.vip);
     }
     Ok(())
