@@ -34,7 +34,7 @@ def picks(ns):
 
 def main(src, out_dir):
     subprocess.run(["modprobe", "ip_vs"], check=True)
-    for s in ("rr", "wrr", "lc", "wlc"):
+    for s in ("rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf", "dh", "sh", "mh", "lblc", "lblcr"):
         subprocess.run(["modprobe", "ip_vs_" + s], check=False)
     out = open(f"{out_dir}/kernel-picks.txt", "w")
     port = 20000
@@ -50,19 +50,25 @@ def main(src, out_dir):
         sh("ip", "-n", c, "link", "set", "eth0", "up")
         sh("ip", "-n", d, "addr", "add", VIP + "/32", "dev", "lo")
         sh("ip", "-n", c, "route", "add", VIP, "dev", "eth0")
+        sh("ip", "-n", d, "route", "add", "10.1.2.0/24", "dev", "eth0")
         seq = []
         for st in steps:
             f = st.split()
-            if f[0] == "send":
-                for _ in range(int(f[1])):
+            if f[0] in ("send", "clients"):
+                for i in range(int(f[1])):
                     port += 1
+                    src = "10.1.1.10" if f[0] == "send" else f"10.1.2.{i + 1}"
+                    if f[0] == "clients":
+                        sh("ip", "-n", c, "addr", "add", src + "/32", "dev", "eth0", check=False)
                     sh("ip", "netns", "exec", c, "python3", "-c",
                        f"import socket;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
-                       f"s.bind(('10.1.1.10',{port}));s.sendto(b'x',('{VIP}',53))")
+                       f"s.bind(('{src}',{port}));s.sendto(b'x',('{VIP}',53))")
                     time.sleep(0.02)
                     seq.append(picks(d).get(port, "-"))
             else:
                 args = [f[0], "-u", VIP + ":53"] + f[1:]
+                if f[0] in ("-A", "-E") and "-s" not in f:
+                    args += []
                 sh("ip", "netns", "exec", d, "ipvsadm", *args)
         out.write(f"{name} {' '.join(seq)}\n")
         for ns in (d, c):

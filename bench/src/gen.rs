@@ -3,9 +3,7 @@
 //! It refuses to run in the host's own network namespace.
 
 use anyhow::{bail, Result};
-use rlvs_wire::{
-    EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
-};
+use rlvs_wire::{EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -26,11 +24,7 @@ fn frames(a: &GenArgs) -> Vec<Vec<u8>> {
     (0..a.flows)
         .map(|i| {
             let payload = 18;
-            let udp = UdpRepr {
-                src_port: 10000 + i,
-                dst_port: a.dport,
-                payload_len: payload,
-            };
+            let udp = UdpRepr { src_port: 10000 + i, dst_port: a.dport, payload_len: payload };
             let ip = Ipv4Repr {
                 src: a.src,
                 dst: a.dst,
@@ -41,12 +35,7 @@ fn frames(a: &GenArgs) -> Vec<Vec<u8>> {
                 dont_frag: false,
             };
             let mut f = vec![0u8; 14 + ip.buffer_len()];
-            EthernetRepr {
-                src: a.src_mac,
-                dst: a.dst_mac,
-                ethertype: EtherType::Ipv4,
-            }
-            .emit(&mut f);
+            EthernetRepr { src: a.src_mac, dst: a.dst_mac, ethertype: EtherType::Ipv4 }.emit(&mut f);
             ip.emit(&mut f[14..]);
             udp.emit(&mut f[34..]);
             let mut u = UdpPacket::new_checked(&mut f[34..]).unwrap();
@@ -61,8 +50,8 @@ pub fn run(a: GenArgs) -> Result<u64> {
     if rlvs_dataplane::iface::in_initial_netns() {
         bail!("the generator sends raw frames and only runs inside a network namespace");
     }
-    let ifindex = rlvs_dataplane::iface::index_of(&a.ifname)
-        .ok_or_else(|| anyhow::anyhow!("no interface {}", a.ifname))?;
+    let ifindex =
+        rlvs_dataplane::iface::index_of(&a.ifname).ok_or_else(|| anyhow::anyhow!("no interface {}", a.ifname))?;
     // SAFETY: plain socket(2); closed at the end.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
     if fd < 0 {
@@ -70,15 +59,7 @@ pub fn run(a: GenArgs) -> Result<u64> {
     }
     let one: i32 = 1;
     // SAFETY: PACKET_QDISC_BYPASS takes an int.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_PACKET,
-            20,
-            &one as *const i32 as *const libc::c_void,
-            4,
-        )
-    };
+    unsafe { libc::setsockopt(fd, libc::SOL_PACKET, 20, &one as *const i32 as *const libc::c_void, 4) };
     let mut frames = frames(&a);
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -96,10 +77,7 @@ pub fn run(a: GenArgs) -> Result<u64> {
         for _ in 0..BATCH {
             let f = &mut frames[next];
             next = (next + 1) % a.flows as usize;
-            iovs.push(libc::iovec {
-                iov_base: f.as_mut_ptr() as *mut libc::c_void,
-                iov_len: f.len(),
-            });
+            iovs.push(libc::iovec { iov_base: f.as_mut_ptr() as *mut libc::c_void, iov_len: f.len() });
         }
         for iov in iovs.iter_mut() {
             let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };

@@ -68,52 +68,31 @@ fn build_path(director_setup: impl FnOnce(&mut Lab, &str, &str) -> Result<()>) -
     let gen = lab.bare_host("gen")?;
     let dir = lab.bare_host("dir")?;
     let sink = lab.bare_host("sink")?;
-    lab.link(
-        (&gen, "eth0", GEN_MAC, "10.2.0.1/24"),
-        (&dir, "eth0", DIR_IN_MAC, "10.2.0.254/24"),
-    )?;
+    lab.link((&gen, "eth0", GEN_MAC, "10.2.0.1/24"), (&dir, "eth0", DIR_IN_MAC, "10.2.0.254/24"))?;
     lab.link(
         (&dir, "eth1", "02:00:00:00:10:03", "10.3.0.254/24"),
         (&sink, "eth0", "02:00:00:00:10:04", "10.3.0.1/24"),
     )?;
-    lab.ok(
-        &sink,
-        &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
-    )?;
+    lab.ok(&sink, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
     lab.ok(&sink, &["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"])?;
     lab.ok(&sink, &["nft", "add", "table", "netdev", "bench"])?;
-    lab.ok(&sink, &["nft", "add chain netdev bench c { type filter hook ingress device eth0 priority -500; policy accept; }"])?;
     lab.ok(
         &sink,
-        &[
-            "nft", "add", "rule", "netdev", "bench", "c", "meta", "l4proto", "udp", "counter",
-            "drop",
-        ],
+        &["nft", "add chain netdev bench c { type filter hook ingress device eth0 priority -500; policy accept; }"],
     )?;
+    lab.ok(&sink, &["nft", "add", "rule", "netdev", "bench", "c", "meta", "l4proto", "udp", "counter", "drop"])?;
     // One core each: the generator on CPU 0, all of the director's work on
     // CPU 1 (RPS moves its receive processing there; the engine is pinned
     // there too), so the kernel and the engine forward with the same budget.
-    lab.ok(
-        &dir,
-        &[
-            "sh",
-            "-c",
-            "echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus",
-        ],
-    )?;
+    lab.ok(&dir, &["sh", "-c", "echo 2 > /sys/class/net/eth0/queues/rx-0/rps_cpus"])?;
     director_setup(&mut lab, &dir, &sink)?;
     Ok(Path { lab, gen, sink })
 }
 
 fn sink_count(p: &Path) -> Result<u64> {
-    let out = p
-        .lab
-        .ok(&p.sink, &["nft", "list", "chain", "netdev", "bench", "c"])?;
+    let out = p.lab.ok(&p.sink, &["nft", "list", "chain", "netdev", "bench", "c"])?;
     let words: Vec<&str> = out.split_whitespace().collect();
-    let i = words
-        .iter()
-        .position(|w| *w == "packets")
-        .context("no counter")?;
+    let i = words.iter().position(|w| *w == "packets").context("no counter")?;
     Ok(words[i + 1].parse()?)
 }
 
@@ -164,60 +143,25 @@ fn dr_udp(runs: usize, seconds: f64, flows: &[u16], rlvs: &str) -> Result<()> {
     if seconds < 3.0 {
         bail!("--seconds must be at least 3 (1 s warm-up, 1 s cool-down)");
     }
-    let rlvs = std::fs::canonicalize(rlvs)
-        .with_context(|| format!("{rlvs} (build it with cargo build --release)"))?;
+    let rlvs = std::fs::canonicalize(rlvs).with_context(|| format!("{rlvs} (build it with cargo build --release)"))?;
     let rlvs = rlvs.to_string_lossy().into_owned();
     let mut kernel = build_path(|lab, dir, _| {
         lab.ok(dir, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-        lab.ok(
-            dir,
-            &[
-                "ip",
-                "route",
-                "add",
-                &format!("{VIP}/32"),
-                "via",
-                "10.3.0.1",
-            ],
-        )?;
+        lab.ok(dir, &["ip", "route", "add", &format!("{VIP}/32"), "via", "10.3.0.1"])?;
         Ok(())
     })?;
     let r2 = rlvs.clone();
     let mut engine = build_path(move |lab, dir, _| {
-        lab.ok(
-            dir,
-            &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
-        )?;
-        lab.spawn(
-            dir,
-            "daemon",
-            &["taskset", "-c", "1", &r2, "daemon", "--log", "warn"],
-        )?;
+        lab.ok(dir, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
+        lab.spawn(dir, "daemon", &["taskset", "-c", "1", &r2, "daemon", "--log", "warn"])?;
         let ok = Lab::wait_for(Duration::from_secs(10), || {
-            lab.run(dir, &[&r2, "adm", "-Ln"])
-                .ok()
-                .filter(|o| o.status.success())
+            lab.run(dir, &[&r2, "adm", "-Ln"]).ok().filter(|o| o.status.success())
         });
         if ok.is_none() {
             bail!("rlvs daemon did not start: {}", lab.log("daemon"));
         }
-        lab.ok(
-            dir,
-            &[&r2, "adm", "-A", "-u", &format!("{VIP}:9"), "-s", "rr"],
-        )?;
-        lab.ok(
-            dir,
-            &[
-                &r2,
-                "adm",
-                "-a",
-                "-u",
-                &format!("{VIP}:9"),
-                "-r",
-                "10.3.0.1",
-                "-g",
-            ],
-        )?;
+        lab.ok(dir, &[&r2, "adm", "-A", "-u", &format!("{VIP}:9"), "-s", "rr"])?;
+        lab.ok(dir, &[&r2, "adm", "-a", "-u", &format!("{VIP}:9"), "-r", "10.3.0.1", "-g"])?;
         Ok(())
     })?;
     println!("| flows | run | kernel ip_forward (pps) | rlvs DR AF_PACKET (pps) | ratio |");
@@ -248,21 +192,9 @@ fn dr_udp(runs: usize, seconds: f64, flows: &[u16], rlvs: &str) -> Result<()> {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::DrUdp {
-            runs,
-            seconds,
-            flows,
-            rlvs,
-        } => dr_udp(runs, seconds, &flows, &rlvs),
-        Cmd::Gen {
-            ifname,
-            src_mac,
-            dst_mac,
-            flows,
-            seconds,
-        } => {
-            let parse =
-                |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));
+        Cmd::DrUdp { runs, seconds, flows, rlvs } => dr_udp(runs, seconds, &flows, &rlvs),
+        Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds } => {
+            let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));
             let sent = gen::run(gen::GenArgs {
                 ifname,
                 src_mac: parse(&src_mac)?,

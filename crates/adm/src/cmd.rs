@@ -35,10 +35,7 @@ impl Ctx<'_> {
 
     pub(crate) fn tryhelp(&mut self) -> Exit {
         let p = self.program.clone();
-        self.fail(
-            255,
-            format!("Try `{p} -h' or '{p} --help' for more information."),
-        )
+        self.fail(255, format!("Try `{p} -h' or '{p} --help' for more information."))
     }
 
     /// A request to the daemon; on a refused operation returns the errno.
@@ -57,23 +54,10 @@ impl Ctx<'_> {
 
 pub(crate) fn run(argv: &[String], backend: &mut dyn Backend) -> Outcome {
     let program = argv.first().cloned().unwrap_or_else(|| "ipvsadm".into());
-    let mut ctx = Ctx {
-        out: String::new(),
-        err: String::new(),
-        backend,
-        program,
-    };
-    let code = if argv.len() <= 1 {
-        list_all(&mut ctx, 0).map(|_| 0)
-    } else {
-        process_options(&mut ctx, &argv[1..])
-    };
+    let mut ctx = Ctx { out: String::new(), err: String::new(), backend, program };
+    let code = if argv.len() <= 1 { list_all(&mut ctx, 0).map(|_| 0) } else { process_options(&mut ctx, &argv[1..]) };
     let code = code.unwrap_or_else(|Exit(c)| c);
-    Outcome {
-        stdout: ctx.out,
-        stderr: ctx.err,
-        code,
-    }
+    Outcome { stdout: ctx.out, stderr: ctx.err, code }
 }
 
 fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
@@ -102,11 +86,7 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             tun_port: 0,
             tun_flags: 0,
         },
-        timeout: TimeoutTriple {
-            tcp: 0,
-            tcp_fin: 0,
-            udp: 0,
-        },
+        timeout: TimeoutTriple { tcp: 0, tcp_fin: 0, udp: 0 },
     };
     let mut options = 0u64;
     let mut format = 0u32;
@@ -130,22 +110,11 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             ce.dest.port = ce.svc.port;
         }
         let v6 = |a: Option<IpAddr>| a.is_some_and(|x| x.is_ipv6());
-        let svc_v6 = if ce.svc.fwmark != 0 {
-            ce.svc.v6_fwmark
-        } else {
-            v6(ce.svc.addr)
-        };
+        let svc_v6 = if ce.svc.fwmark != 0 { ce.svc.v6_fwmark } else { v6(ce.svc.addr) };
         if v6(ce.dest.addr) != svc_v6 && fwd != FwdMethod::Tunnel {
-            return Err(ctx.fail(
-                2,
-                "Different address family is allowed only for tunneling servers",
-            ));
+            return Err(ctx.fail(2, "Different address family is allowed only for tunneling servers"));
         }
-        let tun = (1 << TUN_TYPE)
-            | (1 << TUN_PORT)
-            | (1 << TUN_NOCSUM)
-            | (1 << TUN_CSUM)
-            | (1 << TUN_REMCSUM);
+        let tun = (1 << TUN_TYPE) | (1 << TUN_PORT) | (1 << TUN_NOCSUM) | (1 << TUN_CSUM) | (1 << TUN_REMCSUM);
         if options & tun != 0 && fwd != FwdMethod::Tunnel {
             return Err(ctx.fail(2, "Tunnel options conflict with forward method"));
         }
@@ -156,8 +125,7 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
     let req = match ce.cmd {
         Cmd::List => {
             let opt = |b: usize| options & (1 << b) != 0;
-            if ((opt(CONNECTION) || opt(TIMEOUT) || opt(DAEMON))
-                && (opt(STATS) || opt(RATE) || opt(THRESHOLDS)))
+            if ((opt(CONNECTION) || opt(TIMEOUT) || opt(DAEMON)) && (opt(STATS) || opt(RATE) || opt(THRESHOLDS)))
                 || ((opt(TIMEOUT) || opt(DAEMON)) && opt(PERSISTENTCONN))
             {
                 return Err(ctx.fail(2, "options conflicts in the list command"));
@@ -180,35 +148,21 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             return Ok(0);
         }
         Cmd::Restore => {
-            return Err(ctx.fail(255, "ipvsadm: -R (restore) is not supported by rlvs yet; replay the saved commands one by one"));
-        }
-        Cmd::StartDaemon | Cmd::StopDaemon => {
             return Err(ctx.fail(
                 255,
-                "ipvsadm: the connection sync daemon is not supported by rlvs",
+                "ipvsadm: -R (restore) is not supported by rlvs yet; replay the saved commands one by one",
             ));
         }
+        Cmd::StartDaemon | Cmd::StopDaemon => {
+            return Err(ctx.fail(255, "ipvsadm: the connection sync daemon is not supported by rlvs"));
+        }
         Cmd::Flush => Request::Flush,
-        Cmd::Add => Request::AddService {
-            key,
-            config: service_config(&ce.svc),
-        },
-        Cmd::Edit => Request::EditService {
-            key,
-            config: service_config(&ce.svc),
-        },
+        Cmd::Add => Request::AddService { key, config: service_config(&ce.svc) },
+        Cmd::Edit => Request::EditService { key, config: service_config(&ce.svc) },
         Cmd::Del => Request::DelService { key },
-        Cmd::Zero => Request::Zero {
-            service: (options & (1 << SERVICE) != 0).then_some(key),
-        },
-        Cmd::AddDest => Request::AddDest {
-            service: key,
-            dest: dest_config(&ce.dest),
-        },
-        Cmd::EditDest => Request::EditDest {
-            service: key,
-            dest: dest_config(&ce.dest),
-        },
+        Cmd::Zero => Request::Zero { service: (options & (1 << SERVICE) != 0).then_some(key) },
+        Cmd::AddDest => Request::AddDest { service: key, dest: dest_config(&ce.dest) },
+        Cmd::EditDest => Request::EditDest { service: key, dest: dest_config(&ce.dest) },
         Cmd::DelDest => Request::DelDest {
             service: key,
             addr: ce.dest.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
@@ -239,12 +193,7 @@ fn service_key(s: &Svc) -> ServiceKey {
         132 => Protocol::Sctp,
         _ => Protocol::Tcp,
     };
-    ServiceKey {
-        protocol,
-        addr: s.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        port: s.port,
-        fwmark: s.fwmark,
-    }
+    ServiceKey { protocol, addr: s.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port: s.port, fwmark: s.fwmark }
 }
 
 fn service_config(s: &Svc) -> ServiceConfig {
@@ -284,9 +233,7 @@ fn strerror(op: Cmd, errno: i32) -> String {
         (EditDest | DelDest, 2) => Some("No such destination"),
         (_, 3) => Some("No such service"),
         (_, 1) => Some("Permission denied (you must be root)"),
-        (_, 22) => {
-            Some("Invalid operation.  Possibly wrong module version, address not unicast, ...")
-        }
+        (_, 22) => Some("Invalid operation.  Possibly wrong module version, address not unicast, ..."),
         (_, 92) => Some("Protocol not available"),
         (_, 12) => Some("Memory allocation problem"),
         (_, 95) => Some("Operation not supported with IPv6"),
@@ -295,12 +242,7 @@ fn strerror(op: Cmd, errno: i32) -> String {
         _ => Option::None,
     };
     specific.map(str::to_string).unwrap_or_else(|| {
-        std::io::Error::from_raw_os_error(errno)
-            .to_string()
-            .split(" (os error")
-            .next()
-            .unwrap_or("")
-            .to_string()
+        std::io::Error::from_raw_os_error(errno).to_string().split(" (os error").next().unwrap_or("").to_string()
     })
 }
 
@@ -369,10 +311,7 @@ fn list_conn(ctx: &mut Ctx, format: u32) -> Result<(), Exit> {
 fn list_timeout(ctx: &mut Ctx) -> Result<(), Exit> {
     match ctx.call(Request::GetTimeouts)? {
         Ok(Response::Timeouts(t)) => {
-            ctx.out.push_str(&format!(
-                "Timeout (tcp tcpfin udp): {} {} {}\n",
-                t.tcp, t.tcp_fin, t.udp
-            ));
+            ctx.out.push_str(&format!("Timeout (tcp tcpfin udp): {} {} {}\n", t.tcp, t.tcp_fin, t.udp));
             Ok(())
         }
         _ => Err(Exit(1)),

@@ -113,8 +113,7 @@ pub fn addrport(addr: IpAddr, port: u16, proto: Protocol, format: u32) -> String
         format!("{open}{addr}{close}:{port}")
     } else {
         let host = resolve::addr_to_host(addr).unwrap_or_else(|| addr.to_string());
-        let svc =
-            resolve::port_to_service(port, proto.number()).unwrap_or_else(|| port.to_string());
+        let svc = resolve::port_to_service(port, proto.number()).unwrap_or_else(|| port.to_string());
         format!("{open}{host}{close}:{svc}")
     }
 }
@@ -167,19 +166,9 @@ fn sched_flags(s: &ServiceInfo) -> String {
     let f = s.config.flags;
     let mut v = Vec::new();
     let named: &[(u32, &str)] = match s.config.scheduler.as_str() {
-        "sh" => &[
-            (svc_flags::SCHED1, "sh-fallback"),
-            (svc_flags::SCHED2, "sh-port"),
-        ],
-        "mh" => &[
-            (svc_flags::SCHED1, "mh-fallback"),
-            (svc_flags::SCHED2, "mh-port"),
-        ],
-        _ => &[
-            (svc_flags::SCHED1, "flag-1"),
-            (svc_flags::SCHED2, "flag-2"),
-            (svc_flags::SCHED3, "flag-3"),
-        ],
+        "sh" => &[(svc_flags::SCHED1, "sh-fallback"), (svc_flags::SCHED2, "sh-port")],
+        "mh" => &[(svc_flags::SCHED1, "mh-fallback"), (svc_flags::SCHED2, "mh-port")],
+        _ => &[(svc_flags::SCHED1, "flag-1"), (svc_flags::SCHED2, "flag-2"), (svc_flags::SCHED3, "flag-3")],
     };
     for (bit, name) in named {
         if f & bit != 0 {
@@ -269,8 +258,7 @@ pub fn service_entry(out: &mut String, se: &ServiceInfo, format: u32) {
     };
     let c = &se.config;
     let persistent = c.flags & svc_flags::PERSISTENT != 0;
-    let has_sched_flags =
-        c.flags & (svc_flags::SCHED1 | svc_flags::SCHED2 | svc_flags::SCHED3) != 0;
+    let has_sched_flags = c.flags & (svc_flags::SCHED1 | svc_flags::SCHED2 | svc_flags::SCHED3) != 0;
     if format & FMT_RULE != 0 {
         let _ = write!(out, "-A {svc_name} -s {}", c.scheduler);
         if persistent {
@@ -294,10 +282,11 @@ pub fn service_entry(out: &mut String, se: &ServiceInfo, format: u32) {
     } else if format & (FMT_STATS | FMT_RATE) != 0 {
         let _ = write!(out, "{svc_name:<33}");
         let s = &se.stats;
+        let r = &se.rates;
         let vals = if format & FMT_STATS != 0 {
             [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes]
         } else {
-            [0; 5]
+            [r.cps, r.inpps, r.outpps, r.inbps, r.outbps]
         };
         for v in vals {
             largenum(out, v, format);
@@ -346,11 +335,9 @@ pub fn service_entry(out: &mut String, se: &ServiceInfo, format: u32) {
                     dc.tun_port,
                     TUN_FLAG_OPTS.get(dc.tun_flags as usize).unwrap_or(&"")
                 ),
-                (FwdMethod::Tunnel, 0) => writeln!(
-                    out,
-                    "-a {svc_name} -r {dname} {sw} -w {} --tun-type ipip",
-                    dc.weight
-                ),
+                (FwdMethod::Tunnel, 0) => {
+                    writeln!(out, "-a {svc_name} -r {dname} {sw} -w {} --tun-type ipip", dc.weight)
+                }
                 _ => writeln!(out, "-a {svc_name} -r {dname} {sw} -w {}", dc.weight),
             }
         } else if format & FMT_STATS != 0 {
@@ -361,9 +348,10 @@ pub fn service_entry(out: &mut String, se: &ServiceInfo, format: u32) {
             }
             writeln!(out)
         } else if format & FMT_RATE != 0 {
-            let _ = write!(out, "  -> {dname:<28} {:>8} {:>8} {:>8}", 0, 0, 0);
-            largenum(out, 0, format);
-            largenum(out, 0, format);
+            let r = &d.rates;
+            let _ = write!(out, "  -> {dname:<28} {:>8} {:>8} {:>8}", r.cps, r.inpps, r.outpps);
+            largenum(out, r.inbps, format);
+            largenum(out, r.outbps, format);
             writeln!(out)
         } else if format & FMT_THRESHOLDS != 0 {
             writeln!(
@@ -409,11 +397,7 @@ pub fn conn_header(out: &mut String, format: u32) {
             "state", "source", "virtual", "destination", "pe name"
         )
     } else {
-        writeln!(
-            out,
-            "pro expire {:<11} {:<18} {:<18} destination",
-            "state", "source", "virtual"
-        )
+        writeln!(out, "pro expire {:<11} {:<18} {:<18} destination", "state", "source", "virtual")
     };
 }
 
@@ -422,12 +406,7 @@ pub fn conn_entry(out: &mut String, c: &ConnInfo, format: u32) {
     let vname = addrport(c.vaddr, c.vport, c.protocol, format);
     let dname = addrport(c.daddr, c.dport, c.protocol, format);
     let expire = format!("{:02}:{:02}", c.expires / 60, c.expires % 60);
-    let _ = writeln!(
-        out,
-        "{:<3} {expire:<6} {:<11} {cname:<18} {vname:<18} {dname}",
-        c.protocol.name(),
-        c.state
-    );
+    let _ = writeln!(out, "{:<3} {expire:<6} {:<11} {cname:<18} {vname:<18} {dname}", c.protocol.name(), c.state);
 }
 
 #[cfg(test)]
@@ -444,13 +423,7 @@ mod tests {
     #[test]
     fn largenum_units() {
         let mut s = String::new();
-        for v in [
-            0,
-            99_999_999,
-            100_000_000,
-            1_234_567_890,
-            123_456_789_012_345,
-        ] {
+        for v in [0, 99_999_999, 100_000_000, 1_234_567_890, 123_456_789_012_345] {
             largenum(&mut s, v, 0);
         }
         assert_eq!(s, "        0 99999999  100000K    1234M     123T");

@@ -35,17 +35,11 @@ impl Backend for DaemonBackend {
     fn call(&mut self, req: Request) -> Result<Response, BackendError> {
         if self.client.is_none() {
             self.client = Some(rlvs_ctl::Client::connect().map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => {
-                    BackendError::NotRunning
-                }
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound => BackendError::NotRunning,
                 _ => BackendError::Io(e),
             })?);
         }
-        self.client
-            .as_mut()
-            .unwrap()
-            .call(&req)
-            .map_err(BackendError::Io)
+        self.client.as_mut().unwrap().call(&req).map_err(BackendError::Io)
     }
 }
 

@@ -147,20 +147,11 @@ pub(crate) fn generic_opt_check(ctx: &mut Ctx, cmd: Cmd, options: u64) -> Result
             (false, b'+') => {
                 return Err(ctx.fail(
                     2,
-                    format!(
-                        "You need to supply the '{}' option for the '{}' command",
-                        OPTNAMES[j], CMDNAMES[i]
-                    ),
+                    format!("You need to supply the '{}' option for the '{}' command", OPTNAMES[j], CMDNAMES[i]),
                 ))
             }
             (true, b'x') => {
-                return Err(ctx.fail(
-                    2,
-                    format!(
-                        "Illegal '{}' option with the '{}' command",
-                        OPTNAMES[j], CMDNAMES[i]
-                    ),
-                ))
+                return Err(ctx.fail(2, format!("Illegal '{}' option with the '{}' command", OPTNAMES[j], CMDNAMES[i])))
             }
             (true, b'1') => match last {
                 None => last = Some(j),
@@ -188,22 +179,12 @@ pub(crate) fn tunnel_opt_check(ctx: &mut Ctx, tun_type: u8, options: u64) -> Res
         let tn = TUNNAMES[tun_type as usize];
         match (set, row[j]) {
             (false, b'+') => {
-                return Err(ctx.fail(
-                    2,
-                    format!(
-                        "You need to supply the '{}' option for the '{tn}' tunnel type",
-                        OPTNAMES[k]
-                    ),
-                ))
+                return Err(
+                    ctx.fail(2, format!("You need to supply the '{}' option for the '{tn}' tunnel type", OPTNAMES[k]))
+                )
             }
             (true, b'x') => {
-                return Err(ctx.fail(
-                    2,
-                    format!(
-                        "Illegal '{}' option with the '{tn}' tunnel type",
-                        OPTNAMES[k]
-                    ),
-                ))
+                return Err(ctx.fail(2, format!("Illegal '{}' option with the '{tn}' tunnel type", OPTNAMES[k])))
             }
             (true, b'1') => match last {
                 None => last = Some(k),
@@ -211,9 +192,9 @@ pub(crate) fn tunnel_opt_check(ctx: &mut Ctx, tun_type: u8, options: u64) -> Res
                     return Err(ctx.fail(
                         2,
                         format!(
-                        "The option '{}' conflicts with the '{}' option in the '{tn}' tunnel type",
-                        OPTNAMES[k], OPTNAMES[l]
-                    ),
+                            "The option '{}' conflicts with the '{}' option in the '{tn}' tunnel type",
+                            OPTNAMES[k], OPTNAMES[l]
+                        ),
                     ))
                 }
             },

@@ -47,10 +47,7 @@ pub(crate) struct Entry {
 
 fn set_option(ctx: &mut Ctx, options: &mut u64, optc: usize) -> Result<(), Exit> {
     if *options & (1 << optc) != 0 {
-        return Err(ctx.fail(
-            2,
-            format!("multiple '{}' options specified", OPTNAMES[optc]),
-        ));
+        return Err(ctx.fail(2, format!("multiple '{}' options specified", OPTNAMES[optc])));
     }
     *options |= 1 << optc;
     Ok(())
@@ -106,12 +103,7 @@ fn parse_service(buf: &str, svc: &mut Svc) -> u8 {
     result
 }
 
-pub(crate) fn parse_timeout(
-    ctx: &mut Ctx,
-    buf: Option<&str>,
-    min: i64,
-    max: i64,
-) -> Result<u32, Exit> {
+pub(crate) fn parse_timeout(ctx: &mut Ctx, buf: Option<&str>, min: i64, max: i64) -> Result<u32, Exit> {
     let Some(buf) = buf else { return Ok(300) };
     string_to_number(buf, min, max)
         .map(|v| v as u32)
@@ -244,11 +236,7 @@ pub(crate) fn parse_options(
                 if !ce.svc.addr.is_some_and(|x| x.is_ipv6()) && !ce.svc.v6_fwmark {
                     match resolve::inet_aton(&a).or_else(|| resolve::host_to_addr(&a)) {
                         Some(m) => ce.svc.netmask = u32::from(m),
-                        None => {
-                            return Err(
-                                ctx.fail(2, "illegal virtual server persistent mask specified")
-                            )
-                        }
+                        None => return Err(ctx.fail(2, "illegal virtual server persistent mask specified")),
                     }
                 } else {
                     let m: i64 = a.trim().parse().unwrap_or(0);
@@ -302,8 +290,7 @@ pub(crate) fn parse_options(
             Tag::McastInterface => set_option(ctx, options, MCAST)?,
             Tag::SyncId => {
                 set_option(ctx, options, SYNCID)?;
-                string_to_number(&a, 0, 255)
-                    .ok_or_else(|| ctx.fail(2, "illegal syncid specified"))?;
+                string_to_number(&a, 0, 255).ok_or_else(|| ctx.fail(2, "illegal syncid specified"))?;
             }
             Tag::Timeout => set_option(ctx, options, TIMEOUT)?,
             Tag::Daemon => set_option(ctx, options, DAEMON)?,
@@ -366,18 +353,15 @@ pub(crate) fn parse_options(
             }
             Tag::McastPort => {
                 set_option(ctx, options, MCAST_PORT)?;
-                string_to_number(&a, 1, 65535)
-                    .ok_or_else(|| ctx.fail(2, "illegal mcast-port specified"))?;
+                string_to_number(&a, 1, 65535).ok_or_else(|| ctx.fail(2, "illegal mcast-port specified"))?;
             }
             Tag::McastTtl => {
                 set_option(ctx, options, MCAST_TTL)?;
-                string_to_number(&a, 1, 255)
-                    .ok_or_else(|| ctx.fail(2, "illegal mcast-ttl specified"))?;
+                string_to_number(&a, 1, 255).ok_or_else(|| ctx.fail(2, "illegal mcast-ttl specified"))?;
             }
             Tag::SyncMaxlen => {
                 set_option(ctx, options, SYNC_MAXLEN)?;
-                string_to_number(&a, 1, 65535 - 20 - 8)
-                    .ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))?;
+                string_to_number(&a, 1, 65535 - 20 - 8).ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))?;
             }
             Tag::TunInfo => {
                 set_option(ctx, options, TUN_INFO)?;
@@ -385,17 +369,14 @@ pub(crate) fn parse_options(
             }
             Tag::TunType => {
                 set_option(ctx, options, TUN_TYPE)?;
-                ce.dest.tun_type = TUNNAMES
-                    .iter()
-                    .position(|&n| n == a)
-                    .ok_or_else(|| ctx.fail(2, "illegal tunnel type specified"))?
-                    as u8;
+                ce.dest.tun_type =
+                    TUNNAMES.iter().position(|&n| n == a).ok_or_else(|| ctx.fail(2, "illegal tunnel type specified"))?
+                        as u8;
             }
             Tag::TunPort => {
                 set_option(ctx, options, TUN_PORT)?;
-                ce.dest.tun_port = string_to_number(&a, 1, 65535)
-                    .ok_or_else(|| ctx.fail(2, "illegal tunnel port specified"))?
-                    as u16;
+                ce.dest.tun_port =
+                    string_to_number(&a, 1, 65535).ok_or_else(|| ctx.fail(2, "illegal tunnel port specified"))? as u16;
             }
             Tag::TunNocsum => {
                 set_option(ctx, options, TUN_NOCSUM)?;

@@ -84,12 +84,7 @@ use ArgKind::{None as N, Optional as O, Required as R};
 
 macro_rules! opt {
     ($long:expr, $short:expr, $arg:expr, $tag:ident) => {
-        OptSpec {
-            long: $long,
-            short: $short,
-            arg: $arg,
-            tag: Tag::$tag,
-        }
+        OptSpec { long: $long, short: $short, arg: $arg, tag: Tag::$tag }
     };
 }
 
@@ -186,13 +181,7 @@ pub struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// `args` excludes the program name.
     pub fn new(args: &'a [String]) -> Self {
-        Parser {
-            args,
-            next: 0,
-            cluster: None,
-            leftovers: Vec::new(),
-            only_positional: false,
-        }
+        Parser { args, next: 0, cluster: None, leftovers: Vec::new(), only_positional: false }
     }
 
     fn find_short(c: char) -> Option<&'static OptSpec> {
@@ -204,9 +193,7 @@ impl<'a> Parser<'a> {
             return Ok(None);
         }
         match self.args.get(self.next) {
-            None if spec.arg == ArgKind::Required => {
-                Err(PoptError::MissingArgument(word.to_string()))
-            }
+            None if spec.arg == ArgKind::Required => Err(PoptError::MissingArgument(word.to_string())),
             None => Ok(None),
             Some(a) if spec.arg == ArgKind::Optional && a.starts_with('-') => Ok(None),
             Some(a) => {
@@ -218,11 +205,7 @@ impl<'a> Parser<'a> {
 
     /// The argv word popt would blame now (poptBadOption): the last one consumed.
     pub fn bad_word(&self) -> String {
-        self.next
-            .checked_sub(1)
-            .and_then(|i| self.args.get(i))
-            .cloned()
-            .unwrap_or_default()
+        self.next.checked_sub(1).and_then(|i| self.args.get(i)).cloned().unwrap_or_default()
     }
 
     /// The next option, None at the end, or popt's error.
@@ -311,18 +294,10 @@ mod tests {
         let (o, _, _) = all(&["-At10.0.0.1:22", "--scheduler=wrr"]);
         assert_eq!(
             o,
-            vec![
-                (Tag::Add, None),
-                (Tag::Tcp, Some("10.0.0.1:22".into())),
-                (Tag::Scheduler, Some("wrr".into()))
-            ]
+            vec![(Tag::Add, None), (Tag::Tcp, Some("10.0.0.1:22".into())), (Tag::Scheduler, Some("wrr".into()))]
         );
         let (o, _, _) = all(&["-A", "-t", "-s"]);
-        assert_eq!(
-            o[1],
-            (Tag::Tcp, Some("-s".into())),
-            "a required argument takes the next word whatever it is"
-        );
+        assert_eq!(o[1], (Tag::Tcp, Some("-s".into())), "a required argument takes the next word whatever it is");
     }
 
     #[test]
@@ -335,14 +310,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_word() {
-        assert_eq!(
-            all(&["-A", "-t"]).2,
-            Some(PoptError::MissingArgument("-t".into()))
-        );
-        assert_eq!(
-            all(&["-L", "--bogus"]).2,
-            Some(PoptError::BadOption("--bogus".into()))
-        );
+        assert_eq!(all(&["-A", "-t"]).2, Some(PoptError::MissingArgument("-t".into())));
+        assert_eq!(all(&["-L", "--bogus"]).2, Some(PoptError::BadOption("--bogus".into())));
         assert_eq!(all(&["-Lq"]).2, Some(PoptError::BadOption("-Lq".into())));
     }
 

@@ -21,10 +21,7 @@ pub fn inet_aton(s: &str) -> Option<Ipv4Addr> {
         vals.push(c_number(p)?);
     }
     let last = *vals.last()?;
-    let (head, limit) = (
-        &vals[..vals.len() - 1],
-        [u32::MAX, 0xff_ffff, 0xffff, 0xff][vals.len() - 1],
-    );
+    let (head, limit) = (&vals[..vals.len() - 1], [u32::MAX, 0xff_ffff, 0xffff, 0xff][vals.len() - 1]);
     if last > limit || head.iter().any(|&v| v > 0xff) {
         return None;
     }
@@ -85,9 +82,7 @@ pub fn addr_to_host(addr: IpAddr) -> Option<String> {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: 0,
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(a).to_be(),
-                },
+                sin_addr: libc::in_addr { s_addr: u32::from(a).to_be() },
                 sin_zero: [0; 8],
             };
             // SAFETY: a valid sockaddr_in and output buffer.
@@ -125,11 +120,7 @@ pub fn addr_to_host(addr: IpAddr) -> Option<String> {
         return None;
     }
     // SAFETY: getnameinfo wrote a NUL-terminated string.
-    Some(
-        unsafe { CStr::from_ptr(host.as_ptr()) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    Some(unsafe { CStr::from_ptr(host.as_ptr()) }.to_string_lossy().into_owned())
 }
 
 fn proto_name(proto: u8) -> Option<&'static CStr> {
@@ -197,10 +188,7 @@ mod tests {
 
     #[test]
     fn numbers_as_strtol() {
-        assert_eq!(
-            string_to_number("70000", 0, i64::from(i32::MAX)),
-            Some(70000)
-        );
+        assert_eq!(string_to_number("70000", 0, i64::from(i32::MAX)), Some(70000));
         assert_eq!(string_to_number("-1", 0, 65535), None);
         assert_eq!(string_to_number("12x", 0, 65535), None);
         assert_eq!(string_to_number("", 0, 65535), None);

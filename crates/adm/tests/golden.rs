@@ -16,15 +16,8 @@ impl Backend for InProcess {
 }
 
 fn golden(name: &str) -> Vec<Value> {
-    let path = format!(
-        "{}/../../tests/golden/ipvsadm/{name}.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let path = format!("{}/../../tests/golden/ipvsadm/{name}.jsonl", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
 fn run(b: &mut InProcess, args: &[String]) -> Outcome {
@@ -34,32 +27,15 @@ fn run(b: &mut InProcess, args: &[String]) -> Outcome {
 }
 
 fn args_of(v: &Value) -> Vec<String> {
-    v["args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
+    v["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect()
 }
 
 fn check(b: &mut InProcess, case: &Value) -> Outcome {
     let args = args_of(case);
     let got = run(b, &args);
-    assert_eq!(
-        got.stdout,
-        case["stdout"].as_str().unwrap(),
-        "stdout of ipvsadm {args:?}"
-    );
-    assert_eq!(
-        got.stderr,
-        case["stderr"].as_str().unwrap(),
-        "stderr of ipvsadm {args:?}"
-    );
-    assert_eq!(
-        i64::from(got.code),
-        case["rc"].as_i64().unwrap(),
-        "exit code of ipvsadm {args:?}"
-    );
+    assert_eq!(got.stdout, case["stdout"].as_str().unwrap(), "stdout of ipvsadm {args:?}");
+    assert_eq!(got.stderr, case["stderr"].as_str().unwrap(), "stderr of ipvsadm {args:?}");
+    assert_eq!(i64::from(got.code), case["rc"].as_i64().unwrap(), "exit code of ipvsadm {args:?}");
     got
 }
 
@@ -117,12 +93,7 @@ fn malformed_invocations_give_ipvsadm_messages_and_leave_the_table_alone() {
         let got = check(&mut b, case);
         if got.code != 0 {
             refused += 1;
-            assert_eq!(
-                run(&mut b, &["-Ln".to_string()]).stdout,
-                before,
-                "table changed by {:?}",
-                args_of(case)
-            );
+            assert_eq!(run(&mut b, &["-Ln".to_string()]).stdout, before, "table changed by {:?}", args_of(case));
         }
     }
     assert!(refused >= 10, "only {refused} refused invocations");

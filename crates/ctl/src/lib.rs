@@ -23,40 +23,18 @@ pub fn socket_addr() -> std::io::Result<SocketAddr> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     Info,
-    AddService {
-        key: ServiceKey,
-        config: ServiceConfig,
-    },
-    EditService {
-        key: ServiceKey,
-        config: ServiceConfig,
-    },
-    DelService {
-        key: ServiceKey,
-    },
+    AddService { key: ServiceKey, config: ServiceConfig },
+    EditService { key: ServiceKey, config: ServiceConfig },
+    DelService { key: ServiceKey },
     Flush,
-    AddDest {
-        service: ServiceKey,
-        dest: DestConfig,
-    },
-    EditDest {
-        service: ServiceKey,
-        dest: DestConfig,
-    },
-    DelDest {
-        service: ServiceKey,
-        addr: IpAddr,
-        port: u16,
-    },
-    Zero {
-        service: Option<ServiceKey>,
-    },
+    AddDest { service: ServiceKey, dest: DestConfig },
+    EditDest { service: ServiceKey, dest: DestConfig },
+    DelDest { service: ServiceKey, addr: IpAddr, port: u16 },
+    Zero { service: Option<ServiceKey> },
     SetTimeouts(TimeoutTriple),
     GetTimeouts,
     ListServices,
-    GetService {
-        key: ServiceKey,
-    },
+    GetService { key: ServiceKey },
     ListConns,
 }
 
@@ -111,10 +89,7 @@ impl Client {
     /// Connects to the daemon of the caller's network namespace.
     pub fn connect() -> std::io::Result<Client> {
         let s = UnixStream::connect_addr(&socket_addr()?)?;
-        Ok(Client {
-            reader: BufReader::new(s.try_clone()?),
-            writer: s,
-        })
+        Ok(Client { reader: BufReader::new(s.try_clone()?), writer: s })
     }
 
     pub fn call(&mut self, req: &Request) -> std::io::Result<Response> {
@@ -123,10 +98,7 @@ impl Client {
         self.writer.write_all(&line)?;
         let mut buf = String::new();
         if self.reader.read_line(&mut buf)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "daemon closed the connection",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "daemon closed the connection"));
         }
         serde_json::from_str(&buf).map_err(std::io::Error::other)
     }
@@ -135,12 +107,7 @@ impl Client {
 /// The daemon side: applies one request to the director. Kept here, beside
 /// the protocol, so every transport (the socket server, in-process tests)
 /// answers the same way.
-pub fn handle(
-    director: &mut rlvs_lvs::Director,
-    req: Request,
-    now: rlvs_lvs::Time,
-    engine: &str,
-) -> Response {
+pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Time, engine: &str) -> Response {
     let unit = |r: Result<(), IpvsError>| match r {
         Ok(()) => Response::Ok,
         Err(e) => Response::Error(CtlError::Ipvs(e)),
@@ -152,8 +119,8 @@ pub fn handle(
             num_services: director.services().len() as u32,
             engine: engine.to_string(),
         }),
-        Request::AddService { key, config } => unit(director.add_service(key, config)),
-        Request::EditService { key, config } => unit(director.edit_service(&key, config)),
+        Request::AddService { key, config } => unit(director.add_service(key, config, now)),
+        Request::EditService { key, config } => unit(director.edit_service(&key, config, now)),
         Request::DelService { key } => unit(director.del_service(&key, now)),
         Request::Flush => {
             director.flush(now);
@@ -161,11 +128,7 @@ pub fn handle(
         }
         Request::AddDest { service, dest } => unit(director.add_dest(&service, dest, now)),
         Request::EditDest { service, dest } => unit(director.edit_dest(&service, dest)),
-        Request::DelDest {
-            service,
-            addr,
-            port,
-        } => unit(director.del_dest(&service, addr, port, now)),
+        Request::DelDest { service, addr, port } => unit(director.del_dest(&service, addr, port, now)),
         Request::Zero { service } => unit(director.zero(service.as_ref())),
         Request::SetTimeouts(t) => {
             director.set_timeouts(t);

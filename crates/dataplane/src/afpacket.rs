@@ -51,13 +51,7 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
     // SAFETY: v points to a live T of the size passed.
     cvt(unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            v as *const T as *const libc::c_void,
-            std::mem::size_of::<T>() as u32,
-        )
+        libc::setsockopt(fd, level, name, v as *const T as *const libc::c_void, std::mem::size_of::<T>() as u32)
     })
     .map(|_| ())
 }
@@ -65,11 +59,7 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &T) -> io:
 fn packet_socket(protocol: u16) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2).
     let fd = cvt(unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            i32::from(protocol.to_be()),
-        )
+        libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(protocol.to_be()))
     })?;
     // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
@@ -116,17 +106,10 @@ unsafe impl Send for RxRing {}
 impl RxRing {
     /// A ring on every interface of the current network namespace; `filter`
     /// is a classic BPF program run by the kernel before a frame is copied.
-    pub fn new(
-        block_size: usize,
-        block_nr: usize,
-        filter: &[libc::sock_filter],
-    ) -> io::Result<RxRing> {
+    pub fn new(block_size: usize, block_nr: usize, filter: &[libc::sock_filter]) -> io::Result<RxRing> {
         let fd = packet_socket(ETH_P_ALL)?;
         let raw = fd.as_raw_fd();
-        let prog = libc::sock_fprog {
-            len: filter.len() as u16,
-            filter: filter.as_ptr() as *mut _,
-        };
+        let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut _ };
         setsockopt(raw, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
         setsockopt(raw, libc::SOL_PACKET, PACKET_VNET_HDR, &1i32)?;
         setsockopt(raw, libc::SOL_PACKET, libc::PACKET_VERSION, &TPACKET_V3)?;
@@ -164,20 +147,8 @@ impl RxRing {
         sll.sll_protocol = ETH_P_ALL.to_be();
         sll.sll_ifindex = 0;
         // SAFETY: a valid sockaddr_ll.
-        cvt(unsafe {
-            libc::bind(
-                raw,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of_val(&sll) as u32,
-            )
-        })?;
-        Ok(RxRing {
-            fd,
-            map: map as *mut u8,
-            block_size,
-            block_nr,
-            next_block: 0,
-        })
+        cvt(unsafe { libc::bind(raw, &sll as *const _ as *const libc::sockaddr, std::mem::size_of_val(&sll) as u32) })?;
+        Ok(RxRing { fd, map: map as *mut u8, block_size, block_nr, next_block: 0 })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -186,9 +157,7 @@ impl RxRing {
 
     fn block(&mut self, i: usize) -> &mut [u8] {
         // SAFETY: block i lies inside the mapping; &mut self guarantees no alias.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.map.add(i * self.block_size), self.block_size)
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.map.add(i * self.block_size), self.block_size) }
     }
 
     fn read_u32(b: &[u8], at: usize) -> u32 {
@@ -202,8 +171,7 @@ impl RxRing {
         let idx = self.next_block;
         let b = self.block(idx);
         // SAFETY: block_status is a u32 the kernel writes; read it volatile.
-        let status =
-            unsafe { ptr::read_volatile(b.as_ptr().add(layout::BLOCK_STATUS) as *const u32) };
+        let status = unsafe { ptr::read_volatile(b.as_ptr().add(layout::BLOCK_STATUS) as *const u32) };
         if status & TP_STATUS_USER == 0 {
             return false;
         }
@@ -218,17 +186,11 @@ impl RxRing {
             let next = Self::read_u32(b, off + layout::PKT_NEXT) as usize;
             let snaplen = Self::read_u32(b, off + layout::PKT_SNAPLEN) as usize;
             let len = Self::read_u32(b, off + layout::PKT_LEN) as usize;
-            let mac = u16::from_ne_bytes(
-                b[off + layout::PKT_MAC..off + layout::PKT_MAC + 2]
-                    .try_into()
-                    .unwrap(),
-            ) as usize;
+            let mac =
+                u16::from_ne_bytes(b[off + layout::PKT_MAC..off + layout::PKT_MAC + 2].try_into().unwrap()) as usize;
             let sll = off + layout::PKT_SLL;
-            let ifindex = i32::from_ne_bytes(
-                b[sll + layout::SLL_IFINDEX..sll + layout::SLL_IFINDEX + 4]
-                    .try_into()
-                    .unwrap(),
-            );
+            let ifindex =
+                i32::from_ne_bytes(b[sll + layout::SLL_IFINDEX..sll + layout::SLL_IFINDEX + 4].try_into().unwrap());
             let pkttype = b[sll + layout::SLL_PKTTYPE];
             let start = off + mac;
             if mac >= VNET_HDR_LEN && start + snaplen <= size {
@@ -247,12 +209,7 @@ impl RxRing {
         consumer.block_done();
         fence(Ordering::Release);
         // SAFETY: as above; returning the block to the kernel.
-        unsafe {
-            ptr::write_volatile(
-                b.as_mut_ptr().add(layout::BLOCK_STATUS) as *mut u32,
-                TP_STATUS_KERNEL,
-            )
-        };
+        unsafe { ptr::write_volatile(b.as_mut_ptr().add(layout::BLOCK_STATUS) as *mut u32, TP_STATUS_KERNEL) };
         self.next_block = (idx + 1) % self.block_nr;
         true
     }
@@ -261,12 +218,7 @@ impl RxRing {
 impl Drop for RxRing {
     fn drop(&mut self) {
         // SAFETY: unmapping our own mapping once.
-        unsafe {
-            libc::munmap(
-                self.map as *mut libc::c_void,
-                self.block_size * self.block_nr,
-            )
-        };
+        unsafe { libc::munmap(self.map as *mut libc::c_void, self.block_size * self.block_nr) };
     }
 }
 
@@ -369,12 +321,7 @@ impl TxBatch {
             // SAFETY: msgs, addrs and iovs are live and consistent; the frames
             // they point to are guaranteed valid by the `queue` contract.
             let r = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    self.msgs[done..].as_mut_ptr(),
-                    (self.msgs.len() - done) as u32,
-                    0,
-                )
+                libc::sendmmsg(self.fd.as_raw_fd(), self.msgs[done..].as_mut_ptr(), (self.msgs.len() - done) as u32, 0)
             };
             if r <= 0 {
                 let e = io::Error::last_os_error();
@@ -397,14 +344,8 @@ impl TxBatch {
 
 /// Waits until one of `fds` is readable or `timeout_ms` passes.
 pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
-    let mut p: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     // SAFETY: p is a valid pollfd array.
     let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as u64, timeout_ms) };
     if r < 0 {
@@ -414,7 +355,5 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
         }
         return Err(e);
     }
-    Ok(p.iter()
-        .map(|x| x.revents & (libc::POLLIN | libc::POLLERR) != 0)
-        .collect())
+    Ok(p.iter().map(|x| x.revents & (libc::POLLIN | libc::POLLERR) != 0).collect())
 }

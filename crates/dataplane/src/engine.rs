@@ -168,48 +168,29 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
                 }
                 cfg.interfaces.clone()
             };
-            let guard =
-                Guard::install(&devices).context("installing the nftables ingress guard")?;
-            let ring = RxRing::new(
-                cfg.ring_block_size,
-                cfg.ring_blocks,
-                &afpacket::ipv4_not_loopback_filter(),
-            )
-            .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
+            let guard = Guard::install(&devices).context("installing the nftables ingress guard")?;
+            let ring = RxRing::new(cfg.ring_block_size, cfg.ring_blocks, &afpacket::ipv4_not_loopback_filter())
+                .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
             let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
             let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
             tracing::info!(engine = "afpacket", interfaces = ?devices, "data plane ready");
-            Some(Io {
-                ring,
-                tx,
-                guard,
-                resolver,
-            })
+            Some(Io { ring, tx, guard, resolver })
         }
     };
     let (tx, rx) = channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = Handle {
-        tx,
-        waker: waker.clone(),
-        stop: stop.clone(),
-    };
+    let handle = Handle { tx, waker: waker.clone(), stop: stop.clone() };
     let mut engine = Engine {
         director: Director::new(),
         io,
         hops: HashMap::new(),
         pending: HashMap::new(),
         stats: EngineStats::default(),
-        icmp: IcmpBudget {
-            tokens: IcmpBudget::BURST,
-            last: Time::ZERO,
-        },
+        icmp: IcmpBudget { tokens: IcmpBudget::BURST, last: Time::ZERO },
         start: Instant::now(),
         kind: cfg.kind,
     };
-    let t = std::thread::Builder::new()
-        .name("rlvs-engine".into())
-        .spawn(move || engine.run(rx, waker, stop))?;
+    let t = std::thread::Builder::new().name("rlvs-engine".into()).spawn(move || engine.run(rx, waker, stop))?;
     Ok((handle, t))
 }
 
@@ -394,11 +375,7 @@ impl Engine {
                 | Request::GetService { .. }
                 | Request::ListConns
         );
-        let before: Vec<ServiceKey> = if mutating {
-            self.director.service_keys()
-        } else {
-            Vec::new()
-        };
+        let before: Vec<ServiceKey> = if mutating { self.director.service_keys() } else { Vec::new() };
         let now = self.now();
         let resp = rlvs_ctl::handle(&mut self.director, msg.req, now, self.kind.name());
         (msg.reply)(resp);
@@ -412,12 +389,8 @@ impl Engine {
                 tracing::error!(error = %e, "could not update the nftables guard");
             }
         }
-        let mut addrs: Vec<IpAddr> = self
-            .director
-            .services()
-            .iter()
-            .flat_map(|s| s.dests.iter().map(|d| d.config.addr))
-            .collect();
+        let mut addrs: Vec<IpAddr> =
+            self.director.services().iter().flat_map(|s| s.dests.iter().map(|d| d.config.addr)).collect();
         addrs.sort();
         addrs.dedup();
         self.hops.retain(|a, _| addrs.contains(a));

@@ -30,11 +30,7 @@ pub fn name_of(ifindex: u32) -> Option<String> {
     let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
     // SAFETY: buf holds IF_NAMESIZE bytes as if_indextoname requires.
     let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    (!p.is_null()).then(|| {
-        unsafe { CStr::from_ptr(buf.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
-    })
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
 }
 
 pub fn index_of(name: &str) -> Option<u32> {
@@ -46,8 +42,7 @@ pub fn index_of(name: &str) -> Option<u32> {
 
 /// The interface's hardware address (SIOCGIFHWADDR).
 pub fn mac_of(ifindex: u32) -> io::Result<[u8; 6]> {
-    let name = name_of(ifindex)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))?;
+    let name = name_of(ifindex).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))?;
     // SAFETY: a plain datagram socket used only for the ioctl, closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {

@@ -2,9 +2,7 @@
 //! real server (route lookup), which MAC it has (neighbour table), and "go
 //! find out" when the neighbour table does not know yet.
 
-use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST,
-};
+use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -62,20 +60,12 @@ impl Rtnl {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(Rtnl {
-            sock,
-            seq: 0,
-            buf: vec![0; 64 * 1024],
-        })
+        Ok(Rtnl { sock, seq: 0, buf: vec![0; 64 * 1024] })
     }
 
     /// Sends one request and collects the messages answering it, until the
     /// kernel's single reply, its ACK, or its error.
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> io::Result<Vec<RouteNetlinkMessage>> {
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
         self.seq = self.seq.wrapping_add(1);
         let mut hdr = NetlinkHeader::default();
         hdr.flags = flags;
@@ -103,9 +93,7 @@ impl Rtnl {
                 match m.payload {
                     NetlinkPayload::InnerMessage(inner) => {
                         replies.push(inner);
-                        if m.header.flags & netlink_packet_core::NLM_F_MULTIPART == 0
-                            && flags & NLM_F_ACK == 0
-                        {
+                        if m.header.flags & netlink_packet_core::NLM_F_MULTIPART == 0 && flags & NLM_F_ACK == 0 {
                             return Ok(replies);
                         }
                     }
@@ -127,35 +115,20 @@ impl Rtnl {
         let mut m = RouteMessage::default();
         m.header.address_family = family(dst);
         m.header.destination_prefix_length = if dst.is_ipv4() { 32 } else { 128 };
-        m.attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(dst)));
+        m.attributes.push(RouteAttribute::Destination(RouteAddress::from(dst)));
         let replies = match self.request(RouteNetlinkMessage::GetRoute(m), NLM_F_REQUEST) {
             Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
-                ) =>
-            {
-                return Ok(None)
-            }
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => return Ok(None),
             Err(e) => return Err(e),
         };
         for r in replies {
             if let RouteNetlinkMessage::NewRoute(rm) = r {
-                let mut route = Route {
-                    oif: 0,
-                    gateway: None,
-                };
+                let mut route = Route { oif: 0, gateway: None };
                 for a in rm.attributes {
                     match a {
                         RouteAttribute::Oif(i) => route.oif = i,
-                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => {
-                            route.gateway = Some(g.into())
-                        }
-                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => {
-                            route.gateway = Some(g.into())
-                        }
+                        RouteAttribute::Gateway(RouteAddress::Inet(g)) => route.gateway = Some(g.into()),
+                        RouteAttribute::Gateway(RouteAddress::Inet6(g)) => route.gateway = Some(g.into()),
                         _ => {}
                     }
                 }
@@ -171,24 +144,21 @@ impl Rtnl {
         let mut m = NeighbourMessage::default();
         m.header.family = family(addr);
         m.header.ifindex = ifindex;
-        m.attributes
-            .push(NeighbourAttribute::Destination(match addr {
-                IpAddr::V4(a) => NeighbourAddress::Inet(a),
-                IpAddr::V6(a) => NeighbourAddress::Inet6(a),
-            }));
+        m.attributes.push(NeighbourAttribute::Destination(match addr {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
         m
     }
 
     /// `ip neigh get ADDR dev IF`; None when the kernel has no entry.
     pub fn neigh_get(&mut self, ifindex: u32, addr: IpAddr) -> io::Result<Option<Neighbour>> {
-        let replies = match self.request(
-            RouteNetlinkMessage::GetNeighbour(Self::neigh_msg(ifindex, addr)),
-            NLM_F_REQUEST,
-        ) {
-            Ok(r) => r,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        let replies =
+            match self.request(RouteNetlinkMessage::GetNeighbour(Self::neigh_msg(ifindex, addr)), NLM_F_REQUEST) {
+                Ok(r) => r,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+                Err(e) => return Err(e),
+            };
         for r in replies {
             if let RouteNetlinkMessage::NewNeighbour(n) = r {
                 let mac = n.attributes.iter().find_map(|a| match a {
@@ -197,10 +167,7 @@ impl Rtnl {
                     }
                     _ => None,
                 });
-                return Ok(Some(Neighbour {
-                    mac,
-                    state: n.header.state,
-                }));
+                return Ok(Some(Neighbour { mac, state: n.header.state }));
             }
         }
         Ok(None)
@@ -212,11 +179,7 @@ impl Rtnl {
         let mut m = Self::neigh_msg(ifindex, addr);
         m.header.flags = NeighbourFlags::Use;
         m.header.state = NeighbourState::None;
-        self.request(
-            RouteNetlinkMessage::NewNeighbour(m),
-            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
-        )
-        .map(|_| ())
+        self.request(RouteNetlinkMessage::NewNeighbour(m), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK).map(|_| ())
     }
 }
 
@@ -243,18 +206,9 @@ impl Rtnl {
 
     /// `ip addr add ADDR/PREFIX dev IF [label L]`; an existing address is
     /// not an error.
-    pub fn addr_add(
-        &mut self,
-        ifindex: u32,
-        addr: IpAddr,
-        prefix: u8,
-        label: Option<&str>,
-    ) -> io::Result<()> {
+    pub fn addr_add(&mut self, ifindex: u32, addr: IpAddr, prefix: u8, label: Option<&str>) -> io::Result<()> {
         let m = Self::addr_msg(ifindex, addr, prefix, label);
-        match self.request(
-            RouteNetlinkMessage::NewAddress(m),
-            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK,
-        ) {
+        match self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
             r => r.map(|_| ()),
         }
@@ -263,10 +217,7 @@ impl Rtnl {
     /// `ip addr del ADDR/PREFIX dev IF`; a missing address is not an error.
     pub fn addr_del(&mut self, ifindex: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
         let m = Self::addr_msg(ifindex, addr, prefix, None);
-        match self.request(
-            RouteNetlinkMessage::DelAddress(m),
-            NLM_F_REQUEST | NLM_F_ACK,
-        ) {
+        match self.request(RouteNetlinkMessage::DelAddress(m), NLM_F_REQUEST | NLM_F_ACK) {
             Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
             r => r.map(|_| ()),
         }

@@ -28,10 +28,7 @@ fn nft(script: &str) -> Result<()> {
     child.stdin.take().unwrap().write_all(script.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!(
-            "nft failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("nft failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -72,10 +69,7 @@ impl Guard {
             })
             .collect();
         if !elems.is_empty() {
-            script.push_str(&format!(
-                "add element netdev {TABLE} services4 {{ {} }}\n",
-                elems.join(", ")
-            ));
+            script.push_str(&format!("add element netdev {TABLE} services4 {{ {} }}\n", elems.join(", ")));
         }
         nft(&script)
     }

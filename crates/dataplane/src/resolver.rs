@@ -39,25 +39,13 @@ impl Waker {
     pub fn wake(&self) {
         let one: u64 = 1;
         // SAFETY: writing 8 bytes to an eventfd.
-        unsafe {
-            libc::write(
-                self.0.as_raw_fd(),
-                &one as *const u64 as *const libc::c_void,
-                8,
-            )
-        };
+        unsafe { libc::write(self.0.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
     }
 
     pub fn drain(&self) {
         let mut v: u64 = 0;
         // SAFETY: reading 8 bytes from a non-blocking eventfd.
-        unsafe {
-            libc::read(
-                self.0.as_raw_fd(),
-                &mut v as *mut u64 as *mut libc::c_void,
-                8,
-            )
-        };
+        unsafe { libc::read(self.0.as_raw_fd(), &mut v as *mut u64 as *mut libc::c_void, 8) };
     }
 
     pub fn fd(&self) -> RawFd {
@@ -75,13 +63,8 @@ impl Resolver {
         let rtnl = Rtnl::new()?;
         let (watch_tx, watch_rx) = channel();
         let (upd_tx, upd_rx) = channel();
-        std::thread::Builder::new()
-            .name("rlvs-resolver".into())
-            .spawn(move || run(rtnl, watch_rx, upd_tx, waker))?;
-        Ok(Resolver {
-            watch: watch_tx,
-            updates: upd_rx,
-        })
+        std::thread::Builder::new().name("rlvs-resolver".into()).spawn(move || run(rtnl, watch_rx, upd_tx, waker))?;
+        Ok(Resolver { watch: watch_tx, updates: upd_rx })
     }
 
     /// Replaces the set of addresses to keep resolved.
@@ -96,29 +79,17 @@ struct Entry {
     kicked: Option<Instant>,
 }
 
-fn run(
-    mut rtnl: Rtnl,
-    watch: Receiver<Vec<IpAddr>>,
-    updates: Sender<(IpAddr, Option<NextHop>)>,
-    waker: Arc<Waker>,
-) {
+fn run(mut rtnl: Rtnl, watch: Receiver<Vec<IpAddr>>, updates: Sender<(IpAddr, Option<NextHop>)>, waker: Arc<Waker>) {
     let mut entries: HashMap<IpAddr, Entry> = HashMap::new();
     let mut last_refresh = Instant::now();
     loop {
         let pending = entries.values().any(|e| e.hop.is_none());
-        let wait = if pending {
-            Duration::from_millis(10)
-        } else {
-            Duration::from_millis(500)
-        };
+        let wait = if pending { Duration::from_millis(10) } else { Duration::from_millis(500) };
         match watch.recv_timeout(wait) {
             Ok(addrs) => {
                 entries.retain(|a, _| addrs.contains(a));
                 for a in addrs {
-                    entries.entry(a).or_insert(Entry {
-                        hop: None,
-                        kicked: None,
-                    });
+                    entries.entry(a).or_insert(Entry { hop: None, kicked: None });
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -160,17 +131,11 @@ fn resolve(rtnl: &mut Rtnl, addr: IpAddr, e: &mut Entry) -> Option<NextHop> {
                 let _ = rtnl.neigh_use(route.oif, via);
             }
             e.kicked = None;
-            Some(NextHop {
-                ifindex: route.oif as i32,
-                src: EthernetAddress(src),
-                dst: EthernetAddress(n.mac.unwrap()),
-            })
+            Some(NextHop { ifindex: route.oif as i32, src: EthernetAddress(src), dst: EthernetAddress(n.mac.unwrap()) })
         }
         _ => {
             // Kick resolution at most every 500 ms while it is unanswered.
-            if e.kicked
-                .is_none_or(|k| k.elapsed() >= Duration::from_millis(500))
-            {
+            if e.kicked.is_none_or(|k| k.elapsed() >= Duration::from_millis(500)) {
                 if let Err(err) = rtnl.neigh_use(route.oif, via) {
                     tracing::debug!(real_server = %addr, error = %err, "neighbour resolution request failed");
                 }

@@ -2,16 +2,22 @@
 //! read.
 
 use crate::service::SvcId;
-use crate::stats::Counters;
+use crate::stats::{Counters, Estimator};
 use crate::time::Time;
 use crate::types::{DestConfig, FwdMethod, ServiceKey};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// A stable handle to a destination in the director's arena. Connections hold
-/// it, so a destination moved to the trash keeps its identity.
+/// it, so a destination moved to the trash keeps its identity; schedulers
+/// that cache destinations (lblc, lblcr) may hold one after the destination
+/// is gone, so a slot's generation makes stale handles miss instead of
+/// aliasing a newer destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct DestId(pub u32);
+pub struct DestId {
+    pub index: u32,
+    pub generation: u32,
+}
 
 #[derive(Debug, Clone)]
 pub struct Dest {
@@ -34,6 +40,7 @@ pub struct Dest {
     /// IP_VS_DEST_F_AVAILABLE: in its service's list, not in the trash.
     pub available: bool,
     pub stats: Counters,
+    pub est: Estimator,
     /// The service whose list holds it; None while in the trash.
     pub svc: Option<SvcId>,
     /// The service it was created for, which a re-add must match to revive it.
@@ -63,6 +70,7 @@ impl Dest {
             overloaded: false,
             available: true,
             stats: Counters::default(),
+            est: Estimator::default(),
             svc: Some(svc),
             svc_key,
             refs: 0,
@@ -128,7 +136,7 @@ impl Dest {
 /// reused only after a destination has left the trash for good.
 #[derive(Debug, Default)]
 pub struct DestArena {
-    slots: Vec<Option<Dest>>,
+    slots: Vec<(u32, Option<Dest>)>,
     free: Vec<u32>,
 }
 
@@ -136,34 +144,48 @@ impl DestArena {
     pub fn insert(&mut self, d: Dest) -> DestId {
         match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(d);
-                DestId(i)
+                let slot = &mut self.slots[i as usize];
+                slot.0 = slot.0.wrapping_add(1);
+                slot.1 = Some(d);
+                DestId { index: i, generation: slot.0 }
             }
             None => {
-                self.slots.push(Some(d));
-                DestId(self.slots.len() as u32 - 1)
+                self.slots.push((0, Some(d)));
+                DestId { index: self.slots.len() as u32 - 1, generation: 0 }
             }
         }
     }
 
     pub fn remove(&mut self, id: DestId) -> Option<Dest> {
-        let d = self.slots.get_mut(id.0 as usize)?.take();
+        let slot = self.slots.get_mut(id.index as usize)?;
+        if slot.0 != id.generation {
+            return None;
+        }
+        let d = slot.1.take();
         if d.is_some() {
-            self.free.push(id.0);
+            self.free.push(id.index);
         }
         d
     }
 
+    /// The destination, or None when the handle is stale.
+    pub fn try_get(&self, id: DestId) -> Option<&Dest> {
+        let (generation, d) = self.slots.get(id.index as usize)?;
+        if *generation == id.generation {
+            d.as_ref()
+        } else {
+            None
+        }
+    }
+
     pub fn get(&self, id: DestId) -> &Dest {
-        self.slots[id.0 as usize]
-            .as_ref()
-            .expect("live destination id")
+        self.try_get(id).expect("live destination id")
     }
 
     pub fn get_mut(&mut self, id: DestId) -> &mut Dest {
-        self.slots[id.0 as usize]
-            .as_mut()
-            .expect("live destination id")
+        let (generation, d) = &mut self.slots[id.index as usize];
+        assert_eq!(*generation, id.generation, "live destination id");
+        d.as_mut().expect("live destination id")
     }
 }
 
@@ -189,6 +211,20 @@ impl<'a> DestList<'a> {
 
     pub fn get(&self, i: usize) -> &'a Dest {
         self.arena.get(self.ids[i])
+    }
+
+    pub fn id(&self, i: usize) -> DestId {
+        self.ids[i]
+    }
+
+    /// Where a destination sits in the list; None once it left the service.
+    pub fn position(&self, id: DestId) -> Option<usize> {
+        self.ids.iter().position(|&x| x == id)
+    }
+
+    /// Any destination the director still knows, in the list or in the trash.
+    pub fn by_id(&self, id: DestId) -> Option<&'a Dest> {
+        self.arena.try_get(id)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &'a Dest> + 'a {

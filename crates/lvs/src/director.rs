@@ -8,7 +8,7 @@ use crate::dest::{Dest, DestArena, DestId};
 use crate::error::IpvsError;
 use crate::sched::{self, SchedInput};
 use crate::service::{Service, SvcId};
-use crate::stats::Counters;
+use crate::stats::{Counters, Estimator, Rates, ESTIMATOR_PERIOD};
 use crate::time::{Span, Time};
 use crate::types::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
 use ahash::RandomState;
@@ -85,6 +85,7 @@ pub struct ServiceInfo {
     pub key: ServiceKey,
     pub config: ServiceConfig,
     pub stats: Counters,
+    pub rates: Rates,
     /// In the kernel's list order.
     pub dests: Vec<DestInfo>,
 }
@@ -96,6 +97,7 @@ pub struct DestInfo {
     pub inactconns: u32,
     pub persistconns: u32,
     pub stats: Counters,
+    pub rates: Rates,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +125,9 @@ pub struct Director {
     conns: ConnTable,
     timeouts: Timeouts,
     stats: Counters,
+    est: Estimator,
+    /// When the estimators tick next.
+    next_estimate: Time,
 }
 
 impl Director {
@@ -132,7 +137,7 @@ impl Director {
 
     // ---------------------------------------------------------------- control
 
-    pub fn add_service(&mut self, key: ServiceKey, config: ServiceConfig) -> Result<(), IpvsError> {
+    pub fn add_service(&mut self, key: ServiceKey, config: ServiceConfig, now: Time) -> Result<(), IpvsError> {
         if key.fwmark != 0 {
             return Err(IpvsError::NotSupported);
         }
@@ -140,11 +145,8 @@ impl Director {
             return Err(IpvsError::Exists);
         }
         validate_service(&key, &config)?;
-        let sched = sched::create(
-            &config.scheduler,
-            crate::dest::DestList::new(&[], &self.dests),
-        )
-        .ok_or(IpvsError::NotFound)?;
+        let sched = sched::create(&config.scheduler, crate::dest::DestList::new(&[], &self.dests), now)
+            .ok_or(IpvsError::NotFound)?;
         let id = match self.services.iter().position(Option::is_none) {
             Some(i) => SvcId(i as u32),
             None => {
@@ -158,23 +160,19 @@ impl Director {
             dests: Vec::new(),
             sched,
             stats: Counters::default(),
+            est: Estimator::default(),
         });
         self.by_key.insert(key, id);
         self.order.push(id);
         Ok(())
     }
 
-    pub fn edit_service(
-        &mut self,
-        key: &ServiceKey,
-        config: ServiceConfig,
-    ) -> Result<(), IpvsError> {
+    pub fn edit_service(&mut self, key: &ServiceKey, config: ServiceConfig, now: Time) -> Result<(), IpvsError> {
         let id = self.service_id(key)?;
         validate_service(key, &config)?;
         let svc = self.services[id.0 as usize].as_mut().unwrap();
         if svc.config.scheduler != config.scheduler {
-            svc.sched = sched::create(&config.scheduler, svc.dest_list(&self.dests))
-                .ok_or(IpvsError::NotFound)?;
+            svc.sched = sched::create(&config.scheduler, svc.dest_list(&self.dests), now).ok_or(IpvsError::NotFound)?;
         }
         svc.config = config;
         Ok(())
@@ -198,19 +196,10 @@ impl Director {
         }
     }
 
-    pub fn add_dest(
-        &mut self,
-        key: &ServiceKey,
-        cfg: DestConfig,
-        now: Time,
-    ) -> Result<(), IpvsError> {
+    pub fn add_dest(&mut self, key: &ServiceKey, cfg: DestConfig, now: Time) -> Result<(), IpvsError> {
         let sid = self.service_id(key)?;
         validate_dest(&cfg)?;
-        if self
-            .svc(sid)
-            .position(&self.dests, cfg.addr, cfg.port)
-            .is_some()
-        {
+        if self.svc(sid).position(&self.dests, cfg.addr, cfg.port).is_some() {
             return Err(IpvsError::Exists);
         }
         let revived = self.trash.iter().position(|&t| {
@@ -238,10 +227,7 @@ impl Director {
     pub fn edit_dest(&mut self, key: &ServiceKey, cfg: DestConfig) -> Result<(), IpvsError> {
         let sid = self.service_id(key)?;
         validate_dest(&cfg)?;
-        let idx = self
-            .svc(sid)
-            .position(&self.dests, cfg.addr, cfg.port)
-            .ok_or(IpvsError::NotFound)?;
+        let idx = self.svc(sid).position(&self.dests, cfg.addr, cfg.port).ok_or(IpvsError::NotFound)?;
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
         self.dests.get_mut(svc.dests[idx]).update(&cfg, false);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
@@ -249,18 +235,9 @@ impl Director {
         Ok(())
     }
 
-    pub fn del_dest(
-        &mut self,
-        key: &ServiceKey,
-        addr: IpAddr,
-        port: u16,
-        now: Time,
-    ) -> Result<(), IpvsError> {
+    pub fn del_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16, now: Time) -> Result<(), IpvsError> {
         let sid = self.service_id(key)?;
-        let idx = self
-            .svc(sid)
-            .position(&self.dests, addr, port)
-            .ok_or(IpvsError::NotFound)?;
+        let idx = self.svc(sid).position(&self.dests, addr, port).ok_or(IpvsError::NotFound)?;
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
         let id = svc.dests.remove(idx);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
@@ -275,14 +252,18 @@ impl Director {
             Some(k) => vec![self.service_id(k)?],
             None => {
                 self.stats = Counters::default();
+                self.est.zero(&self.stats);
                 self.order.clone()
             }
         };
         for id in ids {
             let svc = self.services[id.0 as usize].as_mut().unwrap();
             svc.stats = Counters::default();
+            svc.est.zero(&svc.stats);
             for &d in &svc.dests {
-                self.dests.get_mut(d).stats = Counters::default();
+                let d = self.dests.get_mut(d);
+                d.stats = Counters::default();
+                d.est.zero(&d.stats);
             }
         }
         Ok(())
@@ -342,6 +323,10 @@ impl Director {
         self.stats
     }
 
+    pub fn total_rates(&self) -> Rates {
+        self.est.read()
+    }
+
     /// The addresses packets must be watched for: every service's (protocol,
     /// address, port).
     pub fn service_keys(&self) -> Vec<ServiceKey> {
@@ -372,6 +357,7 @@ impl Director {
             key: s.key,
             config: s.config.clone(),
             stats: s.stats,
+            rates: s.est.read(),
             dests: s
                 .dests
                 .iter()
@@ -393,6 +379,7 @@ impl Director {
                         inactconns: d.inactconns,
                         persistconns: d.persistconns,
                         stats: d.stats,
+                        rates: d.est.read(),
                     }
                 })
                 .collect(),
@@ -401,10 +388,7 @@ impl Director {
 }
 
 fn validate_service(key: &ServiceKey, cfg: &ServiceConfig) -> Result<(), IpvsError> {
-    if key.addr.is_ipv6()
-        && cfg.flags & crate::types::svc_flags::PERSISTENT != 0
-        && !(1..=128).contains(&cfg.netmask)
-    {
+    if key.addr.is_ipv6() && cfg.flags & crate::types::svc_flags::PERSISTENT != 0 && !(1..=128).contains(&cfg.netmask) {
         return Err(IpvsError::Invalid);
     }
     Ok(())

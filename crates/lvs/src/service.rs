@@ -2,7 +2,7 @@
 
 use crate::dest::{DestArena, DestId, DestList};
 use crate::sched::Scheduler;
-use crate::stats::Counters;
+use crate::stats::{Counters, Estimator};
 use crate::types::{ServiceConfig, ServiceKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,6 +15,7 @@ pub struct Service {
     pub dests: Vec<DestId>,
     pub sched: Box<dyn Scheduler>,
     pub stats: Counters,
+    pub est: Estimator,
 }
 
 impl Service {

@@ -54,12 +54,7 @@ pub struct ServiceKey {
 
 impl ServiceKey {
     pub fn new(protocol: Protocol, addr: IpAddr, port: u16) -> Self {
-        ServiceKey {
-            protocol,
-            addr,
-            port,
-            fwmark: 0,
-        }
+        ServiceKey { protocol, addr, port, fwmark: 0 }
     }
 }
 
@@ -88,13 +83,7 @@ pub struct ServiceConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig {
-            scheduler: "wlc".into(),
-            flags: 0,
-            timeout: 0,
-            netmask: 0xffff_ffff,
-            pe_name: String::new(),
-        }
+        ServiceConfig { scheduler: "wlc".into(), flags: 0, timeout: 0, netmask: 0xffff_ffff, pe_name: String::new() }
     }
 }
 
@@ -113,16 +102,6 @@ pub struct DestConfig {
 
 impl DestConfig {
     pub fn new(addr: IpAddr, port: u16, fwd: FwdMethod, weight: i32) -> Self {
-        DestConfig {
-            addr,
-            port,
-            fwd,
-            weight,
-            u_threshold: 0,
-            l_threshold: 0,
-            tun_type: 0,
-            tun_port: 0,
-            tun_flags: 0,
-        }
+        DestConfig { addr, port, fwd, weight, u_threshold: 0, l_threshold: 0, tun_type: 0, tun_port: 0, tun_flags: 0 }
     }
 }

@@ -27,16 +27,9 @@ pub struct Lab {
 }
 
 fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip (iproute2)")?;
+    let out = Command::new("ip").args(args).output().context("running ip (iproute2)")?;
     if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -81,20 +74,10 @@ impl Lab {
             bail!("network-namespace labs need root");
         }
         sweep_stale();
-        let prefix = format!(
-            "rl{}-{}",
-            std::process::id(),
-            NEXT_LAB.fetch_add(1, Ordering::SeqCst)
-        );
+        let prefix = format!("rl{}-{}", std::process::id(), NEXT_LAB.fetch_add(1, Ordering::SeqCst));
         let dir = std::env::temp_dir().join(&prefix);
         std::fs::create_dir_all(&dir)?;
-        Ok(Lab {
-            prefix,
-            switch: None,
-            namespaces: Vec::new(),
-            children: Vec::new(),
-            dir,
-        })
+        Ok(Lab { prefix, switch: None, namespaces: Vec::new(), children: Vec::new(), dir })
     }
 
     /// A scratch directory removed with the lab.
@@ -131,9 +114,7 @@ impl Lab {
         let sw = self.switch()?;
         let ns = self.add_ns(short)?;
         let port = format!("v-{short}");
-        ip(&[
-            "-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &ns,
-        ])?;
+        ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &ns])?;
         ip(&["-n", &sw, "link", "set", &port, "master", BRIDGE, "up"])?;
         ip(&["-n", &ns, "link", "set", ifname, "address", mac])?;
         ip(&["-n", &ns, "addr", "add", cidr, "dev", ifname])?;
@@ -149,9 +130,7 @@ impl Lab {
     /// A veth pair between two hosts of this lab.
     pub fn link(&self, a: (&str, &str, &str, &str), b: (&str, &str, &str, &str)) -> Result<()> {
         // (namespace, ifname, mac, cidr)
-        ip(&[
-            "-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0,
-        ])?;
+        ip(&["-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0])?;
         for (ns, ifname, mac, cidr) in [a, b] {
             ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
             if !cidr.is_empty() {
@@ -170,21 +149,14 @@ impl Lab {
 
     /// Runs a command in `ns` and returns its output, whatever its status.
     pub fn run(&self, ns: &str, argv: &[&str]) -> Result<Output> {
-        self.command(ns, argv)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("running {argv:?} in {ns}"))
+        self.command(ns, argv).stdin(Stdio::null()).output().with_context(|| format!("running {argv:?} in {ns}"))
     }
 
     /// Runs a command in `ns` and returns its stdout; fails unless it succeeds.
     pub fn ok(&self, ns: &str, argv: &[&str]) -> Result<String> {
         let out = self.run(ns, argv)?;
         if !out.status.success() {
-            bail!(
-                "{argv:?} in {ns} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("{argv:?} in {ns} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -212,9 +184,7 @@ impl Lab {
 
     /// Stops a spawned process with `signal` and waits (bounded) for it.
     pub fn stop(&mut self, name: &str, signal: i32) -> Result<Option<std::process::ExitStatus>> {
-        let Some(i) = self.children.iter().position(|(n, _)| n == name) else {
-            bail!("no process {name}")
-        };
+        let Some(i) = self.children.iter().position(|(n, _)| n == name) else { bail!("no process {name}") };
         let (_, mut child) = self.children.remove(i);
         // `ip netns exec` execs the command, so the pid is the process itself.
         // SAFETY: plain kill(2) on our own child.

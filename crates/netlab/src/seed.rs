@@ -33,21 +33,14 @@ pub fn build(lab: &mut Lab, big: Option<&[u8]>) -> Result<SeedDr> {
     for (ns, ip, body) in [(&web1, WEB1, "rs1"), (&web2, WEB2, "rs2")] {
         let url = format!("http://{ip}/");
         let ready = Lab::wait_for(Duration::from_secs(10), || {
-            let out = lab
-                .run(&client, &["curl", "-s", "--max-time", "1", &url])
-                .ok()?;
+            let out = lab.run(&client, &["curl", "-s", "--max-time", "1", &url]).ok()?;
             (String::from_utf8_lossy(&out.stdout).trim() == body).then_some(())
         });
         if ready.is_none() {
             bail!("web server in {ns} did not come up");
         }
     }
-    Ok(SeedDr {
-        client,
-        director,
-        web1,
-        web2,
-    })
+    Ok(SeedDr { client, director, web1, web2 })
 }
 
 /// The client's host route to the VIP, as in the seed's step 2.4.

@@ -33,13 +33,7 @@ http.server.ThreadingHTTPServer(("0.0.0.0", port), handler).serve_forever()
 
 /// Starts a web server in `ns` whose index page is `body` (plus a newline,
 /// as `echo rs1 > index.html` makes it). `extra` files go beside it.
-pub fn start(
-    lab: &mut Lab,
-    ns: &str,
-    name: &str,
-    body: &str,
-    extra: &[(&str, &[u8])],
-) -> Result<()> {
+pub fn start(lab: &mut Lab, ns: &str, name: &str, body: &str, extra: &[(&str, &[u8])]) -> Result<()> {
     let root = lab.dir().join(format!("www-{name}"));
     std::fs::create_dir_all(&root)?;
     std::fs::write(root.join("index.html"), format!("{body}\n"))?;
@@ -48,10 +42,7 @@ pub fn start(
     }
     let script = lab.dir().join("www.py");
     std::fs::write(&script, SERVER)?;
-    let (s, r) = (
-        script.to_string_lossy().into_owned(),
-        root.to_string_lossy().into_owned(),
-    );
+    let (s, r) = (script.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
     lab.spawn(ns, name, &["python3", &s, &r, "80"])?;
     Ok(())
 }

@@ -37,21 +37,11 @@ pub fn run(args: Args) -> Result<()> {
     // Bind first: a second daemon in the same namespace must fail before it
     // touches the data plane of the first.
     let std_listener = bind_control_socket()?;
-    let cfg = EngineConfig {
-        kind,
-        interfaces: args.interfaces,
-        allow_host_netns: args.host_netns,
-        ..Default::default()
-    };
+    let cfg =
+        EngineConfig { kind, interfaces: args.interfaces, allow_host_netns: args.host_netns, ..Default::default() };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;
-    tracing::info!(
-        engine = kind.name(),
-        socket = "@rlvs/control",
-        "rlvs daemon running"
-    );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    tracing::info!(engine = kind.name(), socket = "@rlvs/control", "rlvs daemon running");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let served = rt.block_on(serve(std_listener, handle.clone()));
     handle.stop();
     let _ = engine.join();

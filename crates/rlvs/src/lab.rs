@@ -34,30 +34,13 @@ pub fn run(args: Args) -> Result<()> {
     println!("== 2.2 real servers: rs.sh start, as `rlvs realserver start --vip {VIP}`");
     for (h, ns) in [("c3", &t.web1), ("c4", &t.web2)] {
         prompt(h, &format!("rlvs realserver start --vip {VIP}"));
-        print!(
-            "{}",
-            lab.ok(ns, &[&rlvs, "realserver", "start", "--vip", VIP])?
-        );
+        print!("{}", lab.ok(ns, &[&rlvs, "realserver", "start", "--vip", VIP])?);
     }
     println!("== 2.3 director c2: vs.sh start");
-    lab.ok(
-        &t.director,
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{VIP}/32"),
-            "dev",
-            "lo",
-            "label",
-            "lo:1",
-        ],
-    )?;
+    lab.ok(&t.director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo", "label", "lo:1"])?;
     lab.spawn(&t.director, "rlvs-daemon", &[&rlvs, "daemon"])?;
     let up = Lab::wait_for(Duration::from_secs(10), || {
-        lab.run(&t.director, &[&ipvsadm, "-Ln"])
-            .ok()
-            .filter(|o| o.status.success())
+        lab.run(&t.director, &[&ipvsadm, "-Ln"]).ok().filter(|o| o.status.success())
     });
     if up.is_none() {
         bail!("rlvs daemon did not start:\n{}", lab.log("rlvs-daemon"));
@@ -71,8 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         prompt("c2", &format!("ipvsadm {cmd}"));
         let mut argv = vec![ipvsadm.as_str()];
         argv.extend(cmd.split(' '));
-        lab.ok(&t.director, &argv)
-            .with_context(|| format!("ipvsadm {cmd}"))?;
+        lab.ok(&t.director, &argv).with_context(|| format!("ipvsadm {cmd}"))?;
     }
     prompt("c2", "ipvsadm -Ln");
     print!("{}", lab.ok(&t.director, &[&ipvsadm, "-Ln"])?);
@@ -82,11 +64,7 @@ pub fn run(args: Args) -> Result<()> {
     for _ in 0..args.curls {
         prompt("c1", &format!("curl {VIP}"));
         let out = lab.run(&t.client, &["curl", "-sS", "--max-time", "5", VIP])?;
-        print!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        print!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     }
     prompt("c2", "ipvsadm -Ln");
     print!("{}", lab.ok(&t.director, &[&ipvsadm, "-Ln"])?);

@@ -10,11 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "rlvs",
-    version,
-    about = "LVS load balancing and keepalived high availability, in one program"
-)]
+#[command(name = "rlvs", version, about = "LVS load balancing and keepalived high availability, in one program")]
 struct Cli {
     #[command(subcommand)]
     face: Face,
@@ -47,13 +43,7 @@ fn adm(argv: Vec<String>) -> ExitCode {
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
-    let invoked = argv.first().map(|a| {
-        Path::new(a)
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned()
-    });
+    let invoked = argv.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned());
     if invoked.as_deref() == Some("ipvsadm") {
         return adm(argv);
     }

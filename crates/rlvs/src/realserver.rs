@@ -26,12 +26,8 @@ pub struct Args {
     mode: String,
 }
 
-const SYSCTLS: [(&str, &str); 4] = [
-    ("all", "arp_ignore"),
-    ("lo", "arp_ignore"),
-    ("all", "arp_announce"),
-    ("lo", "arp_announce"),
-];
+const SYSCTLS: [(&str, &str); 4] =
+    [("all", "arp_ignore"), ("lo", "arp_ignore"), ("all", "arp_announce"), ("lo", "arp_announce")];
 const WANTED: [&str; 4] = ["1", "1", "2", "2"];
 
 fn sysctl_path(dev: &str, key: &str) -> PathBuf {
@@ -58,9 +54,7 @@ pub fn run(args: Args) -> Result<()> {
         if args.vip.is_ipv4() {
             let previous: Vec<String> = SYSCTLS
                 .iter()
-                .map(|(d, k)| {
-                    std::fs::read_to_string(sysctl_path(d, k)).map(|s| s.trim().to_string())
-                })
+                .map(|(d, k)| std::fs::read_to_string(sysctl_path(d, k)).map(|s| s.trim().to_string()))
                 .collect::<Result<_, _>>()
                 .context("reading ARP sysctls")?;
             // A second start keeps what the first one remembered.
@@ -73,34 +67,22 @@ pub fn run(args: Args) -> Result<()> {
             }
         }
         let label = args.vip.is_ipv4().then_some("lo:1");
-        rtnl.addr_add(lo, args.vip, prefix, label)
-            .context("adding the VIP to lo")?;
-        println!(
-            "real server ready for VIP {}: on lo, ARP silenced",
-            args.vip
-        );
+        rtnl.addr_add(lo, args.vip, prefix, label).context("adding the VIP to lo")?;
+        println!("real server ready for VIP {}: on lo, ARP silenced", args.vip);
     } else {
         if args.vip.is_ipv4() {
-            let remembered = if vip_present {
-                std::fs::read_to_string(&state).ok()
-            } else {
-                None
-            };
+            let remembered = if vip_present { std::fs::read_to_string(&state).ok() } else { None };
             let restore: Vec<String> = match remembered {
-                Some(s) if s.split_whitespace().count() == 4 => {
-                    s.split_whitespace().map(String::from).collect()
-                }
+                Some(s) if s.split_whitespace().count() == 4 => s.split_whitespace().map(String::from).collect(),
                 // As rs.sh does when nothing (trustworthy) was remembered.
                 _ => vec!["0".into(); 4],
             };
             for ((d, k), v) in SYSCTLS.iter().zip(restore) {
-                std::fs::write(sysctl_path(d, k), &v)
-                    .with_context(|| format!("restoring {d}/{k}"))?;
+                std::fs::write(sysctl_path(d, k), &v).with_context(|| format!("restoring {d}/{k}"))?;
             }
             let _ = std::fs::remove_file(&state);
         }
-        rtnl.addr_del(lo, args.vip, prefix)
-            .context("removing the VIP from lo")?;
+        rtnl.addr_del(lo, args.vip, prefix).context("removing the VIP from lo")?;
         println!("real server settings for VIP {} undone", args.vip);
     }
     Ok(())

@@ -18,11 +18,7 @@ fn sha256(data: &[u8]) -> String {
     use std::io::Write;
     c.stdin.take().unwrap().write_all(data).unwrap();
     let out = c.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
 
 fn offload_on(lab: &Lab, ns: &str, feature: &str) -> bool {
@@ -40,24 +36,10 @@ fn seed_section_2_through_the_ipvsadm_face() {
 
     // 2.2: rs.sh start on both real servers.
     for ns in [&t.web1, &t.web2] {
-        lab.ok(ns, &[&rlvs, "realserver", "start", "--vip", VIP])
-            .unwrap();
+        lab.ok(ns, &[&rlvs, "realserver", "start", "--vip", VIP]).unwrap();
     }
     // 2.3: vs.sh start: VIP on lo:1, then the three ipvsadm commands.
-    lab.ok(
-        &t.director,
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{VIP}/32"),
-            "dev",
-            "lo",
-            "label",
-            "lo:1",
-        ],
-    )
-    .unwrap();
+    lab.ok(&t.director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo", "label", "lo:1"]).unwrap();
     start_daemon(&mut lab, &t.director.clone(), "daemon", &[]);
     for cmd in [
         format!("-A -t {VIP}:80 -s rr"),
@@ -69,59 +51,32 @@ fn seed_section_2_through_the_ipvsadm_face() {
     }
     let (listing, _, code) = adm(&lab, &t.director, "-Ln");
     assert_eq!(code, 0);
-    assert_eq!(
-        listing,
-        golden_seed_listing(),
-        "ipvsadm -Ln must be byte-identical to ipvsadm 1.31's"
-    );
+    assert_eq!(listing, golden_seed_listing(), "ipvsadm -Ln must be byte-identical to ipvsadm 1.31's");
 
     // Before the client's host route, the VIP is unreachable (the seed's ^C).
-    let out = lab
-        .run(&t.client, &["curl", "-s", "--max-time", "1", VIP])
-        .unwrap();
+    let out = lab.run(&t.client, &["curl", "-s", "--max-time", "1", VIP]).unwrap();
     assert!(!out.status.success());
 
     // 2.4: route add, then curls alternate strictly, rs2 first (the kernel
     // lists the last added real server first and rr starts at the head).
     seed::add_client_route(&lab, &t).unwrap();
     let bodies: Vec<String> = (0..8)
-        .map(|_| {
-            lab.ok(&t.client, &["curl", "-sS", "--max-time", "5", VIP])
-                .unwrap()
-                .trim()
-                .to_string()
-        })
+        .map(|_| lab.ok(&t.client, &["curl", "-sS", "--max-time", "5", VIP]).unwrap().trim().to_string())
         .collect();
     let want: Vec<&str> = ["rs2", "rs1"].iter().cycle().take(8).copied().collect();
     assert_eq!(bodies, want, "8 curls through the VIP");
 
     // Offloads stay at veth's defaults: checksum-partial and TSO frames.
     for ns in [&t.client, &t.director] {
-        assert!(
-            offload_on(&lab, ns, "tx-checksumming"),
-            "tx checksum offload on in {ns}"
-        );
-        assert!(
-            offload_on(&lab, ns, "tcp-segmentation-offload"),
-            "TSO on in {ns}"
-        );
+        assert!(offload_on(&lab, ns, "tx-checksumming"), "tx checksum offload on in {ns}");
+        assert!(offload_on(&lab, ns, "tcp-segmentation-offload"), "TSO on in {ns}");
     }
     // 10 MB from the real server to the client (replies bypass the director)...
     let url = format!("http://{VIP}/big");
-    let out = lab
-        .run(&t.client, &["curl", "-sS", "--max-time", "60", &url])
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "download: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = lab.run(&t.client, &["curl", "-sS", "--max-time", "60", &url]).unwrap();
+    assert!(out.status.success(), "download: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.stdout.len(), BIG);
-    assert_eq!(
-        sha256(&out.stdout),
-        sha256(&big),
-        "10 MB download through the VIP"
-    );
+    assert_eq!(sha256(&out.stdout), sha256(&big), "10 MB download through the VIP");
     // ...and 10 MB from the client through the director to a real server.
     let file = lab.dir().join("upload.bin");
     std::fs::write(&file, &big).unwrap();
@@ -142,11 +97,7 @@ fn seed_section_2_through_the_ipvsadm_face() {
             ],
         )
         .unwrap();
-    assert_eq!(
-        answer.trim(),
-        format!("{BIG} {}", sha256(&big)),
-        "10 MB upload through the VIP"
-    );
+    assert_eq!(answer.trim(), format!("{BIG} {}", sha256(&big)), "10 MB upload through the VIP");
 
     // The counters moved as IPVS moves them: connections through the
     // director end in FIN_WAIT (inactive), none stays active.
@@ -158,55 +109,33 @@ fn seed_section_2_through_the_ipvsadm_face() {
         .sum();
     assert_eq!(inact, 10, "8 curls + 2 transfers, all finished:\n{listing}");
     let (conns, _, _) = adm(&lab, &t.director, "-Lnc");
-    assert_eq!(
-        conns.lines().filter(|l| l.contains("FIN_WAIT")).count(),
-        10,
-        "{conns}"
-    );
+    assert_eq!(conns.lines().filter(|l| l.contains("FIN_WAIT")).count(), 10, "{conns}");
 
     // Stopping the daemon removes its nftables guard.
-    assert!(lab
-        .ok(&t.director, &["nft", "list", "tables"])
-        .unwrap()
-        .contains("netdev rlvs"));
+    assert!(lab.ok(&t.director, &["nft", "list", "tables"]).unwrap().contains("netdev rlvs"));
     lab.stop("daemon", libc::SIGTERM).unwrap();
-    assert!(!lab
-        .ok(&t.director, &["nft", "list", "tables"])
-        .unwrap()
-        .contains("rlvs"));
+    assert!(!lab.ok(&t.director, &["nft", "list", "tables"]).unwrap().contains("rlvs"));
 }
 
 #[test]
 fn directors_in_two_namespaces_do_not_see_each_other() {
     let mut lab = Lab::new().unwrap();
-    let x = lab
-        .host("x", "eth0", "02:00:00:00:01:01", "10.9.0.1/24")
-        .unwrap();
-    let y = lab
-        .host("y", "eth0", "02:00:00:00:01:02", "10.9.0.2/24")
-        .unwrap();
+    let x = lab.host("x", "eth0", "02:00:00:00:01:01", "10.9.0.1/24").unwrap();
+    let y = lab.host("y", "eth0", "02:00:00:00:01:02", "10.9.0.2/24").unwrap();
     start_daemon(&mut lab, &x, "dx", &[]);
     start_daemon(&mut lab, &y, "dy", &["--engine", "none"]);
     assert_eq!(adm(&lab, &x, "-A -t 10.0.0.100:80 -s rr").2, 0);
     assert_eq!(adm(&lab, &y, "-A -u 10.0.0.53:53").2, 0);
     let (lx, _, _) = adm(&lab, &x, "-Ln");
     let (ly, _, _) = adm(&lab, &y, "-Ln");
-    assert!(
-        lx.contains("TCP  10.0.0.100:80 rr") && !lx.contains("UDP"),
-        "{lx}"
-    );
-    assert!(
-        ly.contains("UDP  10.0.0.53:53 wlc") && !ly.contains("TCP"),
-        "{ly}"
-    );
+    assert!(lx.contains("TCP  10.0.0.100:80 rr") && !lx.contains("UDP"), "{lx}");
+    assert!(ly.contains("UDP  10.0.0.53:53 wlc") && !ly.contains("TCP"), "{ly}");
 
     // A second daemon in the same namespace refuses to start.
     let rlvs = rlvs();
     let out = lab.run(&x, &[&rlvs, "daemon", "--engine", "none"]).unwrap();
     assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("already running in this network namespace")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already running in this network namespace"));
 }
 
 #[test]
@@ -217,10 +146,7 @@ fn ipvsadm_without_a_daemon_says_how_to_start_one() {
     assert_eq!(out, "");
     assert_ne!(code, 0);
     assert_eq!(err.lines().count(), 1, "one clear line: {err}");
-    assert!(
-        err.contains("no rlvs daemon is running") && err.contains("rlvs daemon"),
-        "{err}"
-    );
+    assert!(err.contains("no rlvs daemon is running") && err.contains("rlvs daemon"), "{err}");
     // Help and version need no daemon.
     assert_eq!(adm(&lab, &ns, "-v").2, 0);
 }
@@ -232,35 +158,13 @@ fn only_root_may_talk_to_the_daemon() {
     start_daemon(&mut lab, &ns, "d", &["--engine", "none"]);
     let path = ipvsadm(&lab);
     // Let an unprivileged user reach the binary through the lab directory.
-    Command::new("chmod")
-        .args(["o+rx", &lab.dir().to_string_lossy()])
-        .status()
-        .unwrap();
+    Command::new("chmod").args(["o+rx", &lab.dir().to_string_lossy()]).status().unwrap();
     let out = lab
-        .run(
-            &ns,
-            &[
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                &path,
-                "-A",
-                "-t",
-                "10.0.0.1:80",
-            ],
-        )
+        .run(&ns, &["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", &path, "-A", "-t", "10.0.0.1:80"])
         .unwrap();
     assert_eq!(out.status.code(), Some(255));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "Permission denied (you must be root)\n"
-    );
-    assert_eq!(
-        adm(&lab, &ns, "-Ln").0.lines().count(),
-        3,
-        "nothing was added"
-    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "Permission denied (you must be root)\n");
+    assert_eq!(adm(&lab, &ns, "-Ln").0.lines().count(), 3, "nothing was added");
 }
 
 #[test]
@@ -269,46 +173,22 @@ fn realserver_start_and_stop_undo_exactly() {
     let ns = lab.bare_host("rs").unwrap();
     let rlvs = rlvs();
     let sysctls = |lab: &Lab| -> Vec<String> {
-        [
-            "all/arp_ignore",
-            "lo/arp_ignore",
-            "all/arp_announce",
-            "lo/arp_announce",
-        ]
-        .iter()
-        .map(|k| {
-            lab.ok(&ns, &["cat", &format!("/proc/sys/net/ipv4/conf/{k}")])
-                .unwrap()
-                .trim()
-                .to_string()
-        })
-        .collect()
+        ["all/arp_ignore", "lo/arp_ignore", "all/arp_announce", "lo/arp_announce"]
+            .iter()
+            .map(|k| lab.ok(&ns, &["cat", &format!("/proc/sys/net/ipv4/conf/{k}")]).unwrap().trim().to_string())
+            .collect()
     };
     // A namespace whose settings are not the defaults, to see them restored.
-    lab.ok(&ns, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=1"])
-        .unwrap();
-    let before_addrs = lab
-        .ok(&ns, &["ip", "-4", "addr", "show", "dev", "lo"])
-        .unwrap();
+    lab.ok(&ns, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=1"]).unwrap();
+    let before_addrs = lab.ok(&ns, &["ip", "-4", "addr", "show", "dev", "lo"]).unwrap();
     let before = sysctls(&lab);
-    lab.ok(&ns, &[&rlvs, "realserver", "start", "--vip", VIP])
-        .unwrap();
+    lab.ok(&ns, &[&rlvs, "realserver", "start", "--vip", VIP]).unwrap();
     assert_eq!(sysctls(&lab), ["1", "1", "2", "2"]);
-    let addrs = lab
-        .ok(&ns, &["ip", "-4", "addr", "show", "dev", "lo"])
-        .unwrap();
-    assert!(
-        addrs.contains(&format!("inet {VIP}/32 scope global lo:1")),
-        "{addrs}"
-    );
-    lab.ok(&ns, &[&rlvs, "realserver", "stop", "--vip", VIP])
-        .unwrap();
+    let addrs = lab.ok(&ns, &["ip", "-4", "addr", "show", "dev", "lo"]).unwrap();
+    assert!(addrs.contains(&format!("inet {VIP}/32 scope global lo:1")), "{addrs}");
+    lab.ok(&ns, &[&rlvs, "realserver", "stop", "--vip", VIP]).unwrap();
     assert_eq!(sysctls(&lab), before);
-    assert_eq!(
-        lab.ok(&ns, &["ip", "-4", "addr", "show", "dev", "lo"])
-            .unwrap(),
-        before_addrs
-    );
+    assert_eq!(lab.ok(&ns, &["ip", "-4", "addr", "show", "dev", "lo"]).unwrap(), before_addrs);
 }
 
 /// Real servers may sit behind any interface of the director: the egress
@@ -326,35 +206,22 @@ fn real_server_behind_a_second_interface() {
         (&dir, "eth0", "02:00:00:00:02:02", "10.1.1.243/24"),
     )
     .unwrap();
-    lab.link(
-        (&dir, "eth1", "02:00:00:00:02:03", "10.4.0.254/24"),
-        (&rs, "eth0", "02:00:00:00:02:04", "10.4.0.1/24"),
-    )
-    .unwrap();
-    let rlvs = rlvs();
-    lab.ok(&rs, &[&rlvs, "realserver", "start", "--vip", VIP])
+    lab.link((&dir, "eth1", "02:00:00:00:02:03", "10.4.0.254/24"), (&rs, "eth0", "02:00:00:00:02:04", "10.4.0.1/24"))
         .unwrap();
+    let rlvs = rlvs();
+    lab.ok(&rs, &[&rlvs, "realserver", "start", "--vip", VIP]).unwrap();
     let got = lab.dir().join("received.txt");
     let recv = format!(
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('{VIP}',9))\n\
          f=open('{}','a')\nwhile True:\n  d,a=s.recvfrom(100)\n  f.write(d.decode()+' '+a[0]+'\\n');f.flush()\n",
         got.display()
     );
-    lab.spawn(&rs, "udp-sink", &["python3", "-c", &recv])
-        .unwrap();
-    lab.ok(
-        &dir,
-        &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
-    )
-    .unwrap();
+    lab.spawn(&rs, "udp-sink", &["python3", "-c", &recv]).unwrap();
+    lab.ok(&dir, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
     start_daemon(&mut lab, &dir, "daemon", &[]);
     assert_eq!(adm(&lab, &dir, &format!("-A -u {VIP}:9 -s rr")).2, 0);
-    assert_eq!(
-        adm(&lab, &dir, &format!("-a -u {VIP}:9 -r 10.4.0.1 -g")).2,
-        0
-    );
-    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"])
-        .unwrap();
+    assert_eq!(adm(&lab, &dir, &format!("-a -u {VIP}:9 -r 10.4.0.1 -g")).2, 0);
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
     let send = format!(
         "import socket,time\nfor i in range(10):\n  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n  s.sendto(b'msg-%d'%i,('{VIP}',9))\n  time.sleep(0.02)\n"
     );
@@ -364,11 +231,7 @@ fn real_server_behind_a_second_interface() {
         (s.lines().count() == 10).then_some(s)
     });
     let lines = lines.unwrap_or_else(|| {
-        panic!(
-            "datagrams lost:\n{}\n{}",
-            std::fs::read_to_string(&got).unwrap_or_default(),
-            lab.log("daemon")
-        )
+        panic!("datagrams lost:\n{}\n{}", std::fs::read_to_string(&got).unwrap_or_default(), lab.log("daemon"))
     });
     for i in 0..10 {
         assert!(lines.contains(&format!("msg-{i} 10.1.1.10")), "{lines}");
@@ -376,14 +239,7 @@ fn real_server_behind_a_second_interface() {
     let (stats, _, _) = adm(&lab, &dir, "-Ln --stats");
     assert!(stats.contains("UDP  10.0.0.100:9"), "{stats}");
     let (conns, _, _) = adm(&lab, &dir, "-Lnc");
-    assert_eq!(
-        conns
-            .lines()
-            .filter(|l| l.starts_with("UDP") && l.contains("10.4.0.1:9"))
-            .count(),
-        10,
-        "{conns}"
-    );
+    assert_eq!(conns.lines().filter(|l| l.starts_with("UDP") && l.contains("10.4.0.1:9")).count(), 10, "{conns}");
 }
 
 /// With no usable real server the kernel answers ICMP port unreachable
@@ -399,26 +255,13 @@ fn no_real_server_available_refuses_at_once() {
         (&dir, "eth0", "02:00:00:00:03:02", "10.1.1.243/24"),
     )
     .unwrap();
-    lab.ok(
-        &dir,
-        &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
-    )
-    .unwrap();
-    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"])
-        .unwrap();
+    lab.ok(&dir, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
     start_daemon(&mut lab, &dir, "daemon", &[]);
     assert_eq!(adm(&lab, &dir, &format!("-A -t {VIP}:80 -s rr")).2, 0);
-    let curl = |lab: &Lab| {
-        lab.run(&client, &["curl", "-s", "--max-time", "5", VIP])
-            .unwrap()
-            .status
-            .code()
-    };
+    let curl = |lab: &Lab| lab.run(&client, &["curl", "-s", "--max-time", "5", VIP]).unwrap().status.code();
     assert_eq!(curl(&lab), Some(7), "no real servers: refused");
     // A quiesced real server (weight 0) takes no new connections either.
-    assert_eq!(
-        adm(&lab, &dir, &format!("-a -t {VIP}:80 -r 10.1.1.99 -g -w 0")).2,
-        0
-    );
+    assert_eq!(adm(&lab, &dir, &format!("-a -t {VIP}:80 -r 10.1.1.99 -g -w 0")).2, 0);
     assert_eq!(curl(&lab), Some(7), "only a quiesced real server: refused");
 }

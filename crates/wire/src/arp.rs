@@ -141,13 +141,7 @@ mod tests {
     fn rejects_non_ethernet_ipv4() {
         let mut b = [0u8; 28];
         b[1] = 6; // hardware type 6 (IEEE 802)
-        assert_eq!(
-            ArpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
-        assert_eq!(
-            ArpPacket::new_checked(&b[..10]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(ArpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(ArpPacket::new_checked(&b[..10]).unwrap_err(), Error::Truncated);
     }
 }

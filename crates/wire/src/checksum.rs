@@ -55,11 +55,8 @@ pub fn update16(check: u16, old: u16, new: u16) -> u16 {
 
 /// As [`update16`], for a 32-bit field such as an IPv4 address.
 pub fn update32(check: u16, old: u32, new: u32) -> u16 {
-    let s = u32::from(!check)
-        + u32::from(!(old >> 16) as u16)
-        + u32::from(!(old as u16))
-        + (new >> 16)
-        + (new & 0xffff);
+    let s =
+        u32::from(!check) + u32::from(!(old >> 16) as u16) + u32::from(!(old as u16)) + (new >> 16) + (new & 0xffff);
     !fold(s)
 }
 
@@ -96,9 +93,7 @@ mod tests {
 
     #[test]
     fn verifying_a_correct_checksum_gives_zero() {
-        let mut data = vec![
-            0x45, 0, 0, 20, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let mut data = vec![0x45, 0, 0, 20, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         let c = checksum(&data);
         data[10..12].copy_from_slice(&c.to_be_bytes());
         assert_eq!(checksum(&data), 0);

@@ -29,11 +29,7 @@ impl EthernetAddress {
 impl fmt::Display for EthernetAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -139,11 +135,7 @@ pub struct EthernetRepr {
 
 impl EthernetRepr {
     pub fn parse<T: AsRef<[u8]>>(f: &EthernetFrame<T>) -> Self {
-        EthernetRepr {
-            src: f.src_addr(),
-            dst: f.dst_addr(),
-            ethertype: f.ethertype(),
-        }
+        EthernetRepr { src: f.src_addr(), dst: f.dst_addr(), ethertype: f.ethertype() }
     }
 
     /// Writes the header into the first [`HEADER_LEN`] bytes of `buf`.
@@ -179,14 +171,8 @@ mod tests {
 
     #[test]
     fn rejects_short_and_parses_macs() {
-        assert_eq!(
-            EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err(),
-            Error::Truncated
-        );
-        assert_eq!(
-            EthernetAddress::parse("02:00:00:00:00:0a"),
-            Some(EthernetAddress([2, 0, 0, 0, 0, 10]))
-        );
+        assert_eq!(EthernetFrame::new_checked(&[0u8; 13][..]).unwrap_err(), Error::Truncated);
+        assert_eq!(EthernetAddress::parse("02:00:00:00:00:0a"), Some(EthernetAddress([2, 0, 0, 0, 0, 10])));
         assert_eq!(EthernetAddress::parse("02:00:00:00:00"), None);
         assert_eq!(EthernetAddress::parse("02:00:00:00:00:00:01"), None);
     }

@@ -283,32 +283,17 @@ mod tests {
     fn rejects_bad_headers() {
         let p = ip_of(CURL_SYN);
         let raw = &CURL_SYN[14..14 + usize::from(p.total_len())];
-        assert_eq!(
-            Ipv4Packet::new_checked(&raw[..19]).unwrap_err(),
-            Error::Truncated
-        );
-        assert_eq!(
-            Ipv4Packet::new_checked(&raw[..raw.len() - 1]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(Ipv4Packet::new_checked(&raw[..19]).unwrap_err(), Error::Truncated);
+        assert_eq!(Ipv4Packet::new_checked(&raw[..raw.len() - 1]).unwrap_err(), Error::Truncated);
         let mut v6 = raw.to_vec();
         v6[0] = 0x65;
-        assert_eq!(
-            Ipv4Packet::new_checked(&v6[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(Ipv4Packet::new_checked(&v6[..]).unwrap_err(), Error::Malformed);
         let mut short_ihl = raw.to_vec();
         short_ihl[0] = 0x44;
-        assert_eq!(
-            Ipv4Packet::new_checked(&short_ihl[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(Ipv4Packet::new_checked(&short_ihl[..]).unwrap_err(), Error::Malformed);
         let mut big_ihl = raw.to_vec();
         big_ihl[0] = 0x4f;
         big_ihl[2..4].copy_from_slice(&20u16.to_be_bytes());
-        assert_eq!(
-            Ipv4Packet::new_checked(&big_ihl[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(Ipv4Packet::new_checked(&big_ihl[..]).unwrap_err(), Error::Malformed);
     }
 }

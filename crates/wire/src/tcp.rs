@@ -225,20 +225,11 @@ mod tests {
     #[test]
     fn rejects_bad_offsets() {
         let (_, _, seg) = segment(CURL_SYN);
-        assert_eq!(
-            TcpPacket::new_checked(&seg[..19]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(TcpPacket::new_checked(&seg[..19]).unwrap_err(), Error::Truncated);
         let mut bad = seg.clone();
         bad[12] = 4 << 4;
-        assert_eq!(
-            TcpPacket::new_checked(&bad[..]).unwrap_err(),
-            Error::Malformed
-        );
-        assert_eq!(
-            TcpPacket::new_checked(&seg[..24]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(TcpPacket::new_checked(&bad[..]).unwrap_err(), Error::Malformed);
+        assert_eq!(TcpPacket::new_checked(&seg[..24]).unwrap_err(), Error::Truncated);
     }
 
     #[test]

@@ -148,11 +148,7 @@ mod tests {
 
     #[test]
     fn builds_datagram_with_valid_checksum() {
-        let r = UdpRepr {
-            src_port: 1000,
-            dst_port: 2000,
-            payload_len: 5,
-        };
+        let r = UdpRepr { src_port: 1000, dst_port: 2000, payload_len: 5 };
         let mut buf = vec![0u8; r.buffer_len()];
         r.emit(&mut buf);
         buf[8..].copy_from_slice(b"hello");
@@ -167,14 +163,8 @@ mod tests {
     fn rejects_bad_lengths() {
         let mut b = [0u8; 8];
         b[5] = 4;
-        assert_eq!(
-            UdpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Malformed
-        );
+        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::Malformed);
         b[5] = 9;
-        assert_eq!(
-            UdpPacket::new_checked(&b[..]).unwrap_err(),
-            Error::Truncated
-        );
+        assert_eq!(UdpPacket::new_checked(&b[..]).unwrap_err(), Error::Truncated);
     }
 }

@@ -94,38 +94,26 @@ impl ConnTable {
     }
 
     pub fn remove(&mut self, id: ConnId) -> Conn {
-        let c = self.slots[id.0 as usize]
-            .take()
-            .expect("live connection id");
+        let c = self.slots[id.0 as usize].take().expect("live connection id");
         self.index.remove(&c.key);
         self.free.push(id.0);
         c
     }
 
     pub fn get(&self, id: ConnId) -> &Conn {
-        self.slots[id.0 as usize]
-            .as_ref()
-            .expect("live connection id")
+        self.slots[id.0 as usize].as_ref().expect("live connection id")
     }
 
     pub fn get_mut(&mut self, id: ConnId) -> &mut Conn {
-        self.slots[id.0 as usize]
-            .as_mut()
-            .expect("live connection id")
+        self.slots[id.0 as usize].as_mut().expect("live connection id")
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (ConnId(i as u32), c)))
+        self.slots.iter().enumerate().filter_map(|(i, c)| c.as_ref().map(|c| (ConnId(i as u32), c)))
     }
 
     /// Ids of connections whose timer has run out at `now`.
     pub fn expired(&self, now: Time) -> Vec<ConnId> {
-        self.iter()
-            .filter(|(_, c)| c.expires <= now)
-            .map(|(id, _)| id)
-            .collect()
+        self.iter().filter(|(_, c)| c.expires <= now).map(|(id, _)| id).collect()
     }
 }

@@ -46,19 +46,8 @@ impl TcpState {
         }
     }
 
-    pub const ALL: [TcpState; 11] = [
-        None,
-        Established,
-        SynSent,
-        SynRecv,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        LastAck,
-        Listen,
-        SynAck,
-    ];
+    pub const ALL: [TcpState; 11] =
+        [None, Established, SynSent, SynRecv, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, SynAck];
 }
 
 /// Which way a packet travels, in IPVS's terms.
@@ -92,58 +81,14 @@ pub fn default_timeout(s: TcpState) -> u32 {
 // Rows are syn, fin, ack, rst; columns are the current state in enum order.
 type Row = [TcpState; 11];
 const INPUT: [Row; 4] = [
-    [
-        SynRecv,
-        Established,
-        Established,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-    ],
-    [
-        Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen,
-        TimeWait,
-    ],
-    [
-        Close,
-        Established,
-        SynSent,
-        Established,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        Close,
-        Listen,
-        Established,
-    ],
-    [
-        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, SynRecv,
-    ],
+    [SynRecv, Established, Established, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv],
+    [Close, CloseWait, SynSent, TimeWait, TimeWait, TimeWait, Close, CloseWait, LastAck, Listen, TimeWait],
+    [Close, Established, SynSent, Established, FinWait, TimeWait, Close, CloseWait, Close, Listen, Established],
+    [Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, SynRecv],
 ];
 const OUTPUT: [Row; 4] = [
-    [
-        SynSent,
-        Established,
-        SynSent,
-        SynRecv,
-        SynSent,
-        SynSent,
-        SynSent,
-        SynSent,
-        SynSent,
-        Listen,
-        SynRecv,
-    ],
-    [
-        TimeWait, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, TimeWait, LastAck, Listen,
-        TimeWait,
-    ],
+    [SynSent, Established, SynSent, SynRecv, SynSent, SynSent, SynSent, SynSent, SynSent, Listen, SynRecv],
+    [TimeWait, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, TimeWait, LastAck, Listen, TimeWait],
     [
         Established,
         Established,
@@ -157,44 +102,13 @@ const OUTPUT: [Row; 4] = [
         Established,
         Established,
     ],
-    [
-        Close, Close, SynSent, Close, Close, TimeWait, Close, Close, Close, Close, Close,
-    ],
+    [Close, Close, SynSent, Close, Close, TimeWait, Close, Close, Close, Close, Close],
 ];
 const INPUT_ONLY: [Row; 4] = [
-    [
-        SynRecv,
-        Established,
-        Established,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-        SynRecv,
-    ],
-    [
-        Close, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, CloseWait, LastAck, Listen,
-        TimeWait,
-    ],
-    [
-        Close,
-        Established,
-        SynSent,
-        Established,
-        FinWait,
-        TimeWait,
-        Close,
-        CloseWait,
-        Close,
-        Listen,
-        Established,
-    ],
-    [
-        Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, Close,
-    ],
+    [SynRecv, Established, Established, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv, SynRecv],
+    [Close, FinWait, SynSent, TimeWait, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, TimeWait],
+    [Close, Established, SynSent, Established, FinWait, TimeWait, Close, CloseWait, Close, Listen, Established],
+    [Close, Close, Close, SynRecv, Close, Close, Close, Close, LastAck, Listen, Close],
 ];
 
 /// The next state for a segment with `flags` seen in `dir` while in `state`.
@@ -263,15 +177,8 @@ mod tests {
     #[test]
     fn flag_precedence_and_no_flags() {
         let all = TcpFlags(TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK);
-        assert_eq!(
-            next_state(Established, Direction::Input, all),
-            Close,
-            "RST first"
-        );
-        assert_eq!(
-            next_state(Established, Direction::Input, TcpFlags(TcpFlags::PSH)),
-            Close
-        );
+        assert_eq!(next_state(Established, Direction::Input, all), Close, "RST first");
+        assert_eq!(next_state(Established, Direction::Input, TcpFlags(TcpFlags::PSH)), Close);
     }
 
     /// Every cell of the three tables, written out as the kernel's comment
@@ -321,11 +228,7 @@ INPUT_ONLY rst sCL sCL sCL sSR sCL sCL sCL sCL sLA sLI sCL";
                 _ => RST,
             };
             for (from, want) in TcpState::ALL.iter().zip(&f[2..]) {
-                assert_eq!(
-                    next_state(*from, dir, flags),
-                    code(want),
-                    "{line} from {from:?}"
-                );
+                assert_eq!(next_state(*from, dir, flags), code(want), "{line} from {from:?}");
                 checked += 1;
             }
         }

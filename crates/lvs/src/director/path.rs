@@ -34,13 +34,7 @@ impl Director {
                 Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
             },
         };
-        let key = ConnKey {
-            protocol,
-            caddr: ip.src_addr().into(),
-            cport,
-            vaddr: ip.dst_addr().into(),
-            vport,
-        };
+        let key = ConnKey { protocol, caddr: ip.src_addr().into(), cport, vaddr: ip.dst_addr().into(), vport };
         self.process(key, flags, usize::from(ip.total_len()), now)
     }
 
@@ -52,23 +46,14 @@ impl Director {
         } else {
             return Verdict::NotOurs;
         };
-        match self
-            .by_key
-            .contains_key(&ServiceKey::new(protocol, vaddr, vport))
-        {
+        match self.by_key.contains_key(&ServiceKey::new(protocol, vaddr, vport)) {
             true => Verdict::Drop(DropReason::Malformed),
             false => Verdict::NotOurs,
         }
     }
 
     /// The protocol-independent part of packet processing, from the client side.
-    pub fn process(
-        &mut self,
-        key: ConnKey,
-        flags: Option<TcpFlags>,
-        bytes: usize,
-        now: Time,
-    ) -> Verdict {
+    pub fn process(&mut self, key: ConnKey, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
         let new_conn = flags.is_none_or(|f| f.syn() && !f.rst());
         if let Some(cid) = self.conns.lookup(&key) {
             // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
@@ -79,10 +64,7 @@ impl Director {
             }
             self.expire_conn(cid, now);
         }
-        let Some(&sid) = self
-            .by_key
-            .get(&ServiceKey::new(key.protocol, key.vaddr, key.vport))
-        else {
+        let Some(&sid) = self.by_key.get(&ServiceKey::new(key.protocol, key.vaddr, key.vport)) else {
             return Verdict::NotOurs;
         };
         if !new_conn {
@@ -94,8 +76,10 @@ impl Director {
             cport: key.cport,
             vaddr: key.vaddr,
             vport: key.vport,
+            svc_flags: 0,
         };
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let input = SchedInput { svc_flags: svc.config.flags, ..input };
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         let Some(idx) = svc.sched.schedule(list, &input, now) else {
             return Verdict::Drop(DropReason::NoDestination);
@@ -140,13 +124,7 @@ impl Director {
         })
     }
 
-    fn forward(
-        &mut self,
-        cid: ConnId,
-        flags: Option<TcpFlags>,
-        bytes: usize,
-        now: Time,
-    ) -> Verdict {
+    fn forward(&mut self, cid: ConnId, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
         let did = self.conns.get(cid).dest;
         if !self.dests.get(did).available {
             // expire_nodest_conn is 0 by default: drop without refreshing the timer.
@@ -158,20 +136,11 @@ impl Director {
         };
         let c = self.conns.get_mut(cid);
         c.expires = now + Span::from_secs(u64::from(timeout));
-        let fwd = Forward {
-            method: c.fwd,
-            daddr: c.daddr,
-            dport: c.dport,
-            dest: did,
-        };
+        let fwd = Forward { method: c.fwd, daddr: c.daddr, dport: c.dport, dest: did };
         let d = self.dests.get_mut(did);
         d.stats.count_in(bytes);
         if let Some(sid) = d.svc {
-            self.services[sid.0 as usize]
-                .as_mut()
-                .unwrap()
-                .stats
-                .count_in(bytes);
+            self.services[sid.0 as usize].as_mut().unwrap().stats.count_in(bytes);
         }
         self.stats.count_in(bytes);
         Verdict::Forward(fwd)
@@ -220,7 +189,34 @@ impl Director {
             self.expire_conn(id, now);
         }
         self.purge_trash(now);
+        for svc in self.services.iter_mut().flatten() {
+            svc.sched.tick(now);
+        }
+        self.estimate(now);
         n
+    }
+
+    /// Runs the 2-second estimator ticks that are due (the first one two
+    /// seconds after the first call).
+    fn estimate(&mut self, now: Time) {
+        if self.next_estimate == Time::ZERO {
+            self.next_estimate = now + ESTIMATOR_PERIOD;
+            return;
+        }
+        while now >= self.next_estimate {
+            self.est.tick(&self.stats);
+            for svc in self.services.iter_mut().flatten() {
+                svc.est.tick(&svc.stats);
+            }
+            for &id in self.order.iter() {
+                let svc = self.services[id.0 as usize].as_ref().unwrap();
+                for &d in &svc.dests {
+                    let d = self.dests.get_mut(d);
+                    d.est.tick(&d.stats);
+                }
+            }
+            self.next_estimate = self.next_estimate + ESTIMATOR_PERIOD;
+        }
     }
 
     fn expire_conn(&mut self, cid: ConnId, now: Time) {

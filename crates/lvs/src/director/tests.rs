@@ -26,15 +26,7 @@ fn segment(cport: u16, flags: u8) -> Vec<u8> {
     };
     let mut b = vec![0u8; ipr.buffer_len()];
     ipr.emit(&mut b);
-    TcpRepr {
-        src_port: cport,
-        dst_port: 80,
-        seq: 1,
-        ack: 0,
-        flags: TcpFlags(flags),
-        window: 1000,
-    }
-    .emit(&mut b[20..]);
+    TcpRepr { src_port: cport, dst_port: 80, seq: 1, ack: 0, flags: TcpFlags(flags), window: 1000 }.emit(&mut b[20..]);
     b
 }
 
@@ -50,12 +42,7 @@ fn datagram(cport: u16, dport: u16) -> Vec<u8> {
     };
     let mut b = vec![0u8; ipr.buffer_len()];
     ipr.emit(&mut b);
-    UdpRepr {
-        src_port: cport,
-        dst_port: dport,
-        payload_len: 4,
-    }
-    .emit(&mut b[20..]);
+    UdpRepr { src_port: cport, dst_port: dport, payload_len: 4 }.emit(&mut b[20..]);
     b
 }
 
@@ -66,26 +53,9 @@ const FIN: u8 = TcpFlags::FIN | TcpFlags::ACK;
 /// Builds the seed's vs.sh table: rr, rs1 then rs2, DR, weight 1.
 fn seed() -> Director {
     let mut d = Director::new();
-    d.add_service(
-        tcp_svc(),
-        ServiceConfig {
-            scheduler: "rr".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(244), 80, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(245), 80, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
+    d.add_service(tcp_svc(), ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(244), 80, DirectRoute, 1), Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 1), Time::ZERO).unwrap();
     d
 }
 
@@ -105,74 +75,38 @@ fn counters(d: &Director, a: u8) -> (u32, u32) {
 #[test]
 fn seed_rr_alternates_starting_with_the_last_added() {
     let mut d = seed();
-    let got: Vec<IpAddr> = (0..9)
-        .map(|i| pick(&mut d, &segment(40000 + i, SYN), Time::ZERO).unwrap())
-        .collect();
+    let got: Vec<IpAddr> = (0..9).map(|i| pick(&mut d, &segment(40000 + i, SYN), Time::ZERO).unwrap()).collect();
     // The seed's transcript: rs2, rs1, rs2, ... (the kernel lists rs2 first).
-    let want: Vec<IpAddr> = (0..9)
-        .map(|i| if i % 2 == 0 { ip(245) } else { ip(244) })
-        .collect();
+    let want: Vec<IpAddr> = (0..9).map(|i| if i % 2 == 0 { ip(245) } else { ip(244) }).collect();
     assert_eq!(got, want);
-    let listed: Vec<IpAddr> = d
-        .service(&tcp_svc())
-        .unwrap()
-        .dests
-        .iter()
-        .map(|x| x.config.addr)
-        .collect();
-    assert_eq!(
-        listed,
-        vec![ip(245), ip(244)],
-        "kernel list order: newest first"
-    );
+    let listed: Vec<IpAddr> = d.service(&tcp_svc()).unwrap().dests.iter().map(|x| x.config.addr).collect();
+    assert_eq!(listed, vec![ip(245), ip(244)], "kernel list order: newest first");
 }
 
 #[test]
 fn rr_skips_quiesced_and_resumes_after_deleted_dest() {
     let mut d = seed();
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(246), 80, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(246), 80, DirectRoute, 1), Time::ZERO).unwrap();
     // list: 246, 245, 244
     let next = |d: &mut Director, p: u16| pick(d, &segment(p, SYN), Time::ZERO).unwrap();
     assert_eq!(next(&mut d, 1), ip(246));
     assert_eq!(next(&mut d, 2), ip(245));
-    d.edit_dest(&tcp_svc(), DestConfig::new(ip(244), 80, DirectRoute, 0))
-        .unwrap();
+    d.edit_dest(&tcp_svc(), DestConfig::new(ip(244), 80, DirectRoute, 0)).unwrap();
     assert_eq!(next(&mut d, 3), ip(246), "weight 0 is quiesced");
     // The last pick (246, index 0) is deleted: the walk steps back to the
     // head and continues with what followed it.
     d.del_dest(&tcp_svc(), ip(246), 80, Time::ZERO).unwrap();
     assert_eq!(next(&mut d, 4), ip(245));
     assert_eq!(next(&mut d, 5), ip(245));
-    d.edit_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 0))
-        .unwrap();
-    assert_eq!(
-        d.process_ipv4(&segment(6, SYN), Time::ZERO),
-        Verdict::Drop(DropReason::NoDestination)
-    );
+    d.edit_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 0)).unwrap();
+    assert_eq!(d.process_ipv4(&segment(6, SYN), Time::ZERO), Verdict::Drop(DropReason::NoDestination));
 }
 
 fn wrr_with(weights: &[(u8, i32)]) -> Director {
     let mut d = Director::new();
-    d.add_service(
-        tcp_svc(),
-        ServiceConfig {
-            scheduler: "wrr".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    d.add_service(tcp_svc(), ServiceConfig { scheduler: "wrr".into(), ..Default::default() }, Time::ZERO).unwrap();
     for &(a, w) in weights {
-        d.add_dest(
-            &tcp_svc(),
-            DestConfig::new(ip(a), 80, DirectRoute, w),
-            Time::ZERO,
-        )
-        .unwrap();
+        d.add_dest(&tcp_svc(), DestConfig::new(ip(a), 80, DirectRoute, w), Time::ZERO).unwrap();
     }
     d
 }
@@ -212,14 +146,11 @@ fn wrr_equal_weights_and_gcd() {
 fn wrr_weight_change_resets_position() {
     let mut d = wrr_with(&[(1, 4), (2, 3), (3, 2)]);
     assert_eq!(sequence(&mut d, 4), "CBAA");
-    d.edit_dest(&tcp_svc(), DestConfig::new(ip(3), 80, DirectRoute, 0))
-        .unwrap();
+    d.edit_dest(&tcp_svc(), DestConfig::new(ip(3), 80, DirectRoute, 0)).unwrap();
     // cw was 4; mw stays 4: the walk restarts from the head at bar 4.
     assert_eq!(sequence(&mut d, 7), "ABABABA");
-    d.edit_dest(&tcp_svc(), DestConfig::new(ip(1), 80, DirectRoute, 0))
-        .unwrap();
-    d.edit_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 0))
-        .unwrap();
+    d.edit_dest(&tcp_svc(), DestConfig::new(ip(1), 80, DirectRoute, 0)).unwrap();
+    d.edit_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 0)).unwrap();
     assert_eq!(sequence(&mut d, 2), "--");
 }
 
@@ -271,24 +202,9 @@ fn every_timeout_is_honoured_with_simulated_time() {
     // UDP: 300 s, counted inactive.
     let mut d = Director::new();
     let svc = ServiceKey::new(Protocol::Udp, VIP.into(), 53);
-    d.add_service(
-        svc,
-        ServiceConfig {
-            scheduler: "rr".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    d.add_dest(
-        &svc,
-        DestConfig::new(ip(244), 53, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
-    assert!(matches!(
-        d.process_ipv4(&datagram(999, 53), Time::ZERO),
-        Verdict::Forward(_)
-    ));
+    d.add_service(svc, ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
+    d.add_dest(&svc, DestConfig::new(ip(244), 53, DirectRoute, 1), Time::ZERO).unwrap();
+    assert!(matches!(d.process_ipv4(&datagram(999, 53), Time::ZERO), Verdict::Forward(_)));
     let s = d.service(&svc).unwrap();
     assert_eq!((s.dests[0].activeconns, s.dests[0].inactconns), (0, 1));
     assert_eq!(d.conns(Time::ZERO)[0].state, "UDP");
@@ -299,19 +215,8 @@ fn every_timeout_is_honoured_with_simulated_time() {
 #[test]
 fn set_timeouts_changes_established_fin_and_udp() {
     let mut d = seed();
-    d.set_timeouts(TimeoutTriple {
-        tcp: 30,
-        tcp_fin: 0,
-        udp: 7,
-    });
-    assert_eq!(
-        d.timeouts(),
-        TimeoutTriple {
-            tcp: 30,
-            tcp_fin: 120,
-            udp: 7
-        }
-    );
+    d.set_timeouts(TimeoutTriple { tcp: 30, tcp_fin: 0, udp: 7 });
+    assert_eq!(d.timeouts(), TimeoutTriple { tcp: 30, tcp_fin: 120, udp: 7 });
     d.process_ipv4(&segment(1, SYN), Time::ZERO);
     d.process_ipv4(&segment(1, ACK), Time::ZERO);
     assert_eq!(d.conns(Time::ZERO)[0].expires, 30);
@@ -320,22 +225,13 @@ fn set_timeouts_changes_established_fin_and_udp() {
 #[test]
 fn non_syn_without_connection_is_dropped_and_strangers_pass() {
     let mut d = seed();
-    assert_eq!(
-        d.process_ipv4(&segment(1, ACK), Time::ZERO),
-        Verdict::Drop(DropReason::NoConnection)
-    );
-    assert_eq!(
-        d.process_ipv4(&datagram(1, 53), Time::ZERO),
-        Verdict::NotOurs
-    );
+    assert_eq!(d.process_ipv4(&segment(1, ACK), Time::ZERO), Verdict::Drop(DropReason::NoConnection));
+    assert_eq!(d.process_ipv4(&datagram(1, 53), Time::ZERO), Verdict::NotOurs);
     assert_eq!(d.process_ipv4(&[0x45, 0, 0], Time::ZERO), Verdict::NotOurs);
     let mut short = segment(1, SYN);
     short.truncate(30);
     short[2..4].copy_from_slice(&30u16.to_be_bytes());
-    assert_eq!(
-        d.process_ipv4(&short, Time::ZERO),
-        Verdict::Drop(DropReason::Malformed)
-    );
+    assert_eq!(d.process_ipv4(&short, Time::ZERO), Verdict::Drop(DropReason::Malformed));
     assert_eq!(d.conn_count(), 0);
 }
 
@@ -345,11 +241,7 @@ fn time_wait_syn_is_rescheduled() {
     assert_eq!(pick(&mut d, &segment(9, SYN), Time::ZERO), Some(ip(245)));
     pick(&mut d, &segment(9, FIN), Time::ZERO);
     assert_eq!(d.conns(Time::ZERO)[0].state, "TIME_WAIT");
-    assert_eq!(
-        pick(&mut d, &segment(9, SYN), Time::ZERO),
-        Some(ip(244)),
-        "a new connection, scheduled anew"
-    );
+    assert_eq!(pick(&mut d, &segment(9, SYN), Time::ZERO), Some(ip(244)), "a new connection, scheduled anew");
     assert_eq!(d.conn_count(), 1);
     // FIN_WAIT is not reused (conn_reuse_mode 1): same real server.
     pick(&mut d, &segment(9, ACK), Time::ZERO);
@@ -362,17 +254,9 @@ fn deleted_dest_goes_to_trash_and_revives_with_its_stats() {
     let mut d = seed();
     assert_eq!(pick(&mut d, &segment(1, SYN), Time::ZERO), Some(ip(245)));
     d.del_dest(&tcp_svc(), ip(245), 80, Time::ZERO).unwrap();
-    assert_eq!(
-        d.process_ipv4(&segment(1, ACK), Time::ZERO),
-        Verdict::Drop(DropReason::DestUnavailable)
-    );
+    assert_eq!(d.process_ipv4(&segment(1, ACK), Time::ZERO), Verdict::Drop(DropReason::DestUnavailable));
     assert_eq!(pick(&mut d, &segment(2, SYN), Time::ZERO), Some(ip(244)));
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(245), 80, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 1), Time::ZERO).unwrap();
     assert_eq!(counters(&d, 245), (0, 1), "the old connection is back");
     let s = d.service(&tcp_svc()).unwrap();
     assert_eq!(s.dests[0].stats.conns, 1);
@@ -388,97 +272,45 @@ fn trash_is_purged_after_the_period() {
     assert_eq!(d.trash.len(), 1);
     d.expire(Time::from_secs(120));
     assert!(d.trash.is_empty());
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(245), 80, DirectRoute, 1),
-        Time::from_secs(121),
-    )
-    .unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 1), Time::from_secs(121)).unwrap();
     assert_eq!(d.service(&tcp_svc()).unwrap().dests[0].stats.conns, 0);
 }
 
 #[test]
 fn table_errors_carry_the_kernels_errno() {
     let mut d = seed();
-    let rr = ServiceConfig {
-        scheduler: "rr".into(),
-        ..Default::default()
-    };
-    assert_eq!(d.add_service(tcp_svc(), rr.clone()), Err(IpvsError::Exists));
+    let rr = ServiceConfig { scheduler: "rr".into(), ..Default::default() };
+    assert_eq!(d.add_service(tcp_svc(), rr.clone(), Time::ZERO), Err(IpvsError::Exists));
     let other = ServiceKey::new(Protocol::Tcp, VIP.into(), 81);
     assert_eq!(
-        d.add_service(
-            other,
-            ServiceConfig {
-                scheduler: "nosuch".into(),
-                ..Default::default()
-            }
-        ),
+        d.add_service(other, ServiceConfig { scheduler: "nosuch".into(), ..Default::default() }, Time::ZERO),
         Err(IpvsError::NotFound)
     );
-    assert_eq!(
-        d.edit_service(&other, rr.clone()),
-        Err(IpvsError::NoService)
-    );
+    assert_eq!(d.edit_service(&other, rr.clone(), Time::ZERO), Err(IpvsError::NoService));
     assert_eq!(d.del_service(&other, Time::ZERO), Err(IpvsError::NoService));
     let rs1 = DestConfig::new(ip(244), 80, DirectRoute, 1);
-    assert_eq!(
-        d.add_dest(&tcp_svc(), rs1, Time::ZERO),
-        Err(IpvsError::Exists)
-    );
-    assert_eq!(
-        d.add_dest(&other, rs1, Time::ZERO),
-        Err(IpvsError::NoService)
-    );
-    assert_eq!(
-        d.edit_dest(&tcp_svc(), DestConfig::new(ip(9), 80, DirectRoute, 1)),
-        Err(IpvsError::NotFound)
-    );
-    assert_eq!(
-        d.del_dest(&tcp_svc(), ip(9), 80, Time::ZERO),
-        Err(IpvsError::NotFound)
-    );
+    assert_eq!(d.add_dest(&tcp_svc(), rs1, Time::ZERO), Err(IpvsError::Exists));
+    assert_eq!(d.add_dest(&other, rs1, Time::ZERO), Err(IpvsError::NoService));
+    assert_eq!(d.edit_dest(&tcp_svc(), DestConfig::new(ip(9), 80, DirectRoute, 1)), Err(IpvsError::NotFound));
+    assert_eq!(d.del_dest(&tcp_svc(), ip(9), 80, Time::ZERO), Err(IpvsError::NotFound));
     let mut bad = DestConfig::new(ip(9), 80, DirectRoute, 1);
     bad.l_threshold = 10;
     bad.u_threshold = 5;
-    assert_eq!(
-        d.add_dest(&tcp_svc(), bad, Time::ZERO),
-        Err(IpvsError::Range)
-    );
+    assert_eq!(d.add_dest(&tcp_svc(), bad, Time::ZERO), Err(IpvsError::Range));
     assert_eq!(d.services().len(), 1);
-    assert_eq!(
-        d.service(&tcp_svc()).unwrap().dests.len(),
-        2,
-        "failed commands change nothing"
-    );
+    assert_eq!(d.service(&tcp_svc()).unwrap().dests.len(), 2, "failed commands change nothing");
 }
 
 #[test]
 fn upper_threshold_marks_overload() {
     let mut d = Director::new();
-    d.add_service(
-        tcp_svc(),
-        ServiceConfig {
-            scheduler: "rr".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    d.add_service(tcp_svc(), ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
     let mut a = DestConfig::new(ip(1), 80, DirectRoute, 1);
     a.u_threshold = 1;
     d.add_dest(&tcp_svc(), a, Time::ZERO).unwrap();
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(2), 80, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 1), Time::ZERO).unwrap();
     // list: 2, 1
-    assert_eq!(
-        sequence(&mut d, 4),
-        "BABB",
-        "1 is overloaded after one connection"
-    );
+    assert_eq!(sequence(&mut d, 4), "BABB", "1 is overloaded after one connection");
     d.expire(Time::from_secs(60));
     assert_eq!(sequence(&mut d, 2), "AB");
 }
@@ -486,45 +318,22 @@ fn upper_threshold_marks_overload() {
 #[test]
 fn edit_service_rebinds_scheduler_and_flush_empties() {
     let mut d = seed();
-    d.edit_service(
-        &tcp_svc(),
-        ServiceConfig {
-            scheduler: "wrr".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    d.edit_service(&tcp_svc(), ServiceConfig { scheduler: "wrr".into(), ..Default::default() }, Time::ZERO).unwrap();
     assert_eq!(d.service(&tcp_svc()).unwrap().config.scheduler, "wrr");
     assert!(pick(&mut d, &segment(1, SYN), Time::ZERO).is_some());
     d.flush(Time::ZERO);
     assert!(d.services().is_empty());
-    assert_eq!(
-        d.process_ipv4(&segment(1, ACK), Time::ZERO),
-        Verdict::Drop(DropReason::DestUnavailable)
-    );
-    assert_eq!(
-        d.process_ipv4(&segment(2, SYN), Time::ZERO),
-        Verdict::NotOurs
-    );
+    assert_eq!(d.process_ipv4(&segment(1, ACK), Time::ZERO), Verdict::Drop(DropReason::DestUnavailable));
+    assert_eq!(d.process_ipv4(&segment(2, SYN), Time::ZERO), Verdict::NotOurs);
 }
 
 #[test]
 fn wlc_prefers_fewer_connections_per_weight() {
     let mut d = Director::new();
-    d.add_service(tcp_svc(), ServiceConfig::default()).unwrap();
+    d.add_service(tcp_svc(), ServiceConfig::default(), Time::ZERO).unwrap();
     assert_eq!(d.service(&tcp_svc()).unwrap().config.scheduler, "wlc");
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(1), 80, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(2), 80, DirectRoute, 3),
-        Time::ZERO,
-    )
-    .unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(1), 80, DirectRoute, 1), Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 3), Time::ZERO).unwrap();
     // list: B(3), A(1). Each SYN leaves an inactive connection (overhead 1).
     // B takes connections until B's overhead/3 exceeds A's/1.
     assert_eq!(sequence(&mut d, 8), "BABBBABB");
@@ -533,29 +342,11 @@ fn wlc_prefers_fewer_connections_per_weight() {
 #[test]
 fn lc_ignores_weight_but_not_zero() {
     let mut d = Director::new();
-    d.add_service(
-        tcp_svc(),
-        ServiceConfig {
-            scheduler: "lc".into(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(1), 80, DirectRoute, 1),
-        Time::ZERO,
-    )
-    .unwrap();
-    d.add_dest(
-        &tcp_svc(),
-        DestConfig::new(ip(2), 80, DirectRoute, 9),
-        Time::ZERO,
-    )
-    .unwrap();
+    d.add_service(tcp_svc(), ServiceConfig { scheduler: "lc".into(), ..Default::default() }, Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(1), 80, DirectRoute, 1), Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 9), Time::ZERO).unwrap();
     assert_eq!(sequence(&mut d, 4), "BABA");
-    d.edit_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 0))
-        .unwrap();
+    d.edit_dest(&tcp_svc(), DestConfig::new(ip(2), 80, DirectRoute, 0)).unwrap();
     assert_eq!(sequence(&mut d, 2), "AA");
 }
 
@@ -594,10 +385,5 @@ fn arbitrary_bytes_never_panic() {
     d.expire(Time::from_secs(10_000));
     assert_eq!(d.conn_count(), 0);
     let s = d.service(&tcp_svc()).unwrap();
-    assert!(
-        s.dests
-            .iter()
-            .all(|x| x.activeconns == 0 && x.inactconns == 0),
-        "counters return to zero"
-    );
+    assert!(s.dests.iter().all(|x| x.activeconns == 0 && x.inactconns == 0), "counters return to zero");
 }

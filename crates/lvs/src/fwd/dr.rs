@@ -5,11 +5,7 @@
 use rlvs_wire::{EthernetAddress, EthernetFrame};
 
 /// Readdresses an Ethernet frame to the real server's next hop.
-pub fn rewrite(
-    frame: &mut [u8],
-    src: EthernetAddress,
-    dst: EthernetAddress,
-) -> Result<(), rlvs_wire::Error> {
+pub fn rewrite(frame: &mut [u8], src: EthernetAddress, dst: EthernetAddress) -> Result<(), rlvs_wire::Error> {
     let mut eth = EthernetFrame::new_checked(frame)?;
     eth.set_src_addr(src);
     eth.set_dst_addr(dst);

@@ -35,12 +35,7 @@ pub fn port_unreachable(frame: &[u8]) -> Option<Vec<u8>> {
         dont_frag: false,
     };
     let mut out = vec![0u8; 14 + repr.buffer_len()];
-    EthernetRepr {
-        src: eth.dst_addr(),
-        dst: eth.src_addr(),
-        ethertype: EtherType::Ipv4,
-    }
-    .emit(&mut out);
+    EthernetRepr { src: eth.dst_addr(), dst: eth.src_addr(), ethertype: EtherType::Ipv4 }.emit(&mut out);
     repr.emit(&mut out[14..]);
     icmp::emit_dest_unreachable(icmp::CODE_PORT_UNREACHABLE, original, &mut out[34..]);
     Some(out)

@@ -46,9 +46,7 @@ impl Scheduler for RoundRobin {
     fn schedule(&mut self, dests: DestList<'_>, _input: &SchedInput, _now: Time) -> Option<usize> {
         let n = dests.len();
         let start = self.last.map_or(0, |l| l + 1);
-        let pick = (0..n)
-            .map(|k| (start + k) % n)
-            .find(|&i| usable(dests.get(i)))?;
+        let pick = (0..n).map(|k| (start + k) % n).find(|&i| usable(dests.get(i)))?;
         self.last = Some(pick);
         Some(pick)
     }

@@ -5,8 +5,8 @@
 //! no division rounds. The first usable destination in list order is the
 //! starting candidate and wins ties.
 
-use super::{SchedInput, Scheduler};
-use crate::dest::DestList;
+use super::{weighted_least, SchedInput, Scheduler};
+use crate::dest::{Dest, DestList};
 use crate::time::Time;
 
 #[derive(Debug, Default)]
@@ -18,22 +18,6 @@ impl Scheduler for WeightedLeastConnection {
     }
 
     fn schedule(&mut self, dests: DestList<'_>, _input: &SchedInput, _now: Time) -> Option<usize> {
-        let first = dests.iter().position(|d| !d.overloaded && d.weight > 0)?;
-        let (mut least, mut loh) = (first, dests.get(first).conn_overhead());
-        for i in first + 1..dests.len() {
-            let d = dests.get(i);
-            if d.overloaded {
-                continue;
-            }
-            let doh = d.conn_overhead();
-            // loh/lw > doh/dw, without division.
-            if u128::from(loh) * d.weight as u128
-                > u128::from(doh) * dests.get(least).weight as u128
-            {
-                least = i;
-                loh = doh;
-            }
-        }
-        Some(least)
+        weighted_least(dests, Dest::conn_overhead)
     }
 }

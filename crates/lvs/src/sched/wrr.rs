@@ -36,11 +36,7 @@ fn gcd(mut a: i32, mut b: i32) -> i32 {
 }
 
 fn gcd_weight(dests: DestList<'_>) -> i32 {
-    let g = dests
-        .iter()
-        .map(|d| d.weight)
-        .filter(|&w| w > 0)
-        .fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
+    let g = dests.iter().map(|d| d.weight).filter(|&w| w > 0).fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
     if g > 0 {
         g
     } else {
@@ -56,12 +52,7 @@ impl WeightedRoundRobin {
     pub fn new(dests: DestList<'_>) -> Self {
         let di = gcd_weight(dests);
         let mw = max_weight(dests) - (di - 1);
-        WeightedRoundRobin {
-            cl: None,
-            cw: mw,
-            mw,
-            di,
-        }
+        WeightedRoundRobin { cl: None, cw: mw, mw, di }
     }
 
     fn dest_changed(&mut self, dests: DestList<'_>) {

@@ -26,16 +26,8 @@ pub fn start_daemon(lab: &mut Lab, ns: &str, name: &str, extra: &[&str]) {
     argv.extend(extra);
     lab.spawn(ns, name, &argv).unwrap();
     let adm = ipvsadm(lab);
-    let up = Lab::wait_for(Duration::from_secs(15), || {
-        lab.run(ns, &[&adm, "-Ln"])
-            .ok()
-            .filter(|o| o.status.success())
-    });
-    assert!(
-        up.is_some(),
-        "daemon {name} did not come up:\n{}",
-        lab.log(name)
-    );
+    let up = Lab::wait_for(Duration::from_secs(15), || lab.run(ns, &[&adm, "-Ln"]).ok().filter(|o| o.status.success()));
+    assert!(up.is_some(), "daemon {name} did not come up:\n{}", lab.log(name));
 }
 
 /// Runs ipvsadm in `ns`, returning (stdout, stderr, exit code).
@@ -66,16 +58,8 @@ pub fn payload(n: usize) -> Vec<u8> {
 
 /// The seed's vs.sh listing, as real ipvsadm 1.31 printed it in the lab.
 pub fn golden_seed_listing() -> String {
-    let path = format!(
-        "{}/../../tests/golden/ipvsadm/errors.jsonl",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let first = std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
+    let path = format!("{}/../../tests/golden/ipvsadm/errors.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let first = std::fs::read_to_string(path).unwrap().lines().next().unwrap().to_string();
     let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     v["listing"]["stdout"].as_str().unwrap().to_string()
 }
