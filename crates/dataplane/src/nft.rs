@@ -45,9 +45,11 @@ impl Guard {
             "table netdev {TABLE}\ndelete table netdev {TABLE}\n\
              table netdev {TABLE} {{\n\
              \tset services4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
+             \tset anyport4 {{ type ipv4_addr . inet_proto; }}\n\
              \tchain guard {{\n\
              \t\ttype filter hook ingress devices = {{ {} }} priority -500; policy accept;\n\
              \t\tip daddr . meta l4proto . th dport @services4 drop\n\
+             \t\tip daddr . meta l4proto @anyport4 drop\n\
              \t}}\n\
              }}\n",
             devs.join(", ")
@@ -57,19 +59,25 @@ impl Guard {
     }
 
     /// Makes the drop set exactly the given services.
+    /// Makes the drop sets exactly the given services: (address, protocol,
+    /// port), and (address, protocol) for port-zero services, which take
+    /// every port.
     pub fn update(&self, services: &[ServiceKey]) -> Result<()> {
-        let mut script = format!("flush set netdev {TABLE} services4\n");
-        let elems: Vec<String> = services
-            .iter()
-            .filter_map(|k| match (k.addr, k.protocol) {
-                (IpAddr::V4(a), p @ (Protocol::Tcp | Protocol::Udp)) if k.fwmark == 0 => {
-                    Some(format!("{a} . {} . {}", p.number(), k.port))
+        let mut ports = Vec::new();
+        let mut any = Vec::new();
+        for k in services {
+            if let (IpAddr::V4(a), p @ (Protocol::Tcp | Protocol::Udp), 0) = (k.addr, k.protocol, k.fwmark) {
+                match k.port {
+                    0 => any.push(format!("{a} . {}", p.number())),
+                    port => ports.push(format!("{a} . {} . {port}", p.number())),
                 }
-                _ => None,
-            })
-            .collect();
-        if !elems.is_empty() {
-            script.push_str(&format!("add element netdev {TABLE} services4 {{ {} }}\n", elems.join(", ")));
+            }
+        }
+        let mut script = format!("flush set netdev {TABLE} services4\nflush set netdev {TABLE} anyport4\n");
+        for (set, elems) in [("services4", ports), ("anyport4", any)] {
+            if !elems.is_empty() {
+                script.push_str(&format!("add element netdev {TABLE} {set} {{ {} }}\n", elems.join(", ")));
+            }
         }
         nft(&script)
     }

@@ -3,7 +3,7 @@
 //! the I/O shell hands it packets and control commands with the current time.
 
 use crate::conn::tcp::{self, Direction, TcpState};
-use crate::conn::{Conn, ConnId, ConnKey, ConnState, ConnTable};
+use crate::conn::{Conn, ConnId, ConnKey, ConnState, ConnTable, TemplateId};
 use crate::dest::{Dest, DestArena, DestId};
 use crate::error::IpvsError;
 use crate::sched::{self, SchedInput};
@@ -128,6 +128,7 @@ pub struct Director {
     est: Estimator,
     /// When the estimators tick next.
     next_estimate: Time,
+    templates: persist::Templates,
 }
 
 impl Director {
@@ -312,11 +313,17 @@ impl Director {
                 state: c.state.name().to_string(),
                 expires: now.secs_until(c.expires),
             })
+            .chain(self.template_infos(now))
             .collect()
     }
 
     pub fn conn_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Persistence templates alive (also listed by `conns`).
+    pub fn template_count(&self) -> usize {
+        self.templates.len()
     }
 
     pub fn total_stats(&self) -> Counters {
@@ -405,6 +412,7 @@ fn validate_dest(cfg: &DestConfig) -> Result<(), IpvsError> {
 }
 
 mod path;
+mod persist;
 
 #[cfg(test)]
 mod tests;

@@ -50,10 +50,16 @@ pub struct Conn {
     /// IP_VS_CONN_F_NOOUTPUT: no reply has been seen (always so for DR/TUN).
     pub no_output: bool,
     pub expires: Time,
+    /// The persistence template that placed it (ip_vs_control_add).
+    pub control: Option<TemplateId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ConnId(pub u32);
+
+/// A persistence template's handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TemplateId(pub u32);
 
 /// Connections in a slab with a hash index. The hasher is keyed randomly per
 /// table so that clients cannot aim collisions at it.

@@ -64,7 +64,7 @@ impl Director {
             }
             self.expire_conn(cid, now);
         }
-        let Some(&sid) = self.by_key.get(&ServiceKey::new(key.protocol, key.vaddr, key.vport)) else {
+        let Some(sid) = self.find_service(key.protocol, key.vaddr, key.vport) else {
             return Verdict::NotOurs;
         };
         if !new_conn {
@@ -80,22 +80,56 @@ impl Director {
         };
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
         let input = SchedInput { svc_flags: svc.config.flags, ..input };
-        let list = crate::dest::DestList::new(&svc.dests, &self.dests);
-        let Some(idx) = svc.sched.schedule(list, &input, now) else {
-            return Verdict::Drop(DropReason::NoDestination);
+        let (svc_port, svc_flags) = (svc.key.port, svc.config.flags);
+        let (did, control) = if persist::is_persistent(&svc.config) {
+            match self.persist_pick(sid, &key, &input, now) {
+                Some((d, t)) => (d, Some(t)),
+                None => return Verdict::Drop(DropReason::NoDestination),
+            }
+        } else {
+            let list = crate::dest::DestList::new(&svc.dests, &self.dests);
+            let Some(idx) = svc.sched.schedule(list, &input, now) else {
+                return Verdict::Drop(DropReason::NoDestination);
+            };
+            (svc.dests[idx], None)
         };
-        let did = svc.dests[idx];
-        let dport = match self.dests.get(did).fwd {
+        let d = self.dests.get(did);
+        let dport = match d.fwd {
             // DR and TUN cannot change the port: the packet reaches the real
             // server addressed to the VIP.
             FwdMethod::DirectRoute | FwdMethod::Tunnel => key.vport,
-            _ => self.dests.get(did).port,
+            // A port-zero service keeps the client's port.
+            _ if key.vport != svc_port || d.port == 0 => key.vport,
+            _ => d.port,
         };
-        let cid = self.bind_new_conn(key, did, dport, now);
-        self.forward(cid, flags, bytes, now)
+        let cid = self.bind_new_conn(key, did, dport, now, control);
+        let verdict = self.forward(cid, flags, bytes, now);
+        if svc_flags & crate::types::svc_flags::ONEPACKET != 0 && key.protocol == Protocol::Udp {
+            // One-packet scheduling: every datagram is scheduled on its own.
+            self.expire_conn(cid, now);
+        }
+        verdict
     }
 
-    fn bind_new_conn(&mut self, key: ConnKey, did: DestId, dport: u16, now: Time) -> ConnId {
+    /// ip_vs_service_find: the exact service, else the port-zero one.
+    fn find_service(&self, protocol: Protocol, vaddr: IpAddr, vport: u16) -> Option<SvcId> {
+        self.by_key
+            .get(&ServiceKey::new(protocol, vaddr, vport))
+            .or_else(|| self.by_key.get(&ServiceKey::new(protocol, vaddr, 0)))
+            .copied()
+    }
+
+    fn bind_new_conn(
+        &mut self,
+        key: ConnKey,
+        did: DestId,
+        dport: u16,
+        now: Time,
+        control: Option<TemplateId>,
+    ) -> ConnId {
+        if let Some(t) = control {
+            self.templates.get_mut(t).controlled += 1;
+        }
         let d = self.dests.get_mut(did);
         let fwd = d.fwd;
         // New connections start inactive (IP_VS_CONN_F_INACTIVE is part of the
@@ -121,6 +155,7 @@ impl Director {
             inactive: true,
             no_output: fwd != FwdMethod::Masq,
             expires: now,
+            control,
         })
     }
 
@@ -188,6 +223,7 @@ impl Director {
         for id in ids {
             self.expire_conn(id, now);
         }
+        self.expire_templates(now);
         self.purge_trash(now);
         for svc in self.services.iter_mut().flatten() {
             svc.sched.tick(now);
@@ -221,6 +257,9 @@ impl Director {
 
     fn expire_conn(&mut self, cid: ConnId, now: Time) {
         let c = self.conns.remove(cid);
+        if let Some(t) = c.control {
+            self.templates.get_mut(t).controlled -= 1;
+        }
         let d = self.dests.get_mut(c.dest);
         if c.inactive {
             d.inactconns -= 1;

@@ -387,3 +387,127 @@ fn arbitrary_bytes_never_panic() {
     let s = d.service(&tcp_svc()).unwrap();
     assert!(s.dests.iter().all(|x| x.activeconns == 0 && x.inactconns == 0), "counters return to zero");
 }
+
+fn segment_from(src: Ipv4Addr, cport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let ipr =
+        Ipv4Repr { src, dst: VIP, protocol: IpProtocol::Tcp, payload_len: 20, ttl: 64, ident: 1, dont_frag: true };
+    let mut b = vec![0u8; ipr.buffer_len()];
+    ipr.emit(&mut b);
+    TcpRepr { src_port: cport, dst_port: dport, seq: 1, ack: 0, flags: TcpFlags(flags), window: 1000 }
+        .emit(&mut b[20..]);
+    b
+}
+
+fn persistent(timeout: u32, netmask: u32, port: u16) -> Director {
+    let mut d = Director::new();
+    let key = ServiceKey::new(Protocol::Tcp, VIP.into(), port);
+    let cfg = ServiceConfig {
+        scheduler: "rr".into(),
+        flags: crate::types::svc_flags::PERSISTENT,
+        timeout,
+        netmask,
+        ..Default::default()
+    };
+    d.add_service(key, cfg, Time::ZERO).unwrap();
+    for a in [244, 245] {
+        d.add_dest(&key, DestConfig::new(ip(a), port, FwdMethod::Masq, 1), Time::ZERO).unwrap();
+    }
+    d
+}
+
+#[test]
+fn persistence_keeps_a_client_on_its_real_server() {
+    let mut d = persistent(300, 0xffff_ffff, 80);
+    let a = Ipv4Addr::new(10, 1, 1, 10);
+    let b = Ipv4Addr::new(10, 1, 1, 11);
+    let first = pick(&mut d, &segment_from(a, 30000, 80, SYN), Time::ZERO).unwrap();
+    for p in 1..20 {
+        assert_eq!(pick(&mut d, &segment_from(a, 30000 + p, 80, SYN), Time::ZERO), Some(first));
+    }
+    // Another client gets its own template, from the scheduler.
+    assert_ne!(pick(&mut d, &segment_from(b, 40000, 80, SYN), Time::ZERO), Some(first));
+    assert_eq!(d.template_count(), 2);
+    let s = d.service(&ServiceKey::new(Protocol::Tcp, VIP.into(), 80)).unwrap();
+    assert_eq!(s.dests.iter().map(|x| x.persistconns).sum::<u32>(), 2);
+    assert_eq!(s.stats.conns, 21, "templates are not connections");
+    let listed = d.conns(Time::ZERO);
+    let t: Vec<_> = listed.iter().filter(|c| c.cport == 0).collect();
+    assert_eq!(t.len(), 2);
+    assert!(t.iter().all(|c| c.state == "NONE" && c.expires == 300 && c.vport == 80));
+}
+
+#[test]
+fn netmask_groups_clients_and_templates_expire() {
+    let mut d = persistent(60, 0xffff_ff00, 80);
+    let a = Ipv4Addr::new(10, 1, 1, 10);
+    let b = Ipv4Addr::new(10, 1, 1, 200);
+    let first = pick(&mut d, &segment_from(a, 1, 80, SYN), Time::ZERO).unwrap();
+    assert_eq!(pick(&mut d, &segment_from(b, 2, 80, SYN), Time::ZERO), Some(first), "same /24, same server");
+    assert_eq!(d.template_count(), 1);
+    // SYN_RECV connections live 60 s; the template (60 s, refreshed by the
+    // second connection) outlives them only until they are gone.
+    d.expire(Time::from_secs(59));
+    assert_eq!(d.template_count(), 1);
+    d.expire(Time::from_secs(60));
+    assert_eq!(d.conn_count(), 0);
+    assert_eq!(d.template_count(), 0);
+    let s = d.service(&ServiceKey::new(Protocol::Tcp, VIP.into(), 80)).unwrap();
+    assert!(s.dests.iter().all(|x| x.persistconns == 0));
+    // A fresh template comes from the scheduler, which moved on.
+    assert_ne!(pick(&mut d, &segment_from(a, 3, 80, SYN), Time::from_secs(61)), Some(first));
+}
+
+#[test]
+fn template_lives_while_it_controls_connections() {
+    let mut d = persistent(10, 0xffff_ffff, 80);
+    let a = Ipv4Addr::new(10, 1, 1, 10);
+    let first = pick(&mut d, &segment_from(a, 1, 80, SYN), Time::ZERO).unwrap();
+    pick(&mut d, &segment_from(a, 1, 80, ACK), Time::ZERO);
+    // The template's 10 s pass, but its ESTABLISHED connection lives 900 s.
+    d.expire(Time::from_secs(30));
+    assert_eq!(d.template_count(), 1);
+    assert_eq!(pick(&mut d, &segment_from(a, 2, 80, SYN), Time::from_secs(31)), Some(first));
+}
+
+#[test]
+fn deleted_server_gets_its_clients_rescheduled() {
+    let mut d = persistent(300, 0xffff_ffff, 80);
+    let a = Ipv4Addr::new(10, 1, 1, 10);
+    let first = pick(&mut d, &segment_from(a, 1, 80, SYN), Time::ZERO).unwrap();
+    let key = ServiceKey::new(Protocol::Tcp, VIP.into(), 80);
+    d.del_dest(&key, first, 80, Time::ZERO).unwrap();
+    let next = pick(&mut d, &segment_from(a, 2, 80, SYN), Time::ZERO).unwrap();
+    assert_ne!(next, first);
+    assert_eq!(pick(&mut d, &segment_from(a, 3, 80, SYN), Time::ZERO), Some(next));
+    // Quiescing does not break persistence (expire_quiescent_template = 0).
+    d.edit_dest(&key, DestConfig::new(next, 80, FwdMethod::Masq, 0)).unwrap();
+    assert_eq!(pick(&mut d, &segment_from(a, 4, 80, SYN), Time::ZERO), Some(next));
+}
+
+#[test]
+fn port_zero_service_takes_every_port_and_keeps_it() {
+    let mut d = persistent(300, 0xffff_ffff, 0);
+    let a = Ipv4Addr::new(10, 1, 1, 10);
+    let first = d.process_ipv4(&segment_from(a, 1, 443, SYN), Time::ZERO);
+    let Verdict::Forward(f) = first else { panic!("{first:?}") };
+    assert_eq!(f.dport, 443, "the client's port is kept");
+    let Verdict::Forward(g) = d.process_ipv4(&segment_from(a, 2, 22, SYN), Time::ZERO) else { panic!() };
+    assert_eq!((g.daddr, g.dport), (f.daddr, 22), "same template for every port");
+    let t = d.conns(Time::ZERO).into_iter().find(|c| c.cport == 0).unwrap();
+    assert_eq!((t.vport, t.dport), (0, 0));
+}
+
+#[test]
+fn one_packet_scheduling_schedules_every_datagram() {
+    let mut d = Director::new();
+    let svc = ServiceKey::new(Protocol::Udp, VIP.into(), 53);
+    let cfg = ServiceConfig { scheduler: "rr".into(), flags: crate::types::svc_flags::ONEPACKET, ..Default::default() };
+    d.add_service(svc, cfg, Time::ZERO).unwrap();
+    for a in [244, 245] {
+        d.add_dest(&svc, DestConfig::new(ip(a), 53, DirectRoute, 1), Time::ZERO).unwrap();
+    }
+    let picks: Vec<_> = (0..4).map(|_| pick(&mut d, &datagram(5353, 53), Time::ZERO).unwrap()).collect();
+    assert_eq!(picks, vec![ip(245), ip(244), ip(245), ip(244)]);
+    assert_eq!(d.conn_count(), 0);
+    assert_eq!(d.service(&svc).unwrap().stats.conns, 4);
+}
