@@ -11,10 +11,13 @@ SEED = [
     "-a -t 10.0.0.100:80 -r 10.1.1.245 -g -w 1",
 ]
 
-def run(ns, args):
+def run(ns, args, stdin=None):
     p = subprocess.run(["ip", "netns", "exec", ns, "ipvsadm", *args],
-                       capture_output=True, text=True)
-    return {"args": args, "rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
+                       capture_output=True, text=True, input=stdin)
+    r = {"args": args, "rc": p.returncode, "stdout": p.stdout, "stderr": p.stderr}
+    if stdin is not None:
+        r["stdin"] = stdin
+    return r
 
 def cases(path):
     for line in open(path):
@@ -24,7 +27,7 @@ def cases(path):
 
 def main(cases_dir, out_dir):
     subprocess.run(["modprobe", "ip_vs"], check=True)
-    for name, setup in (("listing", []), ("errors", SEED)):
+    for name, setup in (("listing", []), ("errors", SEED), ("face", [])):
         ns = "golden-" + name
         subprocess.run(["ip", "netns", "add", ns], check=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
@@ -34,8 +37,14 @@ def main(cases_dir, out_dir):
                 assert r["rc"] == 0, r
             if setup:
                 out.write(json.dumps({"setup": SEED, "listing": run(ns, ["-Ln"])}) + "\n")
+            prev = ""
             for args in cases(f"{cases_dir}/{name}.cases"):
-                out.write(json.dumps(run(ns, args)) + "\n")
+                stdin = None
+                if args[-1:] == ["<prev"]:
+                    args, stdin = args[:-1], prev
+                r = run(ns, args, stdin)
+                prev = r["stdout"]
+                out.write(json.dumps(r) + "\n")
             out.write(json.dumps({"final": run(ns, ["-Ln"])}) + "\n")
         subprocess.run(["ip", "netns", "del", ns])
     print("golden capture done")

@@ -24,6 +24,7 @@ pub(crate) struct Ctx<'a> {
     pub(crate) err: String,
     backend: &'a mut dyn Backend,
     pub(crate) program: String,
+    stdin: &'a mut dyn std::io::BufRead,
 }
 
 impl Ctx<'_> {
@@ -52,15 +53,16 @@ impl Ctx<'_> {
     }
 }
 
-pub(crate) fn run(argv: &[String], backend: &mut dyn Backend) -> Outcome {
+pub(crate) fn run(argv: &[String], backend: &mut dyn Backend, stdin: &mut dyn std::io::BufRead) -> Outcome {
     let program = argv.first().cloned().unwrap_or_else(|| "ipvsadm".into());
-    let mut ctx = Ctx { out: String::new(), err: String::new(), backend, program };
-    let code = if argv.len() <= 1 { list_all(&mut ctx, 0).map(|_| 0) } else { process_options(&mut ctx, &argv[1..]) };
+    let mut ctx = Ctx { out: String::new(), err: String::new(), backend, program, stdin };
+    let code =
+        if argv.len() <= 1 { list_all(&mut ctx, 0).map(|_| 0) } else { process_options(&mut ctx, &argv[1..], false) };
     let code = code.unwrap_or_else(|Exit(c)| c);
     Outcome { stdout: ctx.out, stderr: ctx.err, code }
 }
 
-fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
+fn process_options(ctx: &mut Ctx, args: &[String], reading_stdin: bool) -> Result<i32, Exit> {
     let mut ce = Entry {
         cmd: Cmd::None,
         svc: Svc {
@@ -147,12 +149,7 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             list_all(ctx, format | FMT_RULE)?;
             return Ok(0);
         }
-        Cmd::Restore => {
-            return Err(ctx.fail(
-                255,
-                "ipvsadm: -R (restore) is not supported by rlvs yet; replay the saved commands one by one",
-            ));
-        }
+        Cmd::Restore => return restore(ctx, reading_stdin),
         Cmd::StartDaemon | Cmd::StopDaemon => {
             return Err(ctx.fail(255, "ipvsadm: the connection sync daemon is not supported by rlvs"));
         }
@@ -177,14 +174,46 @@ fn process_options(ctx: &mut Ctx, args: &[String]) -> Result<i32, Exit> {
             "ipvsadm: fwmark services (-f) need the kernel IPVS backend; rlvs's userspace engine matches on address and port",
         ));
     }
+    if ce.svc.protocol == 132 && matches!(ce.cmd, Cmd::Add | Cmd::Edit) {
+        return Err(ctx.fail(
+            255,
+            "ipvsadm: SCTP services (--sctp-service) need the kernel IPVS backend; rlvs's userspace engine carries TCP and UDP",
+        ));
+    }
     let op = ce.cmd;
     match ctx.call(req)? {
         Ok(_) => Ok(0),
         Err(errno) => {
+            // A refused operation is reported, not fatal: -R goes on with
+            // the next line, as ipvsadm does.
             let m = strerror(op, errno);
-            Err(ctx.fail(255, m))
+            ctx.err.push_str(&m);
+            ctx.err.push('\n');
+            Ok(255)
         }
     }
+}
+
+/// restore_table: every non-empty line of standard input is one ipvsadm
+/// command line; the last one's result is the exit status.
+fn restore(ctx: &mut Ctx, reading_stdin: bool) -> Result<i32, Exit> {
+    if reading_stdin {
+        return Err(ctx.tryhelp());
+    }
+    let mut result = 0;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match ctx.stdin.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        if !words.is_empty() {
+            result = process_options(ctx, &words, true)?;
+        }
+    }
+    Ok(result)
 }
 
 fn service_key(s: &Svc) -> ServiceKey {

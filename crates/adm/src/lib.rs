@@ -51,7 +51,8 @@ pub struct Outcome {
     pub code: i32,
 }
 
-/// Runs ipvsadm with `argv` (argv[0] is the program name as invoked).
-pub fn run(argv: &[String], backend: &mut dyn Backend) -> Outcome {
-    cmd::run(argv, backend)
+/// Runs ipvsadm with `argv` (argv[0] is the program name as invoked);
+/// `-R` reads its commands from `stdin`.
+pub fn run(argv: &[String], backend: &mut dyn Backend, stdin: &mut dyn std::io::BufRead) -> Outcome {
+    cmd::run(argv, backend, stdin)
 }

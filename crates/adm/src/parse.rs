@@ -103,8 +103,12 @@ fn parse_service(buf: &str, svc: &mut Svc) -> u8 {
     result
 }
 
+/// `-p` without a value: libipvs's IPVS_SVC_PERSISTENT_TIMEOUT, 6 minutes
+/// (ipvsadm(8) says 300 s; the tool, and so rlvs, uses 360).
+const DEFAULT_PERSISTENT_TIMEOUT: u32 = 6 * 60;
+
 pub(crate) fn parse_timeout(ctx: &mut Ctx, buf: Option<&str>, min: i64, max: i64) -> Result<u32, Exit> {
-    let Some(buf) = buf else { return Ok(300) };
+    let Some(buf) = buf else { return Ok(DEFAULT_PERSISTENT_TIMEOUT) };
     string_to_number(buf, min, max)
         .map(|v| v as u32)
         .ok_or_else(|| ctx.fail(2, format!("invalid timeout value `{buf}' specified")))

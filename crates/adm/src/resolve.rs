@@ -4,6 +4,29 @@
 
 use std::ffi::{CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static DNS: AtomicBool = AtomicBool::new(true);
+
+/// Whether host names may be looked up through the system resolver (which
+/// can ask DNS servers), or only in /etc/hosts. Tests turn DNS off so that
+/// a listing without -n sends nothing to the network.
+pub fn set_dns(allowed: bool) {
+    DNS.store(allowed, Ordering::SeqCst);
+}
+
+/// (address, names) of /etc/hosts.
+fn hosts_file() -> Vec<(IpAddr, Vec<String>)> {
+    let text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let l = l.split('#').next()?;
+            let mut w = l.split_whitespace();
+            let addr: IpAddr = w.next()?.parse().ok()?;
+            Some((addr, w.map(String::from).collect()))
+        })
+        .collect()
+}
 
 /// inet_aton: one to four parts, each decimal, octal (leading 0) or hex (0x),
 /// the last part filling the remaining bytes; trailing white space allowed.
@@ -55,6 +78,12 @@ pub fn inet_pton6(s: &str) -> Option<Ipv6Addr> {
 
 /// gethostbyname for IPv4, as host_to_addr.
 pub fn host_to_addr(name: &str) -> Option<Ipv4Addr> {
+    if !DNS.load(Ordering::SeqCst) {
+        return hosts_file().into_iter().find_map(|(a, names)| match a {
+            IpAddr::V4(v4) if names.iter().any(|n| n == name) => Some(v4),
+            _ => None,
+        });
+    }
     let c = CString::new(name).ok()?;
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     hints.ai_family = libc::AF_INET;
@@ -76,6 +105,9 @@ pub fn host_to_addr(name: &str) -> Option<Ipv4Addr> {
 
 /// gethostbyaddr: the host's name, if the resolver knows one.
 pub fn addr_to_host(addr: IpAddr) -> Option<String> {
+    if !DNS.load(Ordering::SeqCst) {
+        return hosts_file().into_iter().find(|(a, _)| *a == addr).and_then(|(_, n)| n.into_iter().next());
+    }
     let mut host = [0 as libc::c_char; 1025];
     let rc = match addr {
         IpAddr::V4(a) => {

@@ -395,6 +395,11 @@ impl Director {
 }
 
 fn validate_service(key: &ServiceKey, cfg: &ServiceConfig) -> Result<(), IpvsError> {
+    // No persistence engine (the kernel's sip) is built in: as a kernel
+    // without ip_vs_pe_sip, refuse with ENOENT.
+    if !cfg.pe_name.is_empty() {
+        return Err(IpvsError::NotFound);
+    }
     if key.addr.is_ipv6() && cfg.flags & crate::types::svc_flags::PERSISTENT != 0 && !(1..=128).contains(&cfg.netmask) {
         return Err(IpvsError::Invalid);
     }

@@ -34,7 +34,7 @@ enum Face {
 
 fn adm(argv: Vec<String>) -> ExitCode {
     let mut backend = rlvs_adm::DaemonBackend::default();
-    let out = rlvs_adm::run(&argv, &mut backend);
+    let out = rlvs_adm::run(&argv, &mut backend, &mut std::io::stdin().lock());
     use std::io::Write;
     let _ = std::io::stdout().write_all(out.stdout.as_bytes());
     let _ = std::io::stderr().write_all(out.stderr.as_bytes());
