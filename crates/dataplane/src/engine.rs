@@ -3,15 +3,15 @@
 //! blocks. Owning everything on one thread means no lock on the per-packet
 //! path; control requests arrive through a channel and an eventfd wake-up.
 
-use crate::afpacket::{self, BlockConsumer, RxFrame, RxRing, TxBatch, PACKET_HOST};
+use crate::afpacket::{self, RxRing, TxBatch};
 use crate::iface;
+use crate::netlink::Rtnl;
 use crate::nft::Guard;
 use crate::resolver::{NextHop, Resolver, Waker};
+use crate::xmit::{Consumer, IcmpBudget};
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{Request, Response};
-use rlvs_lvs::director::DropReason;
-use rlvs_lvs::{Director, FwdMethod, ServiceKey, Time, Verdict};
-use rlvs_wire::{EtherType, EthernetFrame};
+use rlvs_lvs::{Director, FwdMethod, Protocol, ServiceKey, Time};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -97,55 +97,38 @@ pub struct EngineStats {
     pub waiting_for_neighbour: u64,
     pub truncated: u64,
     pub icmp_sent: u64,
-}
-
-/// The kernel's global ICMP budget (icmp_msgs_per_sec 1000, burst 50), so a
-/// flood to a service without real servers cannot make the director flood.
-#[derive(Debug)]
-struct IcmpBudget {
-    tokens: u64,
-    last: Time,
-}
-
-impl IcmpBudget {
-    const PER_SEC: u64 = 1000;
-    const BURST: u64 = 50;
-
-    fn take(&mut self, now: Time) -> bool {
-        let refill = (now.as_millis().saturating_sub(self.last.as_millis())) * Self::PER_SEC / 1000;
-        if refill > 0 {
-            self.tokens = (self.tokens + refill).min(Self::BURST);
-            self.last = now;
-        }
-        if self.tokens == 0 {
-            return false;
-        }
-        self.tokens -= 1;
-        true
-    }
+    /// NAT replies sent back to clients.
+    pub replies: u64,
 }
 
 struct Io {
     ring: RxRing,
     tx: TxBatch,
     guard: Guard,
+    /// What the guard's sets hold now, so it is rewritten only on change.
+    guarded: GuardState,
     resolver: Resolver,
+    rtnl: Rtnl,
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct GuardState {
+    services: Vec<ServiceKey>,
+    nat_sources: Vec<(IpAddr, Protocol, u16)>,
+    local: Vec<IpAddr>,
 }
 
 struct Engine {
     director: Director,
     io: Option<Io>,
     hops: HashMap<IpAddr, NextHop>,
-    /// Frames held while their next hop resolves (as the kernel's
-    /// neighbour queue holds them), a few per address.
+    /// Frames held while their next hop resolves.
     pending: HashMap<IpAddr, Vec<Vec<u8>>>,
     stats: EngineStats,
     icmp: IcmpBudget,
     start: Instant,
     kind: EngineKind,
 }
-
-const PENDING_PER_HOP: usize = 3;
 
 /// Starts the engine thread. Setup errors (no permission, no nft, host
 /// namespace) are returned before the thread runs.
@@ -174,7 +157,8 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
             let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
             let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
             tracing::info!(engine = "afpacket", interfaces = ?devices, "data plane ready");
-            Some(Io { ring, tx, guard, resolver })
+            let rtnl = Rtnl::new().context("opening rtnetlink")?;
+            Some(Io { ring, tx, guard, guarded: GuardState::default(), resolver, rtnl })
         }
     };
     let (tx, rx) = channel();
@@ -186,102 +170,12 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         hops: HashMap::new(),
         pending: HashMap::new(),
         stats: EngineStats::default(),
-        icmp: IcmpBudget { tokens: IcmpBudget::BURST, last: Time::ZERO },
+        icmp: IcmpBudget::new(),
         start: Instant::now(),
         kind: cfg.kind,
     };
     let t = std::thread::Builder::new().name("rlvs-engine".into()).spawn(move || engine.run(rx, waker, stop))?;
     Ok((handle, t))
-}
-
-struct Consumer<'a> {
-    director: &'a mut Director,
-    tx: &'a mut TxBatch,
-    hops: &'a HashMap<IpAddr, NextHop>,
-    pending: &'a mut HashMap<IpAddr, Vec<Vec<u8>>>,
-    stats: &'a mut EngineStats,
-    icmp: &'a mut IcmpBudget,
-    /// Replies built for this block, alive until the block's flush.
-    replies: Vec<Vec<u8>>,
-    now: Time,
-}
-
-impl BlockConsumer for Consumer<'_> {
-    fn frame(&mut self, mut f: RxFrame<'_>) {
-        self.stats.frames += 1;
-        if f.pkttype != PACKET_HOST {
-            return;
-        }
-        if f.truncated {
-            self.stats.truncated += 1;
-            return;
-        }
-        let verdict = {
-            let Ok(eth) = EthernetFrame::new_checked(&*f.frame()) else {
-                return;
-            };
-            if eth.ethertype() != EtherType::Ipv4 {
-                return;
-            }
-            self.director.process_ipv4(eth.payload(), self.now)
-        };
-        match verdict {
-            Verdict::NotOurs => self.stats.not_ours += 1,
-            Verdict::Drop(DropReason::NoDestination) => {
-                self.stats.dropped += 1;
-                self.refuse(&mut f);
-            }
-            Verdict::Drop(_) => self.stats.dropped += 1,
-            Verdict::Forward(fw) if fw.method == FwdMethod::DirectRoute => {
-                match self.hops.get(&fw.daddr) {
-                    Some(hop) => {
-                        if rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.src, hop.dst).is_ok() {
-                            // SAFETY: the frame lives in the ring block, which is
-                            // only returned to the kernel after block_done flushes.
-                            unsafe { self.tx.queue(hop.ifindex, hop.dst.0, f.vnet_and_frame) };
-                            self.stats.forwarded += 1;
-                        }
-                    }
-                    None => {
-                        let q = self.pending.entry(fw.daddr).or_default();
-                        if q.len() < PENDING_PER_HOP {
-                            q.push(f.vnet_and_frame.to_vec());
-                        }
-                        self.stats.waiting_for_neighbour += 1;
-                    }
-                }
-            }
-            // NAT, TUN and FULLNAT transmitters come with their own issue.
-            Verdict::Forward(_) => self.stats.dropped += 1,
-        }
-    }
-
-    fn block_done(&mut self) {
-        self.tx.flush();
-        self.replies.clear();
-    }
-}
-
-impl Consumer<'_> {
-    /// What ip_vs_leave does when no real server is available: ICMP port
-    /// unreachable to the client, back out of the interface it came in on.
-    fn refuse(&mut self, f: &mut RxFrame<'_>) {
-        if !self.icmp.take(self.now) {
-            return;
-        }
-        let Some(reply) = rlvs_lvs::fwd::icmp::port_unreachable(f.frame()) else {
-            return;
-        };
-        let mut buf = vec![0u8; afpacket::VNET_HDR_LEN];
-        buf.extend_from_slice(&reply);
-        let dst: [u8; 6] = reply[0..6].try_into().unwrap();
-        self.replies.push(buf);
-        let buf = self.replies.last_mut().unwrap();
-        // SAFETY: the buffer's heap storage stays in `replies` until
-        // block_done has flushed the batch.
-        unsafe { self.tx.queue(f.ifindex, dst, buf) };
-        self.stats.icmp_sent += 1;
-    }
 }
 
 impl Engine {
@@ -312,6 +206,8 @@ impl Engine {
                 if n > 0 {
                     tracing::trace!(expired = n, "connections expired");
                 }
+                // The director's own addresses change (VIPs come and go).
+                self.sync_guard(true);
                 last_expire = Instant::now();
             }
             if last_stats.elapsed().as_secs() >= 10 {
@@ -375,25 +271,55 @@ impl Engine {
                 | Request::GetService { .. }
                 | Request::ListConns
         );
-        let before: Vec<ServiceKey> = if mutating { self.director.service_keys() } else { Vec::new() };
         let now = self.now();
         let resp = rlvs_ctl::handle(&mut self.director, msg.req, now, self.kind.name());
         (msg.reply)(resp);
         if !mutating {
             return;
         }
+        self.sync_guard(false);
         let Some(io) = &self.io else { return };
-        let after = self.director.service_keys();
-        if after != before {
-            if let Err(e) = io.guard.update(&after) {
-                tracing::error!(error = %e, "could not update the nftables guard");
-            }
-        }
         let mut addrs: Vec<IpAddr> =
             self.director.services().iter().flat_map(|s| s.dests.iter().map(|d| d.config.addr)).collect();
         addrs.sort();
         addrs.dedup();
         self.hops.retain(|a, _| addrs.contains(a));
         io.resolver.watch(addrs);
+    }
+
+    /// Brings the nft guard's sets in line with the tables (and, when
+    /// `reread_local`, with the director's current addresses).
+    fn sync_guard(&mut self, reread_local: bool) {
+        let Some(io) = self.io.as_mut() else { return };
+        let services = self.director.service_keys();
+        let mut nat_sources: Vec<(IpAddr, Protocol, u16)> = self
+            .director
+            .services()
+            .iter()
+            .flat_map(|s| {
+                let p = s.key.protocol;
+                s.dests
+                    .iter()
+                    .filter(|d| d.config.fwd == FwdMethod::Masq)
+                    .map(move |d| (d.config.addr, p, d.config.port))
+            })
+            .collect();
+        nat_sources.sort();
+        nat_sources.dedup();
+        let local = if reread_local || io.guarded.local.is_empty() {
+            let mut l = io.rtnl.all_addresses().unwrap_or_default();
+            l.sort();
+            l
+        } else {
+            io.guarded.local.clone()
+        };
+        let want = GuardState { services, nat_sources, local };
+        if want == io.guarded {
+            return;
+        }
+        match io.guard.update(&want.services, &want.nat_sources, &want.local) {
+            Ok(()) => io.guarded = want,
+            Err(e) => tracing::error!(error = %e, "could not update the nftables guard"),
+        }
     }
 }

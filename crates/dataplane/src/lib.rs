@@ -14,5 +14,6 @@ pub mod iface;
 pub mod netlink;
 pub mod nft;
 pub mod resolver;
+mod xmit;
 
 pub use engine::{start, ControlMsg, EngineConfig, EngineKind, Handle};

@@ -225,8 +225,17 @@ impl Rtnl {
 }
 
 impl Rtnl {
+    /// Every address of every interface of the namespace.
+    pub fn all_addresses(&mut self) -> io::Result<Vec<IpAddr>> {
+        self.addresses_where(|_| true)
+    }
+
     /// The addresses configured on an interface (`ip addr show dev IF`).
     pub fn addresses(&mut self, ifindex: u32) -> io::Result<Vec<IpAddr>> {
+        self.addresses_where(|i| i == ifindex)
+    }
+
+    fn addresses_where(&mut self, keep: impl Fn(u32) -> bool) -> io::Result<Vec<IpAddr>> {
         use netlink_packet_route::address::{AddressAttribute, AddressMessage};
         let replies = self.request(
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
@@ -235,7 +244,7 @@ impl Rtnl {
         let mut out = Vec::new();
         for r in replies {
             if let RouteNetlinkMessage::NewAddress(a) = r {
-                if a.header.index != ifindex {
+                if !keep(a.header.index) {
                     continue;
                 }
                 for attr in a.attributes {

@@ -46,10 +46,13 @@ impl Guard {
              table netdev {TABLE} {{\n\
              \tset services4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
              \tset anyport4 {{ type ipv4_addr . inet_proto; }}\n\
+             \tset natreplies4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
+             \tset local4 {{ type ipv4_addr; }}\n\
              \tchain guard {{\n\
              \t\ttype filter hook ingress devices = {{ {} }} priority -500; policy accept;\n\
              \t\tip daddr . meta l4proto . th dport @services4 drop\n\
              \t\tip daddr . meta l4proto @anyport4 drop\n\
+             \t\tip saddr . meta l4proto . th sport @natreplies4 ip daddr != @local4 drop\n\
              \t}}\n\
              }}\n",
             devs.join(", ")
@@ -59,10 +62,20 @@ impl Guard {
     }
 
     /// Makes the drop set exactly the given services.
-    /// Makes the drop sets exactly the given services: (address, protocol,
-    /// port), and (address, protocol) for port-zero services, which take
-    /// every port.
-    pub fn update(&self, services: &[ServiceKey]) -> Result<()> {
+    /// Makes the drop sets exactly what is given:
+    /// - services: (address, protocol, port), or (address, protocol) for
+    ///   port-zero services, which take every port;
+    /// - NAT real servers (address, protocol, port): their replies to
+    ///   anyone but the director itself, which the engine rewrites and the
+    ///   kernel must not forward as they are;
+    /// - the director's own addresses, whose traffic from real servers
+    ///   (health checks, say) stays the kernel's.
+    pub fn update(
+        &self,
+        services: &[ServiceKey],
+        nat_sources: &[(IpAddr, Protocol, u16)],
+        local: &[IpAddr],
+    ) -> Result<()> {
         let mut ports = Vec::new();
         let mut any = Vec::new();
         for k in services {
@@ -73,8 +86,17 @@ impl Guard {
                 }
             }
         }
-        let mut script = format!("flush set netdev {TABLE} services4\nflush set netdev {TABLE} anyport4\n");
-        for (set, elems) in [("services4", ports), ("anyport4", any)] {
+        let replies: Vec<String> = nat_sources
+            .iter()
+            .filter_map(|(a, p, port)| match a {
+                IpAddr::V4(a) => Some(format!("{a} . {} . {port}", p.number())),
+                _ => None,
+            })
+            .collect();
+        let locals: Vec<String> = local.iter().filter(|a| a.is_ipv4()).map(|a| a.to_string()).collect();
+        let mut script = String::new();
+        for (set, elems) in [("services4", ports), ("anyport4", any), ("natreplies4", replies), ("local4", locals)] {
+            script.push_str(&format!("flush set netdev {TABLE} {set}\n"));
             if !elems.is_empty() {
                 script.push_str(&format!("add element netdev {TABLE} {set} {{ {} }}\n", elems.join(", ")));
             }

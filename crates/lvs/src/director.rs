@@ -3,7 +3,7 @@
 //! the I/O shell hands it packets and control commands with the current time.
 
 use crate::conn::tcp::{self, Direction, TcpState};
-use crate::conn::{Conn, ConnId, ConnKey, ConnState, ConnTable, TemplateId};
+use crate::conn::{Conn, ConnId, ConnKey, ConnState, ConnTable, Hop, OutKey, TemplateId};
 use crate::dest::{Dest, DestArena, DestId};
 use crate::error::IpvsError;
 use crate::sched::{self, SchedInput};
@@ -31,6 +31,17 @@ pub enum Verdict {
     Drop(DropReason),
     /// Send it to a real server.
     Forward(Forward),
+    /// A real server's reply on a NAT connection: rewrite its source to the
+    /// virtual address and port and send it back to the client.
+    Reply(Reply),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub vaddr: IpAddr,
+    pub vport: u16,
+    /// The link the client's packets came in on, if the shell told us.
+    pub hop: Option<Hop>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -76,7 +76,7 @@ fn replay(steps: &[String], port: &mut u16) -> Vec<String> {
                 for i in 0..w[1].parse::<u8>().unwrap() {
                     *port += 1;
                     let src = if w[0] == "send" { Ipv4Addr::new(10, 1, 1, 10) } else { Ipv4Addr::new(10, 1, 2, i + 1) };
-                    picks.push(match d.process_ipv4(&datagram(src, *port), Time::ZERO) {
+                    picks.push(match d.process_ipv4(&datagram(src, *port), None, Time::ZERO) {
                         Verdict::Forward(f) => f.daddr.to_string(),
                         _ => "-".into(),
                     });

@@ -111,16 +111,39 @@ impl Lab {
 
     /// A host with one interface `ifname` plugged into the lab's switch.
     pub fn host(&mut self, short: &str, ifname: &str, mac: &str, cidr: &str) -> Result<String> {
-        let sw = self.switch()?;
         let ns = self.add_ns(short)?;
-        let port = format!("v-{short}");
-        ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", &ns])?;
-        ip(&["-n", &sw, "link", "set", &port, "master", BRIDGE, "up"])?;
-        ip(&["-n", &ns, "link", "set", ifname, "address", mac])?;
-        ip(&["-n", &ns, "addr", "add", cidr, "dev", ifname])?;
-        ip(&["-n", &ns, "link", "set", ifname, "up"])?;
+        self.plug(&ns, ifname, BRIDGE, mac, cidr)?;
         Ok(ns)
     }
+
+    /// Another broadcast domain: a bridge of its own in the switch namespace.
+    pub fn segment(&mut self, name: &str) -> Result<()> {
+        let sw = self.switch()?;
+        ip(&["-n", &sw, "link", "add", name, "type", "bridge"])?;
+        ip(&["-n", &sw, "link", "set", name, "up"])?;
+        Ok(())
+    }
+
+    /// Plugs a new interface of host `ns` into `segment` (BRIDGE is the
+    /// default one), with an address unless `cidr` is empty.
+    pub fn plug(&mut self, ns: &str, ifname: &str, segment: &str, mac: &str, cidr: &str) -> Result<()> {
+        let sw = self.switch()?;
+        // Switch ports are named after the host and its interface; both are
+        // short, the port name must stay within 15 bytes.
+        let host = ns.rsplit('-').next().unwrap_or(ns);
+        let port = format!("v{host}{ifname}");
+        ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", ns])?;
+        ip(&["-n", &sw, "link", "set", &port, "master", segment, "up"])?;
+        ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
+        if !cidr.is_empty() {
+            ip(&["-n", ns, "addr", "add", cidr, "dev", ifname])?;
+        }
+        ip(&["-n", ns, "link", "set", ifname, "up"])?;
+        Ok(())
+    }
+
+    /// The lab's default segment.
+    pub const DEFAULT_SEGMENT: &'static str = BRIDGE;
 
     /// A host with no interface but loopback, for point-to-point links.
     pub fn bare_host(&mut self, short: &str) -> Result<String> {

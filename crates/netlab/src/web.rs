@@ -31,9 +31,14 @@ handler = lambda *a, **k: Handler(*a, directory=directory, **k)
 http.server.ThreadingHTTPServer(("0.0.0.0", port), handler).serve_forever()
 "#;
 
-/// Starts a web server in `ns` whose index page is `body` (plus a newline,
-/// as `echo rs1 > index.html` makes it). `extra` files go beside it.
+/// Starts a web server on port 80 in `ns` whose index page is `body` (plus
+/// a newline, as `echo rs1 > index.html` makes it). `extra` files go beside it.
 pub fn start(lab: &mut Lab, ns: &str, name: &str, body: &str, extra: &[(&str, &[u8])]) -> Result<()> {
+    start_on(lab, ns, name, body, extra, 80)
+}
+
+/// As [`start`], on another port.
+pub fn start_on(lab: &mut Lab, ns: &str, name: &str, body: &str, extra: &[(&str, &[u8])], port: u16) -> Result<()> {
     let root = lab.dir().join(format!("www-{name}"));
     std::fs::create_dir_all(&root)?;
     std::fs::write(root.join("index.html"), format!("{body}\n"))?;
@@ -43,6 +48,78 @@ pub fn start(lab: &mut Lab, ns: &str, name: &str, body: &str, extra: &[(&str, &[
     let script = lab.dir().join("www.py");
     std::fs::write(&script, SERVER)?;
     let (s, r) = (script.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
-    lab.spawn(ns, name, &["python3", &s, &r, "80"])?;
+    lab.spawn(ns, name, &["python3", &s, &r, &port.to_string()])?;
     Ok(())
+}
+
+/// A UDP request/response server: answers every datagram with
+/// `<tag>:<datagram>`.
+pub fn udp_echo(lab: &mut Lab, ns: &str, name: &str, tag: &str, port: u16) -> Result<()> {
+    let script = [
+        "import socket".to_string(),
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)".to_string(),
+        format!("s.bind(('0.0.0.0',{port}))"),
+        "while True:".to_string(),
+        "  d,a=s.recvfrom(2048)".to_string(),
+        format!("  s.sendto(b'{tag}:'+d,a)"),
+    ]
+    .join("\n");
+    lab.spawn(ns, name, &["python3", "-c", &script])?;
+    Ok(())
+}
+
+/// Sends `n` datagrams to `addr:port` from `ns`, one socket each, and
+/// returns what came back as "<reply> from <address>:<port>" lines.
+pub fn udp_ask(lab: &Lab, ns: &str, addr: &str, port: u16, n: usize) -> Result<Vec<String>> {
+    let script = [
+        "import socket".to_string(),
+        format!("for i in range({n}):"),
+        "  s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)".to_string(),
+        "  s.settimeout(2)".to_string(),
+        format!("  s.sendto(b'q%d'%i,('{addr}',{port}))"),
+        "  try:".to_string(),
+        "    d,a=s.recvfrom(2048)".to_string(),
+        "    print(d.decode(),'from','%s:%d'%a)".to_string(),
+        "  except socket.timeout:".to_string(),
+        "    print('timeout')".to_string(),
+    ]
+    .join("\n");
+    Ok(lab.ok(ns, &["python3", "-c", &script])?.lines().map(String::from).collect())
+}
+
+/// A TCP server that greets every connection with `<tag>\n` and keeps it
+/// open until the client closes it: long-lived connections on demand.
+pub fn tcp_greeter(lab: &mut Lab, ns: &str, name: &str, tag: &str, port: u16) -> Result<()> {
+    let script = [
+        "import socket, threading".to_string(),
+        "def hold(c):".to_string(),
+        format!("  c.sendall(b'{tag}\\n')"),
+        "  while c.recv(1024): pass".to_string(),
+        "  c.close()".to_string(),
+        "s=socket.socket()".to_string(),
+        "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)".to_string(),
+        format!("s.bind(('0.0.0.0',{port}))"),
+        "s.listen(256)".to_string(),
+        "while True:".to_string(),
+        "  c,_=s.accept()".to_string(),
+        "  threading.Thread(target=hold,args=(c,),daemon=True).start()".to_string(),
+    ]
+    .join("\n");
+    lab.spawn(ns, name, &["python3", "-c", &script])?;
+    Ok(())
+}
+
+/// Opens `n` TCP connections to `addr:port` from `ns` one after the other,
+/// keeping all of them open, and returns the greeting each one got.
+pub fn tcp_hold(lab: &Lab, ns: &str, addr: &str, port: u16, n: usize) -> Result<Vec<String>> {
+    let script = [
+        "import socket".to_string(),
+        "held=[]".to_string(),
+        format!("for i in range({n}):"),
+        format!("  c=socket.create_connection(('{addr}',{port}),timeout=5)"),
+        "  print(c.makefile().readline().strip(), flush=True)".to_string(),
+        "  held.append(c)".to_string(),
+    ]
+    .join("\n");
+    Ok(lab.ok(ns, &["python3", "-c", &script])?.lines().map(String::from).collect())
 }

@@ -21,6 +21,28 @@ pub struct ConnKey {
     pub vport: u16,
 }
 
+/// How a reply is keyed: as it leaves the real server (protocol, real
+/// server address and port, client address and port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutKey {
+    pub protocol: Protocol,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub caddr: IpAddr,
+    pub cport: u16,
+}
+
+/// The link a client's packets came in on: where its replies go back out.
+/// Learnt from the first frame, so replies need no route lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hop {
+    pub ifindex: i32,
+    /// The director's own address on that link.
+    pub local: rlvs_wire::EthernetAddress,
+    /// The client's (or its router's) address.
+    pub peer: rlvs_wire::EthernetAddress,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
     Tcp(TcpState),
@@ -52,6 +74,22 @@ pub struct Conn {
     pub expires: Time,
     /// The persistence template that placed it (ip_vs_control_add).
     pub control: Option<TemplateId>,
+    /// Where replies to the client leave (NAT), learnt from its first frame.
+    pub return_hop: Option<Hop>,
+}
+
+impl Conn {
+    /// The key its replies arrive with, for methods whose replies pass the
+    /// director.
+    pub fn out_key(&self) -> Option<OutKey> {
+        (self.fwd == FwdMethod::Masq).then_some(OutKey {
+            protocol: self.key.protocol,
+            daddr: self.daddr,
+            dport: self.dport,
+            caddr: self.key.caddr,
+            cport: self.key.cport,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +104,8 @@ pub struct TemplateId(pub u32);
 #[derive(Debug, Default)]
 pub struct ConnTable {
     index: HashMap<ConnKey, u32, RandomState>,
+    /// Replies' keys of the connections whose replies pass the director.
+    out_index: HashMap<OutKey, u32, RandomState>,
     slots: Vec<Option<Conn>>,
     free: Vec<u32>,
 }
@@ -83,8 +123,14 @@ impl ConnTable {
         self.index.get(key).map(|&i| ConnId(i))
     }
 
+    /// ip_vs_conn_out_get: the connection a reply belongs to.
+    pub fn lookup_out(&self, key: &OutKey) -> Option<ConnId> {
+        self.out_index.get(key).map(|&i| ConnId(i))
+    }
+
     pub fn insert(&mut self, c: Conn) -> ConnId {
         let key = c.key;
+        let out = c.out_key();
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(c);
@@ -96,12 +142,20 @@ impl ConnTable {
             }
         };
         self.index.insert(key, i);
+        if let Some(o) = out {
+            self.out_index.insert(o, i);
+        }
         ConnId(i)
     }
 
     pub fn remove(&mut self, id: ConnId) -> Conn {
         let c = self.slots[id.0 as usize].take().expect("live connection id");
         self.index.remove(&c.key);
+        if let Some(o) = c.out_key() {
+            if self.out_index.get(&o) == Some(&id.0) {
+                self.out_index.remove(&o);
+            }
+        }
         self.free.push(id.0);
         c
     }

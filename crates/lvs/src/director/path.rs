@@ -7,10 +7,11 @@ use super::*;
 impl Director {
     // ------------------------------------------------------------ packet path
 
-    /// Decides what to do with an IPv4 packet (`l3` starts at the IP header).
-    /// Connection state, counters and statistics are updated; for DR the
-    /// packet bytes are left unchanged.
-    pub fn process_ipv4(&mut self, l3: &[u8], now: Time) -> Verdict {
+    /// Decides what to do with an IPv4 packet (`l3` starts at the IP header)
+    /// that came in over `ingress`. Connection state, counters and
+    /// statistics are updated; the bytes are not changed here (the
+    /// transmitters in `fwd` do that once the shell has a next hop).
+    pub fn process_ipv4(&mut self, l3: &[u8], ingress: Option<Hop>, now: Time) -> Verdict {
         let Ok(ip) = Ipv4Packet::new_checked(l3) else {
             return Verdict::NotOurs;
         };
@@ -35,7 +36,33 @@ impl Director {
             },
         };
         let key = ConnKey { protocol, caddr: ip.src_addr().into(), cport, vaddr: ip.dst_addr().into(), vport };
-        self.process(key, flags, usize::from(ip.total_len()), now)
+        let bytes = usize::from(ip.total_len());
+        match self.process(key, flags, bytes, ingress, now) {
+            Verdict::NotOurs => self.process_reply(key, flags, bytes, now),
+            v => v,
+        }
+    }
+
+    /// ip_vs_out: a packet from a real server on a connection whose replies
+    /// pass the director. `key` is the packet's own (source first).
+    fn process_reply(&mut self, key: ConnKey, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
+        let out =
+            OutKey { protocol: key.protocol, daddr: key.caddr, dport: key.cport, caddr: key.vaddr, cport: key.vport };
+        let Some(cid) = self.conns.lookup_out(&out) else { return Verdict::NotOurs };
+        let timeout = match flags {
+            Some(f) => self.set_tcp_state(cid, Direction::Output, f),
+            None => self.timeouts.udp,
+        };
+        let c = self.conns.get_mut(cid);
+        c.expires = now + Span::from_secs(u64::from(timeout));
+        let reply = Reply { vaddr: c.key.vaddr, vport: c.key.vport, hop: c.return_hop };
+        let d = self.dests.get_mut(c.dest);
+        d.stats.count_out(bytes);
+        if let Some(sid) = d.svc {
+            self.services[sid.0 as usize].as_mut().unwrap().stats.count_out(bytes);
+        }
+        self.stats.count_out(bytes);
+        Verdict::Reply(reply)
     }
 
     fn malformed(&self, protocol: Protocol, vaddr: IpAddr, l4: &[u8]) -> Verdict {
@@ -53,7 +80,14 @@ impl Director {
     }
 
     /// The protocol-independent part of packet processing, from the client side.
-    pub fn process(&mut self, key: ConnKey, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
+    pub fn process(
+        &mut self,
+        key: ConnKey,
+        flags: Option<TcpFlags>,
+        bytes: usize,
+        ingress: Option<Hop>,
+        now: Time,
+    ) -> Verdict {
         let new_conn = flags.is_none_or(|f| f.syn() && !f.rst());
         if let Some(cid) = self.conns.lookup(&key) {
             // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
@@ -103,6 +137,7 @@ impl Director {
             _ => d.port,
         };
         let cid = self.bind_new_conn(key, did, dport, now, control);
+        self.conns.get_mut(cid).return_hop = ingress;
         let verdict = self.forward(cid, flags, bytes, now);
         if svc_flags & crate::types::svc_flags::ONEPACKET != 0 && key.protocol == Protocol::Udp {
             // One-packet scheduling: every datagram is scheduled on its own.
@@ -156,6 +191,7 @@ impl Director {
             no_output: fwd != FwdMethod::Masq,
             expires: now,
             control,
+            return_hop: None,
         })
     }
 

@@ -60,7 +60,7 @@ fn seed() -> Director {
 }
 
 fn pick(d: &mut Director, pkt: &[u8], now: Time) -> Option<IpAddr> {
-    match d.process_ipv4(pkt, now) {
+    match d.process_ipv4(pkt, None, now) {
         Verdict::Forward(f) => Some(f.daddr),
         _ => None,
     }
@@ -99,7 +99,7 @@ fn rr_skips_quiesced_and_resumes_after_deleted_dest() {
     assert_eq!(next(&mut d, 4), ip(245));
     assert_eq!(next(&mut d, 5), ip(245));
     d.edit_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 0)).unwrap();
-    assert_eq!(d.process_ipv4(&segment(6, SYN), Time::ZERO), Verdict::Drop(DropReason::NoDestination));
+    assert_eq!(d.process_ipv4(&segment(6, SYN), None, Time::ZERO), Verdict::Drop(DropReason::NoDestination));
 }
 
 fn wrr_with(weights: &[(u8, i32)]) -> Director {
@@ -193,7 +193,7 @@ fn every_timeout_is_honoured_with_simulated_time() {
         let mut d = seed();
         let t0 = Time::from_secs(50);
         for f in &flags {
-            d.process_ipv4(&segment(7000, *f), t0);
+            d.process_ipv4(&segment(7000, *f), None, t0);
         }
         assert_eq!(d.conns(t0)[0].state, state);
         assert_eq!(d.expire(t0 + Span(secs * 1000 - 1)), 0, "{state}");
@@ -204,7 +204,7 @@ fn every_timeout_is_honoured_with_simulated_time() {
     let svc = ServiceKey::new(Protocol::Udp, VIP.into(), 53);
     d.add_service(svc, ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
     d.add_dest(&svc, DestConfig::new(ip(244), 53, DirectRoute, 1), Time::ZERO).unwrap();
-    assert!(matches!(d.process_ipv4(&datagram(999, 53), Time::ZERO), Verdict::Forward(_)));
+    assert!(matches!(d.process_ipv4(&datagram(999, 53), None, Time::ZERO), Verdict::Forward(_)));
     let s = d.service(&svc).unwrap();
     assert_eq!((s.dests[0].activeconns, s.dests[0].inactconns), (0, 1));
     assert_eq!(d.conns(Time::ZERO)[0].state, "UDP");
@@ -217,21 +217,21 @@ fn set_timeouts_changes_established_fin_and_udp() {
     let mut d = seed();
     d.set_timeouts(TimeoutTriple { tcp: 30, tcp_fin: 0, udp: 7 });
     assert_eq!(d.timeouts(), TimeoutTriple { tcp: 30, tcp_fin: 120, udp: 7 });
-    d.process_ipv4(&segment(1, SYN), Time::ZERO);
-    d.process_ipv4(&segment(1, ACK), Time::ZERO);
+    d.process_ipv4(&segment(1, SYN), None, Time::ZERO);
+    d.process_ipv4(&segment(1, ACK), None, Time::ZERO);
     assert_eq!(d.conns(Time::ZERO)[0].expires, 30);
 }
 
 #[test]
 fn non_syn_without_connection_is_dropped_and_strangers_pass() {
     let mut d = seed();
-    assert_eq!(d.process_ipv4(&segment(1, ACK), Time::ZERO), Verdict::Drop(DropReason::NoConnection));
-    assert_eq!(d.process_ipv4(&datagram(1, 53), Time::ZERO), Verdict::NotOurs);
-    assert_eq!(d.process_ipv4(&[0x45, 0, 0], Time::ZERO), Verdict::NotOurs);
+    assert_eq!(d.process_ipv4(&segment(1, ACK), None, Time::ZERO), Verdict::Drop(DropReason::NoConnection));
+    assert_eq!(d.process_ipv4(&datagram(1, 53), None, Time::ZERO), Verdict::NotOurs);
+    assert_eq!(d.process_ipv4(&[0x45, 0, 0], None, Time::ZERO), Verdict::NotOurs);
     let mut short = segment(1, SYN);
     short.truncate(30);
     short[2..4].copy_from_slice(&30u16.to_be_bytes());
-    assert_eq!(d.process_ipv4(&short, Time::ZERO), Verdict::Drop(DropReason::Malformed));
+    assert_eq!(d.process_ipv4(&short, None, Time::ZERO), Verdict::Drop(DropReason::Malformed));
     assert_eq!(d.conn_count(), 0);
 }
 
@@ -254,7 +254,7 @@ fn deleted_dest_goes_to_trash_and_revives_with_its_stats() {
     let mut d = seed();
     assert_eq!(pick(&mut d, &segment(1, SYN), Time::ZERO), Some(ip(245)));
     d.del_dest(&tcp_svc(), ip(245), 80, Time::ZERO).unwrap();
-    assert_eq!(d.process_ipv4(&segment(1, ACK), Time::ZERO), Verdict::Drop(DropReason::DestUnavailable));
+    assert_eq!(d.process_ipv4(&segment(1, ACK), None, Time::ZERO), Verdict::Drop(DropReason::DestUnavailable));
     assert_eq!(pick(&mut d, &segment(2, SYN), Time::ZERO), Some(ip(244)));
     d.add_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 1), Time::ZERO).unwrap();
     assert_eq!(counters(&d, 245), (0, 1), "the old connection is back");
@@ -323,8 +323,8 @@ fn edit_service_rebinds_scheduler_and_flush_empties() {
     assert!(pick(&mut d, &segment(1, SYN), Time::ZERO).is_some());
     d.flush(Time::ZERO);
     assert!(d.services().is_empty());
-    assert_eq!(d.process_ipv4(&segment(1, ACK), Time::ZERO), Verdict::Drop(DropReason::DestUnavailable));
-    assert_eq!(d.process_ipv4(&segment(2, SYN), Time::ZERO), Verdict::NotOurs);
+    assert_eq!(d.process_ipv4(&segment(1, ACK), None, Time::ZERO), Verdict::Drop(DropReason::DestUnavailable));
+    assert_eq!(d.process_ipv4(&segment(2, SYN), None, Time::ZERO), Verdict::NotOurs);
 }
 
 #[test]
@@ -380,7 +380,7 @@ fn arbitrary_bytes_never_panic() {
         if i % 3 == 0 && buf.len() > 20 {
             buf[0] = 0x45;
         }
-        let _ = d.process_ipv4(&buf, Time(u64::from(i)));
+        let _ = d.process_ipv4(&buf, None, Time(u64::from(i)));
     }
     d.expire(Time::from_secs(10_000));
     assert_eq!(d.conn_count(), 0);
@@ -488,10 +488,10 @@ fn deleted_server_gets_its_clients_rescheduled() {
 fn port_zero_service_takes_every_port_and_keeps_it() {
     let mut d = persistent(300, 0xffff_ffff, 0);
     let a = Ipv4Addr::new(10, 1, 1, 10);
-    let first = d.process_ipv4(&segment_from(a, 1, 443, SYN), Time::ZERO);
+    let first = d.process_ipv4(&segment_from(a, 1, 443, SYN), None, Time::ZERO);
     let Verdict::Forward(f) = first else { panic!("{first:?}") };
     assert_eq!(f.dport, 443, "the client's port is kept");
-    let Verdict::Forward(g) = d.process_ipv4(&segment_from(a, 2, 22, SYN), Time::ZERO) else { panic!() };
+    let Verdict::Forward(g) = d.process_ipv4(&segment_from(a, 2, 22, SYN), None, Time::ZERO) else { panic!() };
     assert_eq!((g.daddr, g.dport), (f.daddr, 22), "same template for every port");
     let t = d.conns(Time::ZERO).into_iter().find(|c| c.cport == 0).unwrap();
     assert_eq!((t.vport, t.dport), (0, 0));

@@ -4,3 +4,4 @@
 
 pub mod dr;
 pub mod icmp;
+pub mod nat;

@@ -1,0 +1,184 @@
+//! What the engine does with each received frame once the director has
+//! decided: direct routing (MACs only), NAT (addresses and ports, then
+//! MACs), NAT replies back to the client by the link they came in on, and
+//! ICMP port unreachable when no real server can take a connection. Frames
+//! are rewritten in place in the ring and queued for one batched send.
+
+use crate::afpacket::{self, BlockConsumer, RxFrame, TxBatch, PACKET_HOST};
+use crate::engine::EngineStats;
+use crate::resolver::NextHop;
+use rlvs_lvs::conn::Hop;
+use rlvs_lvs::director::DropReason;
+use rlvs_lvs::fwd::nat::{self, Side};
+use rlvs_lvs::{Director, FwdMethod, Time, Verdict};
+use rlvs_wire::{EtherType, EthernetFrame, Ipv4Packet};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Frames held while their next hop resolves (as the kernel's neighbour
+/// queue holds them), a few per address.
+pub(crate) const PENDING_PER_HOP: usize = 3;
+const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const ETH_HLEN: usize = 14;
+
+/// The kernel's global ICMP budget (icmp_msgs_per_sec 1000, burst 50), so a
+/// flood to a service without real servers cannot make the director flood.
+#[derive(Debug)]
+pub(crate) struct IcmpBudget {
+    tokens: u64,
+    last: Time,
+}
+
+impl IcmpBudget {
+    const PER_SEC: u64 = 1000;
+    const BURST: u64 = 50;
+
+    pub fn new() -> Self {
+        IcmpBudget { tokens: Self::BURST, last: Time::ZERO }
+    }
+
+    fn take(&mut self, now: Time) -> bool {
+        let refill = (now.as_millis().saturating_sub(self.last.as_millis())) * Self::PER_SEC / 1000;
+        if refill > 0 {
+            self.tokens = (self.tokens + refill).min(Self::BURST);
+            self.last = now;
+        }
+        if self.tokens == 0 {
+            return false;
+        }
+        self.tokens -= 1;
+        true
+    }
+}
+
+pub(crate) struct Consumer<'a> {
+    pub director: &'a mut Director,
+    pub tx: &'a mut TxBatch,
+    pub hops: &'a HashMap<IpAddr, NextHop>,
+    pub pending: &'a mut HashMap<IpAddr, Vec<Vec<u8>>>,
+    pub stats: &'a mut EngineStats,
+    pub icmp: &'a mut IcmpBudget,
+    /// Replies built for this block, alive until the block's flush.
+    pub replies: Vec<Vec<u8>>,
+    pub now: Time,
+}
+
+impl BlockConsumer for Consumer<'_> {
+    fn frame(&mut self, mut f: RxFrame<'_>) {
+        self.stats.frames += 1;
+        if f.pkttype != PACKET_HOST {
+            return;
+        }
+        if f.truncated {
+            self.stats.truncated += 1;
+            return;
+        }
+        let ifindex = f.ifindex;
+        let verdict = {
+            let Ok(eth) = EthernetFrame::new_checked(&*f.frame()) else {
+                return;
+            };
+            if eth.ethertype() != EtherType::Ipv4 {
+                return;
+            }
+            let ingress = Hop { ifindex, local: eth.dst_addr(), peer: eth.src_addr() };
+            self.director.process_ipv4(eth.payload(), Some(ingress), self.now)
+        };
+        let partial = f.vnet_and_frame[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0;
+        match verdict {
+            Verdict::NotOurs => self.stats.not_ours += 1,
+            Verdict::Drop(DropReason::NoDestination) => {
+                self.stats.dropped += 1;
+                self.refuse(&mut f);
+            }
+            Verdict::Drop(_) => self.stats.dropped += 1,
+            Verdict::Forward(fw) => match (fw.method, fw.daddr) {
+                (FwdMethod::DirectRoute, _) => self.to_real_server(&mut f, fw.daddr),
+                (FwdMethod::Masq, IpAddr::V4(rip)) => {
+                    match nat::rewrite_v4(&mut f.frame()[ETH_HLEN..], Side::Destination, rip, fw.dport, partial) {
+                        Ok(()) => self.to_real_server(&mut f, fw.daddr),
+                        Err(_) => self.stats.dropped += 1,
+                    }
+                }
+                // TUN and FULLNAT transmitters come with their own work.
+                _ => self.stats.dropped += 1,
+            },
+            Verdict::Reply(r) => self.to_client(&mut f, r, partial),
+        }
+    }
+
+    fn block_done(&mut self) {
+        self.tx.flush();
+        self.replies.clear();
+    }
+}
+
+impl Consumer<'_> {
+    /// Readdresses the frame to the real server's next hop and queues it,
+    /// or holds it while the next hop resolves.
+    fn to_real_server(&mut self, f: &mut RxFrame<'_>, daddr: IpAddr) {
+        match self.hops.get(&daddr) {
+            Some(hop) => {
+                if rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.src, hop.dst).is_ok() {
+                    // SAFETY: the frame lives in the ring block, which is only
+                    // returned to the kernel after block_done flushes.
+                    unsafe { self.tx.queue(hop.ifindex, hop.dst.0, f.vnet_and_frame) };
+                    self.stats.forwarded += 1;
+                }
+            }
+            None => {
+                let q = self.pending.entry(daddr).or_default();
+                if q.len() < PENDING_PER_HOP {
+                    q.push(f.vnet_and_frame.to_vec());
+                }
+                self.stats.waiting_for_neighbour += 1;
+            }
+        }
+    }
+
+    /// A NAT reply: routed (TTL down by one, as the kernel's forward path
+    /// does before IPVS rewrites it), source set back to the virtual
+    /// service, and out of the link the client's packets came in on.
+    fn to_client(&mut self, f: &mut RxFrame<'_>, r: rlvs_lvs::director::Reply, partial: bool) {
+        let (IpAddr::V4(vaddr), Some(hop)) = (r.vaddr, r.hop) else {
+            self.stats.dropped += 1;
+            return;
+        };
+        let l3 = &mut f.frame()[ETH_HLEN..];
+        let Ok(mut ip) = Ipv4Packet::new_checked(&mut *l3) else { return };
+        if ip.ttl() <= 1 {
+            self.stats.dropped += 1;
+            return;
+        }
+        ip.set_ttl(ip.ttl() - 1);
+        if nat::rewrite_v4(l3, Side::Source, vaddr, r.vport, partial).is_err()
+            || rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.local, hop.peer).is_err()
+        {
+            self.stats.dropped += 1;
+            return;
+        }
+        // SAFETY: as in to_real_server.
+        unsafe { self.tx.queue(hop.ifindex, hop.peer.0, f.vnet_and_frame) };
+        self.stats.replies += 1;
+    }
+
+    /// What ip_vs_leave does when no real server is available: ICMP port
+    /// unreachable to the client, back out of the interface it came in on.
+    fn refuse(&mut self, f: &mut RxFrame<'_>) {
+        if !self.icmp.take(self.now) {
+            return;
+        }
+        let Some(reply) = rlvs_lvs::fwd::icmp::port_unreachable(f.frame()) else {
+            return;
+        };
+        let mut buf = vec![0u8; afpacket::VNET_HDR_LEN];
+        buf.extend_from_slice(&reply);
+        let dst: [u8; 6] = reply[0..6].try_into().unwrap();
+        self.replies.push(buf);
+        let buf = self.replies.last_mut().unwrap();
+        // SAFETY: the buffer's heap storage stays in `replies` until
+        // block_done has flushed the batch.
+        unsafe { self.tx.queue(f.ifindex, dst, buf) };
+        self.stats.icmp_sent += 1;
+    }
+}
