@@ -93,17 +93,17 @@ impl BlockConsumer for Consumer<'_> {
             }
             Verdict::Drop(_) => self.stats.dropped += 1,
             Verdict::Forward(fw) => match (fw.method, fw.daddr) {
-                (FwdMethod::DirectRoute, _) => self.to_real_server(&mut f, fw.daddr),
+                (FwdMethod::DirectRoute, _) => self.send_to_real_server(&mut f, fw.daddr),
                 (FwdMethod::Masq, IpAddr::V4(rip)) => {
                     match nat::rewrite_v4(&mut f.frame()[ETH_HLEN..], Side::Destination, rip, fw.dport, partial) {
-                        Ok(()) => self.to_real_server(&mut f, fw.daddr),
+                        Ok(()) => self.send_to_real_server(&mut f, fw.daddr),
                         Err(_) => self.stats.dropped += 1,
                     }
                 }
                 // TUN and FULLNAT transmitters come with their own work.
                 _ => self.stats.dropped += 1,
             },
-            Verdict::Reply(r) => self.to_client(&mut f, r, partial),
+            Verdict::Reply(r) => self.send_to_client(&mut f, r, partial),
         }
     }
 
@@ -116,7 +116,7 @@ impl BlockConsumer for Consumer<'_> {
 impl Consumer<'_> {
     /// Readdresses the frame to the real server's next hop and queues it,
     /// or holds it while the next hop resolves.
-    fn to_real_server(&mut self, f: &mut RxFrame<'_>, daddr: IpAddr) {
+    fn send_to_real_server(&mut self, f: &mut RxFrame<'_>, daddr: IpAddr) {
         match self.hops.get(&daddr) {
             Some(hop) => {
                 if rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.src, hop.dst).is_ok() {
@@ -139,7 +139,7 @@ impl Consumer<'_> {
     /// A NAT reply: routed (TTL down by one, as the kernel's forward path
     /// does before IPVS rewrites it), source set back to the virtual
     /// service, and out of the link the client's packets came in on.
-    fn to_client(&mut self, f: &mut RxFrame<'_>, r: rlvs_lvs::director::Reply, partial: bool) {
+    fn send_to_client(&mut self, f: &mut RxFrame<'_>, r: rlvs_lvs::director::Reply, partial: bool) {
         let (IpAddr::V4(vaddr), Some(hop)) = (r.vaddr, r.hop) else {
             self.stats.dropped += 1;
             return;
@@ -157,7 +157,7 @@ impl Consumer<'_> {
             self.stats.dropped += 1;
             return;
         }
-        // SAFETY: as in to_real_server.
+        // SAFETY: as in send_to_real_server.
         unsafe { self.tx.queue(hop.ifindex, hop.peer.0, f.vnet_and_frame) };
         self.stats.replies += 1;
     }
