@@ -8,7 +8,7 @@ use crate::iface;
 use crate::netlink::Rtnl;
 use crate::nft::Guard;
 use crate::resolver::{NextHop, Resolver, Waker};
-use crate::xmit::{Consumer, IcmpBudget};
+use crate::xmit::{self, Consumer, Held, IcmpBudget};
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{Request, Response};
 use rlvs_lvs::{Director, FwdMethod, Protocol, ServiceKey, Time};
@@ -123,7 +123,8 @@ struct Engine {
     io: Option<Io>,
     hops: HashMap<IpAddr, NextHop>,
     /// Frames held while their next hop resolves.
-    pending: HashMap<IpAddr, Vec<Vec<u8>>>,
+    pending: HashMap<IpAddr, Vec<Held>>,
+    tun_ident: u16,
     stats: EngineStats,
     icmp: IcmpBudget,
     start: Instant,
@@ -169,6 +170,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         io,
         hops: HashMap::new(),
         pending: HashMap::new(),
+        tun_ident: 0,
         stats: EngineStats::default(),
         icmp: IcmpBudget::new(),
         start: Instant::now(),
@@ -226,6 +228,7 @@ impl Engine {
             tx: &mut io.tx,
             hops: &self.hops,
             pending: &mut self.pending,
+            tun_ident: &mut self.tun_ident,
             stats: &mut self.stats,
             icmp: &mut self.icmp,
             replies: Vec::new(),
@@ -245,15 +248,35 @@ impl Engine {
             match hop {
                 Some(h) => {
                     self.hops.insert(addr, h);
-                    for mut frame in self.pending.remove(&addr).unwrap_or_default() {
-                        let vnet = afpacket::VNET_HDR_LEN;
-                        if rlvs_lvs::fwd::dr::rewrite(&mut frame[vnet..], h.src, h.dst).is_ok() {
-                            // SAFETY: `frame` outlives the flush right below.
-                            unsafe { io.tx.queue(h.ifindex, h.dst.0, &mut frame) };
-                            io.tx.flush();
-                            self.stats.forwarded += 1;
+                    let mut bufs = Vec::new();
+                    for held in self.pending.remove(&addr).unwrap_or_default() {
+                        match (held, addr) {
+                            (Held::Routed(mut frame), _) => {
+                                let vnet = afpacket::VNET_HDR_LEN;
+                                if rlvs_lvs::fwd::dr::rewrite(&mut frame[vnet..], h.src, h.dst).is_ok() {
+                                    bufs.push(frame);
+                                    let f = bufs.last_mut().unwrap();
+                                    // SAFETY: `bufs` outlives the flush below.
+                                    unsafe { io.tx.queue(h.ifindex, h.dst.0, f) };
+                                    self.stats.forwarded += 1;
+                                }
+                            }
+                            (Held::Tunnel(mut frame, kind), IpAddr::V4(rip)) => {
+                                let n = xmit::tunnel_out(
+                                    &mut io.tx,
+                                    &mut bufs,
+                                    &h,
+                                    rip,
+                                    &mut frame,
+                                    kind,
+                                    &mut self.tun_ident,
+                                );
+                                self.stats.forwarded += n.unwrap_or(0) as u64;
+                            }
+                            _ => {}
                         }
                     }
+                    io.tx.flush();
                 }
                 None => {
                     self.hops.remove(&addr);

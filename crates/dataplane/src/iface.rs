@@ -40,6 +40,30 @@ pub fn index_of(name: &str) -> Option<u32> {
     (i != 0).then_some(i)
 }
 
+/// The interface's MTU (SIOCGIFMTU).
+pub fn mtu_of(ifindex: u32) -> io::Result<u32> {
+    let name = name_of(ifindex).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))?;
+    // SAFETY: a plain datagram socket used only for the ioctl, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    // SAFETY: req is a valid ifreq with the name set.
+    let r = unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) };
+    let err = io::Error::last_os_error();
+    // SAFETY: closing our own fd.
+    unsafe { libc::close(fd) };
+    if r < 0 {
+        return Err(err);
+    }
+    // SAFETY: SIOCGIFMTU filled ifru_mtu.
+    Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+}
+
 /// The interface's hardware address (SIOCGIFHWADDR).
 pub fn mac_of(ifindex: u32) -> io::Result<[u8; 6]> {
     let name = name_of(ifindex).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))?;

@@ -17,6 +17,8 @@ pub struct Route {
     pub oif: u32,
     /// The next hop when the destination is not on-link.
     pub gateway: Option<IpAddr>,
+    /// The source address the kernel would use towards the destination.
+    pub prefsrc: Option<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,12 +125,14 @@ impl Rtnl {
         };
         for r in replies {
             if let RouteNetlinkMessage::NewRoute(rm) = r {
-                let mut route = Route { oif: 0, gateway: None };
+                let mut route = Route { oif: 0, gateway: None, prefsrc: None };
                 for a in rm.attributes {
                     match a {
                         RouteAttribute::Oif(i) => route.oif = i,
                         RouteAttribute::Gateway(RouteAddress::Inet(g)) => route.gateway = Some(g.into()),
                         RouteAttribute::Gateway(RouteAddress::Inet6(g)) => route.gateway = Some(g.into()),
+                        RouteAttribute::PrefSource(RouteAddress::Inet(a)) => route.prefsrc = Some(a.into()),
+                        RouteAttribute::PrefSource(RouteAddress::Inet6(a)) => route.prefsrc = Some(a.into()),
                         _ => {}
                     }
                 }

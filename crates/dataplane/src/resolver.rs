@@ -20,6 +20,9 @@ pub struct NextHop {
     pub ifindex: i32,
     pub src: EthernetAddress,
     pub dst: EthernetAddress,
+    /// The director's address towards the real server (a tunnel's source).
+    pub src_ip: Option<IpAddr>,
+    pub mtu: u32,
 }
 
 /// An eventfd: how other threads wake the packet loop out of poll().
@@ -131,7 +134,13 @@ fn resolve(rtnl: &mut Rtnl, addr: IpAddr, e: &mut Entry) -> Option<NextHop> {
                 let _ = rtnl.neigh_use(route.oif, via);
             }
             e.kicked = None;
-            Some(NextHop { ifindex: route.oif as i32, src: EthernetAddress(src), dst: EthernetAddress(n.mac.unwrap()) })
+            Some(NextHop {
+                ifindex: route.oif as i32,
+                src: EthernetAddress(src),
+                dst: EthernetAddress(n.mac.unwrap()),
+                src_ip: route.prefsrc,
+                mtu: iface::mtu_of(route.oif).unwrap_or(1500),
+            })
         }
         _ => {
             // Kick resolution at most every 500 ms while it is unanswered.

@@ -10,8 +10,9 @@ use crate::resolver::NextHop;
 use rlvs_lvs::conn::Hop;
 use rlvs_lvs::director::DropReason;
 use rlvs_lvs::fwd::nat::{self, Side};
+use rlvs_lvs::fwd::tun::{self, TunKind};
 use rlvs_lvs::{Director, FwdMethod, Time, Verdict};
-use rlvs_wire::{EtherType, EthernetFrame, Ipv4Packet};
+use rlvs_wire::{EtherType, EthernetFrame, EthernetRepr, Ipv4Packet};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -19,7 +20,73 @@ use std::net::IpAddr;
 /// queue holds them), a few per address.
 pub(crate) const PENDING_PER_HOP: usize = 3;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
 const ETH_HLEN: usize = 14;
+
+/// A frame waiting for its real server's next hop, and what it still needs.
+pub(crate) enum Held {
+    /// Only the link-layer addresses (DR, NAT).
+    Routed(Vec<u8>),
+    /// Wrapping for a tunnelling real server.
+    Tunnel(Vec<u8>, TunKind),
+}
+
+/// Wraps a frame (virtio-net header first) for a tunnelling real server and
+/// queues the result (several when a GSO frame is cut into segments). The
+/// buffers go to `bufs`, which must outlive the next flush. Err(mtu) when a
+/// packet that may not be fragmented does not fit: the client should hear
+/// of `mtu` by ICMP.
+pub(crate) fn tunnel_out(
+    tx: &mut TxBatch,
+    bufs: &mut Vec<Vec<u8>>,
+    hop: &NextHop,
+    rip: std::net::Ipv4Addr,
+    vnet_and_frame: &mut [u8],
+    kind: TunKind,
+    ident: &mut u16,
+) -> Result<usize, u16> {
+    let (flags, gso_type) = (vnet_and_frame[0], vnet_and_frame[1] & 0x7f);
+    let gso_size = usize::from(u16::from_le_bytes([vnet_and_frame[4], vnet_and_frame[5]]));
+    let partial = flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0;
+    let Some(std::net::IpAddr::V4(src)) = hop.src_ip else { return Ok(0) };
+    let max_inner = (hop.mtu as usize).saturating_sub(kind.overhead());
+    let l3 = &mut vnet_and_frame[afpacket::VNET_HDR_LEN + ETH_HLEN..];
+    let mut segs = Vec::new();
+    if gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && gso_size > 0 {
+        if tun::segment_tcp_v4(l3, gso_size, &mut segs).is_err() {
+            return Ok(0);
+        }
+    } else {
+        if partial && tun::finish_checksum(l3).is_err() {
+            return Ok(0);
+        }
+        segs.push(l3.to_vec());
+    }
+    let mut sent = 0;
+    for seg in &segs {
+        let Ok(ip) = Ipv4Packet::new_checked(&seg[..]) else { continue };
+        if usize::from(ip.total_len()) > max_inner {
+            if ip.dont_frag() {
+                return Err(max_inner as u16);
+            }
+            continue;
+        }
+        let mut out = vec![0u8; afpacket::VNET_HDR_LEN + ETH_HLEN];
+        EthernetRepr { src: hop.src, dst: hop.dst, ethertype: EtherType::Ipv4 }
+            .emit(&mut out[afpacket::VNET_HDR_LEN..]);
+        if tun::encapsulate(seg, src, rip, kind, *ident, &mut out).is_err() {
+            continue;
+        }
+        *ident = ident.wrapping_add(1);
+        bufs.push(out);
+        let buf = bufs.last_mut().unwrap();
+        // SAFETY: the buffer's heap storage stays in `bufs` until the
+        // caller has flushed the batch.
+        unsafe { tx.queue(hop.ifindex, hop.dst.0, buf) };
+        sent += 1;
+    }
+    Ok(sent)
+}
 
 /// The kernel's global ICMP budget (icmp_msgs_per_sec 1000, burst 50), so a
 /// flood to a service without real servers cannot make the director flood.
@@ -55,7 +122,9 @@ pub(crate) struct Consumer<'a> {
     pub director: &'a mut Director,
     pub tx: &'a mut TxBatch,
     pub hops: &'a HashMap<IpAddr, NextHop>,
-    pub pending: &'a mut HashMap<IpAddr, Vec<Vec<u8>>>,
+    pub pending: &'a mut HashMap<IpAddr, Vec<Held>>,
+    /// Outer IP ids of tunnelled packets.
+    pub tun_ident: &'a mut u16,
     pub stats: &'a mut EngineStats,
     pub icmp: &'a mut IcmpBudget,
     /// Replies built for this block, alive until the block's flush.
@@ -100,7 +169,10 @@ impl BlockConsumer for Consumer<'_> {
                         Err(_) => self.stats.dropped += 1,
                     }
                 }
-                // TUN and FULLNAT transmitters come with their own work.
+                (FwdMethod::Tunnel, IpAddr::V4(rip)) => match fw.tun {
+                    Some(kind) => self.send_tunnelled(&mut f, rip, kind),
+                    None => self.stats.dropped += 1,
+                },
                 _ => self.stats.dropped += 1,
             },
             Verdict::Reply(r) => self.send_to_client(&mut f, r, partial),
@@ -126,14 +198,47 @@ impl Consumer<'_> {
                     self.stats.forwarded += 1;
                 }
             }
-            None => {
-                let q = self.pending.entry(daddr).or_default();
-                if q.len() < PENDING_PER_HOP {
-                    q.push(f.vnet_and_frame.to_vec());
-                }
-                self.stats.waiting_for_neighbour += 1;
-            }
+            None => self.hold(daddr, Held::Routed(f.vnet_and_frame.to_vec())),
         }
+    }
+
+    fn hold(&mut self, daddr: IpAddr, held: Held) {
+        let q = self.pending.entry(daddr).or_default();
+        if q.len() < PENDING_PER_HOP {
+            q.push(held);
+        }
+        self.stats.waiting_for_neighbour += 1;
+    }
+
+    fn send_tunnelled(&mut self, f: &mut RxFrame<'_>, rip: std::net::Ipv4Addr, kind: TunKind) {
+        let Some(hop) = self.hops.get(&IpAddr::V4(rip)) else {
+            return self.hold(IpAddr::V4(rip), Held::Tunnel(f.vnet_and_frame.to_vec(), kind));
+        };
+        match tunnel_out(self.tx, &mut self.replies, hop, rip, f.vnet_and_frame, kind, self.tun_ident) {
+            Ok(n) => self.stats.forwarded += n as u64,
+            Err(mtu) => self.too_big(f, mtu),
+        }
+    }
+
+    /// ICMP fragmentation-needed back to the client, by the link it came in on.
+    fn too_big(&mut self, f: &mut RxFrame<'_>, mtu: u16) {
+        self.stats.dropped += 1;
+        if !self.icmp.take(self.now) {
+            return;
+        }
+        let ifindex = f.ifindex;
+        let frame = f.frame();
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else { return };
+        let (local, peer) = (eth.dst_addr(), eth.src_addr());
+        let Some(msg) = tun::frag_needed(&frame[ETH_HLEN..], mtu) else { return };
+        let mut out = vec![0u8; afpacket::VNET_HDR_LEN + ETH_HLEN];
+        EthernetRepr { src: local, dst: peer, ethertype: EtherType::Ipv4 }.emit(&mut out[afpacket::VNET_HDR_LEN..]);
+        out.extend_from_slice(&msg);
+        self.replies.push(out);
+        let buf = self.replies.last_mut().unwrap();
+        // SAFETY: as in refuse.
+        unsafe { self.tx.queue(ifindex, peer.0, buf) };
+        self.stats.icmp_sent += 1;
     }
 
     /// A NAT reply: routed (TTL down by one, as the kernel's forward path

@@ -63,6 +63,8 @@ pub struct Forward {
     pub daddr: IpAddr,
     pub dport: u16,
     pub dest: DestId,
+    /// How to wrap the packet for a tunnelling real server.
+    pub tun: Option<crate::fwd::tun::TunKind>,
 }
 
 /// Timeouts (seconds) per TCP state, and UDP's.

@@ -55,10 +55,16 @@ pub fn start_on(lab: &mut Lab, ns: &str, name: &str, body: &str, extra: &[(&str,
 /// A UDP request/response server: answers every datagram with
 /// `<tag>:<datagram>`.
 pub fn udp_echo(lab: &mut Lab, ns: &str, name: &str, tag: &str, port: u16) -> Result<()> {
+    udp_echo_on(lab, ns, name, tag, "0.0.0.0", port)
+}
+
+/// As [`udp_echo`], bound to one address (a DR or TUN real server binds the
+/// VIP, so its answers leave from it).
+pub fn udp_echo_on(lab: &mut Lab, ns: &str, name: &str, tag: &str, addr: &str, port: u16) -> Result<()> {
     let script = [
         "import socket".to_string(),
         "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)".to_string(),
-        format!("s.bind(('0.0.0.0',{port}))"),
+        format!("s.bind(('{addr}',{port}))"),
         "while True:".to_string(),
         "  d,a=s.recvfrom(2048)".to_string(),
         format!("  s.sendto(b'{tag}:'+d,a)"),

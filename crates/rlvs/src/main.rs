@@ -2,6 +2,7 @@
 //! otherwise the first argument picks the face.
 
 mod daemon;
+mod decap;
 mod lab;
 mod realserver;
 

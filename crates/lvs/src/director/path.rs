@@ -205,9 +205,14 @@ impl Director {
             Some(f) => self.set_tcp_state(cid, Direction::Input, f),
             None => self.timeouts.udp,
         };
+        self.conns.get_mut(cid).expires = now + Span::from_secs(u64::from(timeout));
+        let tun = self.dests.try_get(did).and_then(|d| {
+            (d.fwd == FwdMethod::Tunnel)
+                .then(|| crate::fwd::tun::TunKind::from_config(d.tun_type, d.tun_port, d.tun_flags))
+                .flatten()
+        });
         let c = self.conns.get_mut(cid);
-        c.expires = now + Span::from_secs(u64::from(timeout));
-        let fwd = Forward { method: c.fwd, daddr: c.daddr, dport: c.dport, dest: did };
+        let fwd = Forward { method: c.fwd, daddr: c.daddr, dport: c.dport, dest: did, tun };
         let d = self.dests.get_mut(did);
         d.stats.count_in(bytes);
         if let Some(sid) = d.svc {

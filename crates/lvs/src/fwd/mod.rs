@@ -5,3 +5,4 @@
 pub mod dr;
 pub mod icmp;
 pub mod nat;
+pub mod tun;
