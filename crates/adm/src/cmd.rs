@@ -64,6 +64,7 @@ pub(crate) fn run(argv: &[String], backend: &mut dyn Backend, stdin: &mut dyn st
 
 fn process_options(ctx: &mut Ctx, args: &[String], reading_stdin: bool) -> Result<i32, Exit> {
     let mut ce = Entry {
+        laddr: None,
         cmd: Cmd::None,
         svc: Svc {
             protocol: 0,
@@ -166,6 +167,12 @@ fn process_options(ctx: &mut Ctx, args: &[String], reading_stdin: bool) -> Resul
             port: ce.dest.port,
         },
         Cmd::Timeout => Request::SetTimeouts(ce.timeout),
+        Cmd::AddLaddr => Request::AddLaddr { service: key, laddr: ce.laddr.unwrap() },
+        Cmd::DelLaddr => Request::DelLaddr { service: key, laddr: ce.laddr.unwrap() },
+        Cmd::GetLaddr => {
+            list_laddrs(ctx, (options & (1 << SERVICE) != 0).then_some(key), format)?;
+            return Ok(0);
+        }
         Cmd::None => return Err(ctx.tryhelp()),
     };
     if ce.svc.fwmark != 0 {
@@ -259,6 +266,9 @@ fn strerror(op: Cmd, errno: i32) -> String {
         (Edit | Del | Zero, 3) => Some("No such service"),
         (AddDest | EditDest | DelDest, 3) => Some("Service not defined"),
         (AddDest, 17) => Some("Destination already exists"),
+        (AddLaddr, 17) => Some("Local address already exists"),
+        (DelLaddr, 2) => Some("No such Local address"),
+        (AddLaddr | DelLaddr, 3) => Some("Service not defined"),
         (EditDest | DelDest, 2) => Some("No such destination"),
         (_, 3) => Some("No such service"),
         (_, 1) => Some("Permission denied (you must be root)"),
@@ -345,4 +355,30 @@ fn list_timeout(ctx: &mut Ctx) -> Result<(), Exit> {
         }
         _ => Err(Exit(1)),
     }
+}
+
+/// rlvs's `--get-laddr [service]`: each FULLNAT service's local addresses.
+fn list_laddrs(ctx: &mut Ctx, key: Option<ServiceKey>, format: u32) -> Result<(), Exit> {
+    let services = match key {
+        Some(k) => match ctx.call(Request::GetService { key: k })? {
+            Ok(Response::Service(s)) => vec![s],
+            Ok(_) => return Err(ctx.fail(1, "ipvsadm: unexpected answer from the rlvs daemon")),
+            Err(e) => return Err(ctx.fail(1, strerror(Cmd::List, e))),
+        },
+        None => match ctx.call(Request::ListServices)? {
+            Ok(Response::Services(mut s)) => {
+                format::glibc_msort(&mut s, &format::cmp_services);
+                s
+            }
+            _ => return Err(ctx.fail(1, "ipvsadm: unexpected answer from the rlvs daemon")),
+        },
+    };
+    let mut out = format!("{:<33} {}\n", "Prot LocalAddress:Port", "LocalAddresses");
+    for s in services.iter().filter(|s| key.is_some() || !s.laddrs.is_empty()) {
+        let vname = format::addrport(s.key.addr, s.key.port, s.key.protocol, format);
+        let laddrs: Vec<String> = s.laddrs.iter().map(|a| a.to_string()).collect();
+        out.push_str(&format!("{:<33} {}\n", format!("{:<4} {vname}", s.key.protocol.name()), laddrs.join(" ")));
+    }
+    ctx.out.push_str(&out);
+    Ok(())
 }

@@ -151,6 +151,7 @@ fn fwd_name(f: FwdMethod) -> &'static str {
         FwdMethod::Local => "Local",
         FwdMethod::Tunnel => "Tunnel",
         FwdMethod::DirectRoute => "Route",
+        FwdMethod::FullNat => "FullNat",
     }
 }
 
@@ -159,6 +160,7 @@ fn fwd_switch(f: FwdMethod) -> &'static str {
         FwdMethod::Masq => "-m",
         FwdMethod::Tunnel => "-i",
         FwdMethod::Local | FwdMethod::DirectRoute => "-g",
+        FwdMethod::FullNat => "--fullnat",
     }
 }
 
@@ -313,6 +315,12 @@ pub fn service_entry(out: &mut String, se: &ServiceInfo, format: u32) {
         }
     }
     out.push('\n');
+    if format & FMT_RULE != 0 {
+        // rlvs: FULLNAT local addresses, restorable right after the service.
+        for l in &se.laddrs {
+            let _ = writeln!(out, "--add-laddr {svc_name} -z {l}");
+        }
+    }
 
     let mut dests = se.dests.clone();
     if format & FMT_NOSORT == 0 {

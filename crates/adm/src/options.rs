@@ -21,9 +21,13 @@ pub(crate) enum Cmd {
     Restore,
     Save,
     Zero,
+    // rlvs's FULLNAT extensions (DPVS's spelling), after ipvsadm's own.
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
 }
 
-pub(crate) const CMDNAMES: [&str; 14] = [
+pub(crate) const CMDNAMES: [&str; 17] = [
     "add-service",
     "edit-service",
     "delete-service",
@@ -38,6 +42,9 @@ pub(crate) const CMDNAMES: [&str; 14] = [
     "restore",
     "save",
     "zero",
+    "add-laddr",
+    "del-laddr",
+    "get-laddr",
 ];
 
 // Option bits (OPTC_*), in the order of the table below.
@@ -75,8 +82,10 @@ pub(crate) const TUN_PORT: usize = 30;
 pub(crate) const TUN_NOCSUM: usize = 31;
 pub(crate) const TUN_CSUM: usize = 32;
 pub(crate) const TUN_REMCSUM: usize = 33;
+/// rlvs: a FULLNAT local address (-z).
+pub(crate) const LADDR: usize = 34;
 
-pub(crate) const OPTNAMES: [&str; 34] = [
+pub(crate) const OPTNAMES: [&str; 35] = [
     "numeric",
     "connection",
     "service-address",
@@ -111,25 +120,32 @@ pub(crate) const OPTNAMES: [&str; 34] = [
     "tun-nocsum",
     "tun-csum",
     "tun-remcsum",
+    "laddr",
 ];
 
 /// Legal combinations of commands (rows, in Cmd order) and options (columns,
 /// in OPTNAMES order): '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
-pub(crate) const COMMANDS_V_OPTIONS: [&[u8; 34]; 14] = [
-    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx",
-    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    b" 11xxxxxxxxx11       xxxxxxx xxxxx",
-    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     ",
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxx",
-    b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx",
-    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
-    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+/// Legal combinations of commands (rows, in Cmd order) and options (columns,
+/// in OPTNAMES order): '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
+/// ipvsadm 1.31's table, with rlvs's laddr column and FULLNAT rows added.
+pub(crate) const COMMANDS_V_OPTIONS: [&[u8; 35]; 17] = [
+    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+    b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b" 11xxxxxxxxx11       xxxxxxx xxxxxx",
+    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+    b"xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b"xx+xxx+    xxxxxxxxxxxxxxxxxx     x",
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b"xxxxxxxxxxx xxxxxxx xxxx    xxxxxxx",
+    b"xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxxx",
+    b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b" xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
+    b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
+    b"  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
 pub(crate) const TUNNAMES: [&str; 3] = ["ipip", "gue", "gre"];

@@ -39,6 +39,8 @@ pub(crate) struct Dest {
 }
 
 pub(crate) struct Entry {
+    /// rlvs: the FULLNAT local address of --add-laddr/--del-laddr.
+    pub(crate) laddr: Option<IpAddr>,
     pub(crate) cmd: Cmd,
     pub(crate) svc: Svc,
     pub(crate) dest: Dest,
@@ -165,6 +167,9 @@ pub(crate) fn parse_options(
         Tag::Clear => Cmd::Flush,
         Tag::ListUpper | Tag::ListLower => Cmd::List,
         Tag::Zero => Cmd::Zero,
+        Tag::AddLaddr => Cmd::AddLaddr,
+        Tag::DelLaddr => Cmd::DelLaddr,
+        Tag::GetLaddr => Cmd::GetLaddr,
         Tag::Set => Cmd::Timeout,
         Tag::Restore => Cmd::Restore,
         Tag::Save => Cmd::Save,
@@ -263,13 +268,22 @@ pub(crate) fn parse_options(
                     ce.dest.port = ce.svc.port;
                 }
             }
-            Tag::Ipip | Tag::Gatewaying | Tag::Masq => {
+            Tag::Ipip | Tag::Gatewaying | Tag::Masq | Tag::FullNat => {
                 set_option(ctx, options, FORWARD)?;
                 ce.dest.fwd = match tag {
                     Tag::Ipip => FwdMethod::Tunnel,
                     Tag::Gatewaying => FwdMethod::DirectRoute,
+                    Tag::FullNat => FwdMethod::FullNat,
                     _ => FwdMethod::Masq,
                 };
+            }
+            Tag::Laddr => {
+                set_option(ctx, options, LADDR)?;
+                ce.laddr =
+                    match resolve::inet_aton(&a).map(IpAddr::V4).or_else(|| resolve::inet_pton6(&a).map(IpAddr::V6)) {
+                        Some(x) => Some(x),
+                        None => return Err(ctx.fail(2, "illegal local address specified")),
+                    };
             }
             Tag::Weight => {
                 set_option(ctx, options, WEIGHT)?;

@@ -78,6 +78,11 @@ pub enum Tag {
     TunNocsum,
     TunCsum,
     TunRemcsum,
+    FullNat,
+    AddLaddr,
+    DelLaddr,
+    GetLaddr,
+    Laddr,
 }
 
 use ArgKind::{None as N, Optional as O, Required as R};
@@ -148,6 +153,12 @@ pub const TABLE: &[OptSpec] = &[
     opt!("tun-nocsum", None, N, TunNocsum),
     opt!("tun-csum", None, N, TunCsum),
     opt!("tun-remcsum", None, N, TunRemcsum),
+    // rlvs's FULLNAT extensions, in DPVS's spelling.
+    opt!("fullnat", None, N, FullNat),
+    opt!("add-laddr", None, N, AddLaddr),
+    opt!("del-laddr", None, N, DelLaddr),
+    opt!("get-laddr", None, N, GetLaddr),
+    opt!("laddr", Some('z'), R, Laddr),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

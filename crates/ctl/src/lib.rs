@@ -23,19 +23,50 @@ pub fn socket_addr() -> std::io::Result<SocketAddr> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
     Info,
-    AddService { key: ServiceKey, config: ServiceConfig },
-    EditService { key: ServiceKey, config: ServiceConfig },
-    DelService { key: ServiceKey },
+    AddService {
+        key: ServiceKey,
+        config: ServiceConfig,
+    },
+    EditService {
+        key: ServiceKey,
+        config: ServiceConfig,
+    },
+    DelService {
+        key: ServiceKey,
+    },
     Flush,
-    AddDest { service: ServiceKey, dest: DestConfig },
-    EditDest { service: ServiceKey, dest: DestConfig },
-    DelDest { service: ServiceKey, addr: IpAddr, port: u16 },
-    Zero { service: Option<ServiceKey> },
+    AddDest {
+        service: ServiceKey,
+        dest: DestConfig,
+    },
+    EditDest {
+        service: ServiceKey,
+        dest: DestConfig,
+    },
+    DelDest {
+        service: ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    },
+    Zero {
+        service: Option<ServiceKey>,
+    },
     SetTimeouts(TimeoutTriple),
     GetTimeouts,
     ListServices,
-    GetService { key: ServiceKey },
+    GetService {
+        key: ServiceKey,
+    },
     ListConns,
+    /// FULLNAT local addresses (rlvs's --add-laddr / --del-laddr).
+    AddLaddr {
+        service: ServiceKey,
+        laddr: IpAddr,
+    },
+    DelLaddr {
+        service: ServiceKey,
+        laddr: IpAddr,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,5 +172,7 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
             Err(e) => Response::Error(CtlError::Ipvs(e)),
         },
         Request::ListConns => Response::Conns(director.conns(now)),
+        Request::AddLaddr { service, laddr } => unit(director.add_laddr(&service, laddr)),
+        Request::DelLaddr { service, laddr } => unit(director.del_laddr(&service, laddr)),
     }
 }

@@ -116,6 +116,8 @@ struct GuardState {
     services: Vec<ServiceKey>,
     nat_sources: Vec<(IpAddr, Protocol, u16)>,
     local: Vec<IpAddr>,
+    fnat_sources: Vec<(IpAddr, Protocol, u16)>,
+    laddrs: Vec<IpAddr>,
 }
 
 struct Engine {
@@ -315,20 +317,26 @@ impl Engine {
     fn sync_guard(&mut self, reread_local: bool) {
         let Some(io) = self.io.as_mut() else { return };
         let services = self.director.service_keys();
-        let mut nat_sources: Vec<(IpAddr, Protocol, u16)> = self
-            .director
-            .services()
-            .iter()
-            .flat_map(|s| {
-                let p = s.key.protocol;
-                s.dests
-                    .iter()
-                    .filter(|d| d.config.fwd == FwdMethod::Masq)
-                    .map(move |d| (d.config.addr, p, d.config.port))
-            })
-            .collect();
-        nat_sources.sort();
-        nat_sources.dedup();
+        let infos = self.director.services();
+        let sources = |method: FwdMethod| -> Vec<(IpAddr, Protocol, u16)> {
+            let mut v: Vec<(IpAddr, Protocol, u16)> = infos
+                .iter()
+                .flat_map(|s| {
+                    let p = s.key.protocol;
+                    s.dests
+                        .iter()
+                        .filter(move |d| d.config.fwd == method)
+                        .map(move |d| (d.config.addr, p, d.config.port))
+                })
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let (nat_sources, fnat_sources) = (sources(FwdMethod::Masq), sources(FwdMethod::FullNat));
+        let mut laddrs: Vec<IpAddr> = infos.iter().flat_map(|s| s.laddrs.iter().copied()).collect();
+        laddrs.sort();
+        laddrs.dedup();
         let local = if reread_local || io.guarded.local.is_empty() {
             let mut l = io.rtnl.all_addresses().unwrap_or_default();
             l.sort();
@@ -336,11 +344,11 @@ impl Engine {
         } else {
             io.guarded.local.clone()
         };
-        let want = GuardState { services, nat_sources, local };
+        let want = GuardState { services, nat_sources, local, fnat_sources, laddrs };
         if want == io.guarded {
             return;
         }
-        match io.guard.update(&want.services, &want.nat_sources, &want.local) {
+        match io.guard.update(&want.services, &want.nat_sources, &want.local, &want.fnat_sources, &want.laddrs) {
             Ok(()) => io.guarded = want,
             Err(e) => tracing::error!(error = %e, "could not update the nftables guard"),
         }

@@ -48,14 +48,19 @@ impl Guard {
              \tset anyport4 {{ type ipv4_addr . inet_proto; }}\n\
              \tset natreplies4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
              \tset local4 {{ type ipv4_addr; }}\n\
+             \tset fnatsources4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
+             \tset laddrs4 {{ type ipv4_addr; }}\n\
              \tchain guard {{\n\
              \t\ttype filter hook ingress devices = {{ {} }} priority -500; policy accept;\n\
              \t\tip daddr . meta l4proto . th dport @services4 drop\n\
              \t\tip daddr . meta l4proto @anyport4 drop\n\
              \t\tip saddr . meta l4proto . th sport @natreplies4 ip daddr != @local4 drop\n\
+             \t\tip saddr . meta l4proto . th sport @fnatsources4 ip daddr @laddrs4 th dport {}-{} drop\n\
              \t}}\n\
              }}\n",
-            devs.join(", ")
+            devs.join(", "),
+            rlvs_lvs::director::LPORT_FIRST,
+            rlvs_lvs::director::LPORT_LAST,
         );
         nft(&script)?;
         Ok(Guard { installed: true })
@@ -70,11 +75,15 @@ impl Guard {
     ///   kernel must not forward as they are;
     /// - the director's own addresses, whose traffic from real servers
     ///   (health checks, say) stays the kernel's.
+    /// - FULLNAT real servers and local addresses: replies to the local
+    ///   addresses in rlvs's port range are the engine's.
     pub fn update(
         &self,
         services: &[ServiceKey],
         nat_sources: &[(IpAddr, Protocol, u16)],
         local: &[IpAddr],
+        fnat_sources: &[(IpAddr, Protocol, u16)],
+        laddrs: &[IpAddr],
     ) -> Result<()> {
         let mut ports = Vec::new();
         let mut any = Vec::new();
@@ -86,16 +95,24 @@ impl Guard {
                 }
             }
         }
-        let replies: Vec<String> = nat_sources
-            .iter()
-            .filter_map(|(a, p, port)| match a {
-                IpAddr::V4(a) => Some(format!("{a} . {} . {port}", p.number())),
-                _ => None,
-            })
-            .collect();
-        let locals: Vec<String> = local.iter().filter(|a| a.is_ipv4()).map(|a| a.to_string()).collect();
+        let triples = |v: &[(IpAddr, Protocol, u16)]| -> Vec<String> {
+            v.iter()
+                .filter_map(|(a, p, port)| match a {
+                    IpAddr::V4(a) => Some(format!("{a} . {} . {port}", p.number())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let v4 = |v: &[IpAddr]| -> Vec<String> { v.iter().filter(|a| a.is_ipv4()).map(|a| a.to_string()).collect() };
         let mut script = String::new();
-        for (set, elems) in [("services4", ports), ("anyport4", any), ("natreplies4", replies), ("local4", locals)] {
+        for (set, elems) in [
+            ("services4", ports),
+            ("anyport4", any),
+            ("natreplies4", triples(nat_sources)),
+            ("local4", v4(local)),
+            ("fnatsources4", triples(fnat_sources)),
+            ("laddrs4", v4(laddrs)),
+        ] {
             script.push_str(&format!("flush set netdev {TABLE} {set}\n"));
             if !elems.is_empty() {
                 script.push_str(&format!("add element netdev {TABLE} {set} {{ {} }}\n", elems.join(", ")));

@@ -169,6 +169,21 @@ impl BlockConsumer for Consumer<'_> {
                         Err(_) => self.stats.dropped += 1,
                     }
                 }
+                (FwdMethod::FullNat, IpAddr::V4(rip)) => {
+                    let l3 = &mut f.frame()[ETH_HLEN..];
+                    let ok = match fw.snat {
+                        Some((IpAddr::V4(laddr), lport)) => {
+                            nat::rewrite_v4(l3, Side::Source, laddr, lport, partial).is_ok()
+                                && nat::rewrite_v4(l3, Side::Destination, rip, fw.dport, partial).is_ok()
+                        }
+                        _ => false,
+                    };
+                    if ok {
+                        self.send_to_real_server(&mut f, fw.daddr);
+                    } else {
+                        self.stats.dropped += 1;
+                    }
+                }
                 (FwdMethod::Tunnel, IpAddr::V4(rip)) => match fw.tun {
                     Some(kind) => self.send_tunnelled(&mut f, rip, kind),
                     None => self.stats.dropped += 1,
@@ -241,9 +256,10 @@ impl Consumer<'_> {
         self.stats.icmp_sent += 1;
     }
 
-    /// A NAT reply: routed (TTL down by one, as the kernel's forward path
-    /// does before IPVS rewrites it), source set back to the virtual
-    /// service, and out of the link the client's packets came in on.
+    /// A NAT or FULLNAT reply: routed (TTL down by one, as the kernel's
+    /// forward path does before IPVS rewrites it), source set back to the
+    /// virtual service (and, for FULLNAT, destination back to the client),
+    /// and out of the link the client's packets came in on.
     fn send_to_client(&mut self, f: &mut RxFrame<'_>, r: rlvs_lvs::director::Reply, partial: bool) {
         let (IpAddr::V4(vaddr), Some(hop)) = (r.vaddr, r.hop) else {
             self.stats.dropped += 1;
@@ -256,7 +272,14 @@ impl Consumer<'_> {
             return;
         }
         ip.set_ttl(ip.ttl() - 1);
-        if nat::rewrite_v4(l3, Side::Source, vaddr, r.vport, partial).is_err()
+        let back_to_client = match r.client {
+            // FULLNAT: the reply was addressed to our local address.
+            Some((IpAddr::V4(caddr), cport)) => nat::rewrite_v4(l3, Side::Destination, caddr, cport, partial).is_ok(),
+            Some(_) => false,
+            None => true,
+        };
+        if !back_to_client
+            || nat::rewrite_v4(l3, Side::Source, vaddr, r.vport, partial).is_err()
             || rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.local, hop.peer).is_err()
         {
             self.stats.dropped += 1;

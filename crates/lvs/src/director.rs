@@ -40,6 +40,8 @@ pub enum Verdict {
 pub struct Reply {
     pub vaddr: IpAddr,
     pub vport: u16,
+    /// FULLNAT: the client, the reply's new destination.
+    pub client: Option<(IpAddr, u16)>,
     /// The link the client's packets came in on, if the shell told us.
     pub hop: Option<Hop>,
 }
@@ -55,11 +57,15 @@ pub enum DropReason {
     NoDestination,
     /// Headers too short or inconsistent.
     Malformed,
+    /// FULLNAT: no local address configured, or all their ports taken.
+    NoLocalPort,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Forward {
     pub method: FwdMethod,
+    /// FULLNAT: the new source (local address and port).
+    pub snat: Option<(IpAddr, u16)>,
     pub daddr: IpAddr,
     pub dport: u16,
     pub dest: DestId,
@@ -97,6 +103,8 @@ pub struct TimeoutTriple {
 pub struct ServiceInfo {
     pub key: ServiceKey,
     pub config: ServiceConfig,
+    /// FULLNAT local addresses.
+    pub laddrs: Vec<IpAddr>,
     pub stats: Counters,
     pub rates: Rates,
     /// In the kernel's list order.
@@ -142,6 +150,7 @@ pub struct Director {
     /// When the estimators tick next.
     next_estimate: Time,
     templates: persist::Templates,
+    ports: fullnat::PortPool,
 }
 
 impl Director {
@@ -175,6 +184,8 @@ impl Director {
             sched,
             stats: Counters::default(),
             est: Estimator::default(),
+            laddrs: Vec::new(),
+            next_laddr: 0,
         });
         self.by_key.insert(key, id);
         self.order.push(id);
@@ -376,6 +387,7 @@ impl Director {
         ServiceInfo {
             key: s.key,
             config: s.config.clone(),
+            laddrs: s.laddrs.clone(),
             stats: s.stats,
             rates: s.est.read(),
             dests: s
@@ -429,8 +441,11 @@ fn validate_dest(cfg: &DestConfig) -> Result<(), IpvsError> {
     Ok(())
 }
 
+mod fullnat;
 mod path;
 mod persist;
+
+pub use fullnat::{LPORT_FIRST, LPORT_LAST};
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,9 @@ pub struct Service {
     pub sched: Box<dyn Scheduler>,
     pub stats: Counters,
     pub est: Estimator,
+    /// FULLNAT local addresses, and which one serves the next connection.
+    pub laddrs: Vec<std::net::IpAddr>,
+    pub next_laddr: usize,
 }
 
 impl Service {

@@ -40,6 +40,10 @@ pub enum FwdMethod {
     Tunnel,
     /// Direct routing, `-g`: only the MAC address changes.
     DirectRoute,
+    /// Full NAT (rlvs's `--fullnat`, as DPVS has it): the source becomes one
+    /// of the service's local addresses, the destination the real server;
+    /// replies come back to the local address and are reversed.
+    FullNat,
 }
 
 /// A virtual service's identity: protocol, address and port, or a fwmark.

@@ -76,19 +76,20 @@ pub struct Conn {
     pub control: Option<TemplateId>,
     /// Where replies to the client leave (NAT), learnt from its first frame.
     pub return_hop: Option<Hop>,
+    /// FULLNAT: the local address and port the real server sees.
+    pub fnat: Option<(IpAddr, u16)>,
 }
 
 impl Conn {
     /// The key its replies arrive with, for methods whose replies pass the
     /// director.
     pub fn out_key(&self) -> Option<OutKey> {
-        (self.fwd == FwdMethod::Masq).then_some(OutKey {
-            protocol: self.key.protocol,
-            daddr: self.daddr,
-            dport: self.dport,
-            caddr: self.key.caddr,
-            cport: self.key.cport,
-        })
+        let (caddr, cport) = match (self.fwd, self.fnat) {
+            (FwdMethod::Masq, _) => (self.key.caddr, self.key.cport),
+            (FwdMethod::FullNat, Some(local)) => local,
+            _ => return None,
+        };
+        Some(OutKey { protocol: self.key.protocol, daddr: self.daddr, dport: self.dport, caddr, cport })
     }
 }
 

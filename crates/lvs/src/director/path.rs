@@ -55,7 +55,8 @@ impl Director {
         };
         let c = self.conns.get_mut(cid);
         c.expires = now + Span::from_secs(u64::from(timeout));
-        let reply = Reply { vaddr: c.key.vaddr, vport: c.key.vport, hop: c.return_hop };
+        let client = c.fnat.map(|_| (c.key.caddr, c.key.cport));
+        let reply = Reply { vaddr: c.key.vaddr, vport: c.key.vport, client, hop: c.return_hop };
         let d = self.dests.get_mut(c.dest);
         d.stats.count_out(bytes);
         if let Some(sid) = d.svc {
@@ -136,7 +137,15 @@ impl Director {
             _ if key.vport != svc_port || d.port == 0 => key.vport,
             _ => d.port,
         };
-        let cid = self.bind_new_conn(key, did, dport, now, control);
+        let fnat = if d.fwd == FwdMethod::FullNat {
+            match self.allocate_local(sid, key.protocol) {
+                Some(l) => Some(l),
+                None => return Verdict::Drop(DropReason::NoLocalPort),
+            }
+        } else {
+            None
+        };
+        let cid = self.bind_new_conn(key, did, dport, now, control, fnat);
         self.conns.get_mut(cid).return_hop = ingress;
         let verdict = self.forward(cid, flags, bytes, now);
         if svc_flags & crate::types::svc_flags::ONEPACKET != 0 && key.protocol == Protocol::Udp {
@@ -161,6 +170,7 @@ impl Director {
         dport: u16,
         now: Time,
         control: Option<TemplateId>,
+        fnat: Option<(IpAddr, u16)>,
     ) -> ConnId {
         if let Some(t) = control {
             self.templates.get_mut(t).controlled += 1;
@@ -188,10 +198,11 @@ impl Director {
             fwd,
             state,
             inactive: true,
-            no_output: fwd != FwdMethod::Masq,
+            no_output: !matches!(fwd, FwdMethod::Masq | FwdMethod::FullNat),
             expires: now,
             control,
             return_hop: None,
+            fnat,
         })
     }
 
@@ -212,7 +223,7 @@ impl Director {
                 .flatten()
         });
         let c = self.conns.get_mut(cid);
-        let fwd = Forward { method: c.fwd, daddr: c.daddr, dport: c.dport, dest: did, tun };
+        let fwd = Forward { method: c.fwd, snat: c.fnat, daddr: c.daddr, dport: c.dport, dest: did, tun };
         let d = self.dests.get_mut(did);
         d.stats.count_in(bytes);
         if let Some(sid) = d.svc {
@@ -298,6 +309,9 @@ impl Director {
 
     fn expire_conn(&mut self, cid: ConnId, now: Time) {
         let c = self.conns.remove(cid);
+        if let Some((laddr, lport)) = c.fnat {
+            self.ports.release(laddr, c.key.protocol, lport);
+        }
         if let Some(t) = c.control {
             self.templates.get_mut(t).controlled -= 1;
         }
