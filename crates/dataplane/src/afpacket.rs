@@ -222,9 +222,9 @@ impl Drop for RxRing {
     }
 }
 
-/// The classic BPF filter the receive ring uses: IPv4 frames on any
-/// interface but loopback (ifindex 1 in every namespace).
-pub fn ipv4_not_loopback_filter() -> Vec<libc::sock_filter> {
+/// The classic BPF filter the receive ring uses: IPv4 and IPv6 frames on
+/// any interface but loopback (ifindex 1 in every namespace).
+pub fn ip_not_loopback_filter() -> Vec<libc::sock_filter> {
     let f = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
     const LD_W_ABS: u16 = 0x20;
     const LDH_ABS: u16 = 0x28;
@@ -233,9 +233,10 @@ pub fn ipv4_not_loopback_filter() -> Vec<libc::sock_filter> {
     const SKF_AD_IFINDEX: u32 = 0xffff_f000 + 8;
     vec![
         f(LD_W_ABS, 0, 0, SKF_AD_IFINDEX),
-        f(JEQ_K, 3, 0, 1),
+        f(JEQ_K, 4, 0, 1),
         f(LDH_ABS, 0, 0, 12),
-        f(JEQ_K, 0, 1, 0x0800),
+        f(JEQ_K, 1, 0, 0x0800),
+        f(JEQ_K, 0, 1, 0x86dd),
         f(RET_K, 0, 0, 0xffff_ffff),
         f(RET_K, 0, 0, 0),
     ]
@@ -287,7 +288,9 @@ impl TxBatch {
         vnet_and_frame[0] &= !VIRTIO_NET_HDR_F_DATA_VALID;
         let mut sll: libc::sockaddr_ll = std::mem::zeroed();
         sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = 0x0800u16.to_be();
+        // The frame's own EtherType, so offloads know what they carry.
+        let et = &vnet_and_frame[VNET_HDR_LEN + 12..VNET_HDR_LEN + 14];
+        sll.sll_protocol = u16::from_be_bytes([et[0], et[1]]).to_be();
         sll.sll_ifindex = ifindex;
         sll.sll_halen = 6;
         sll.sll_addr[..6].copy_from_slice(&dst);

@@ -155,7 +155,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
                 cfg.interfaces.clone()
             };
             let guard = Guard::install(&devices).context("installing the nftables ingress guard")?;
-            let ring = RxRing::new(cfg.ring_block_size, cfg.ring_blocks, &afpacket::ipv4_not_loopback_filter())
+            let ring = RxRing::new(cfg.ring_block_size, cfg.ring_blocks, &afpacket::ip_not_loopback_filter())
                 .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
             let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
             let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;

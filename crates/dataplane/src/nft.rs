@@ -41,40 +41,45 @@ impl Guard {
             bail!("no interfaces to guard");
         }
         let devs: Vec<String> = devices.iter().map(|d| format!("\"{d}\"")).collect();
+        let (first, last) = (rlvs_lvs::director::LPORT_FIRST, rlvs_lvs::director::LPORT_LAST);
+        let mut sets = String::new();
+        let mut rules = String::new();
+        for (v, addr, ip) in [("4", "ipv4_addr", "ip"), ("6", "ipv6_addr", "ip6")] {
+            for (name, ty) in [
+                ("services", format!("{addr} . inet_proto . inet_service")),
+                ("anyport", format!("{addr} . inet_proto")),
+                ("natreplies", format!("{addr} . inet_proto . inet_service")),
+                ("local", addr.to_string()),
+                ("fnatsources", format!("{addr} . inet_proto . inet_service")),
+                ("laddrs", addr.to_string()),
+            ] {
+                sets.push_str(&format!("\tset {name}{v} {{ type {ty}; }}\n"));
+            }
+            rules.push_str(&format!(
+                "\t\t{ip} daddr . meta l4proto . th dport @services{v} drop\n\
+                 \t\t{ip} daddr . meta l4proto @anyport{v} drop\n\
+                 \t\t{ip} saddr . meta l4proto . th sport @natreplies{v} {ip} daddr != @local{v} drop\n\
+                 \t\t{ip} saddr . meta l4proto . th sport @fnatsources{v} {ip} daddr @laddrs{v} th dport {first}-{last} drop\n"
+            ));
+        }
         let script = format!(
             "table netdev {TABLE}\ndelete table netdev {TABLE}\n\
-             table netdev {TABLE} {{\n\
-             \tset services4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
-             \tset anyport4 {{ type ipv4_addr . inet_proto; }}\n\
-             \tset natreplies4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
-             \tset local4 {{ type ipv4_addr; }}\n\
-             \tset fnatsources4 {{ type ipv4_addr . inet_proto . inet_service; }}\n\
-             \tset laddrs4 {{ type ipv4_addr; }}\n\
-             \tchain guard {{\n\
-             \t\ttype filter hook ingress devices = {{ {} }} priority -500; policy accept;\n\
-             \t\tip daddr . meta l4proto . th dport @services4 drop\n\
-             \t\tip daddr . meta l4proto @anyport4 drop\n\
-             \t\tip saddr . meta l4proto . th sport @natreplies4 ip daddr != @local4 drop\n\
-             \t\tip saddr . meta l4proto . th sport @fnatsources4 ip daddr @laddrs4 th dport {}-{} drop\n\
-             \t}}\n\
-             }}\n",
+             table netdev {TABLE} {{\n{sets}\tchain guard {{\n\
+             \t\ttype filter hook ingress devices = {{ {} }} priority -500; policy accept;\n{rules}\t}}\n}}\n",
             devs.join(", "),
-            rlvs_lvs::director::LPORT_FIRST,
-            rlvs_lvs::director::LPORT_LAST,
         );
         nft(&script)?;
         Ok(Guard { installed: true })
     }
 
-    /// Makes the drop set exactly the given services.
-    /// Makes the drop sets exactly what is given:
+    /// Makes the drop sets exactly what is given, for both families:
     /// - services: (address, protocol, port), or (address, protocol) for
     ///   port-zero services, which take every port;
     /// - NAT real servers (address, protocol, port): their replies to
     ///   anyone but the director itself, which the engine rewrites and the
     ///   kernel must not forward as they are;
     /// - the director's own addresses, whose traffic from real servers
-    ///   (health checks, say) stays the kernel's.
+    ///   (health checks, say) stays the kernel's;
     /// - FULLNAT real servers and local addresses: replies to the local
     ///   addresses in rlvs's port range are the engine's.
     pub fn update(
@@ -85,37 +90,43 @@ impl Guard {
         fnat_sources: &[(IpAddr, Protocol, u16)],
         laddrs: &[IpAddr],
     ) -> Result<()> {
-        let mut ports = Vec::new();
-        let mut any = Vec::new();
-        for k in services {
-            if let (IpAddr::V4(a), p @ (Protocol::Tcp | Protocol::Udp), 0) = (k.addr, k.protocol, k.fwmark) {
-                match k.port {
-                    0 => any.push(format!("{a} . {}", p.number())),
-                    port => ports.push(format!("{a} . {} . {port}", p.number())),
-                }
-            }
-        }
-        let triples = |v: &[(IpAddr, Protocol, u16)]| -> Vec<String> {
-            v.iter()
-                .filter_map(|(a, p, port)| match a {
-                    IpAddr::V4(a) => Some(format!("{a} . {} . {port}", p.number())),
-                    _ => None,
-                })
-                .collect()
-        };
-        let v4 = |v: &[IpAddr]| -> Vec<String> { v.iter().filter(|a| a.is_ipv4()).map(|a| a.to_string()).collect() };
+        let carried = |p: Protocol| matches!(p, Protocol::Tcp | Protocol::Udp);
         let mut script = String::new();
-        for (set, elems) in [
-            ("services4", ports),
-            ("anyport4", any),
-            ("natreplies4", triples(nat_sources)),
-            ("local4", v4(local)),
-            ("fnatsources4", triples(fnat_sources)),
-            ("laddrs4", v4(laddrs)),
-        ] {
-            script.push_str(&format!("flush set netdev {TABLE} {set}\n"));
-            if !elems.is_empty() {
-                script.push_str(&format!("add element netdev {TABLE} {set} {{ {} }}\n", elems.join(", ")));
+        for v6 in [false, true] {
+            let fam = |a: &IpAddr| a.is_ipv6() == v6;
+            let v = if v6 { "6" } else { "4" };
+            let services_of = |port_zero: bool| -> Vec<String> {
+                services
+                    .iter()
+                    .filter(|k| k.fwmark == 0 && fam(&k.addr) && carried(k.protocol) && (k.port == 0) == port_zero)
+                    .map(|k| {
+                        if port_zero {
+                            format!("{} . {}", k.addr, k.protocol.number())
+                        } else {
+                            format!("{} . {} . {}", k.addr, k.protocol.number(), k.port)
+                        }
+                    })
+                    .collect()
+            };
+            let triples = |t: &[(IpAddr, Protocol, u16)]| -> Vec<String> {
+                t.iter()
+                    .filter(|(a, p, _)| fam(a) && carried(*p))
+                    .map(|(a, p, port)| format!("{a} . {} . {port}", p.number()))
+                    .collect()
+            };
+            let addrs = |a: &[IpAddr]| -> Vec<String> { a.iter().filter(|a| fam(a)).map(|a| a.to_string()).collect() };
+            for (set, elems) in [
+                ("services", services_of(false)),
+                ("anyport", services_of(true)),
+                ("natreplies", triples(nat_sources)),
+                ("local", addrs(local)),
+                ("fnatsources", triples(fnat_sources)),
+                ("laddrs", addrs(laddrs)),
+            ] {
+                script.push_str(&format!("flush set netdev {TABLE} {set}{v}\n"));
+                if !elems.is_empty() {
+                    script.push_str(&format!("add element netdev {TABLE} {set}{v} {{ {} }}\n", elems.join(", ")));
+                }
             }
         }
         nft(&script)

@@ -147,11 +147,12 @@ impl BlockConsumer for Consumer<'_> {
             let Ok(eth) = EthernetFrame::new_checked(&*f.frame()) else {
                 return;
             };
-            if eth.ethertype() != EtherType::Ipv4 {
-                return;
-            }
             let ingress = Hop { ifindex, local: eth.dst_addr(), peer: eth.src_addr() };
-            self.director.process_ipv4(eth.payload(), Some(ingress), self.now)
+            match eth.ethertype() {
+                EtherType::Ipv4 => self.director.process_ipv4(eth.payload(), Some(ingress), self.now),
+                EtherType::Ipv6 => self.director.process_ipv6(eth.payload(), Some(ingress), self.now),
+                _ => return,
+            }
         };
         let partial = f.vnet_and_frame[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0;
         match verdict {
@@ -163,18 +164,18 @@ impl BlockConsumer for Consumer<'_> {
             Verdict::Drop(_) => self.stats.dropped += 1,
             Verdict::Forward(fw) => match (fw.method, fw.daddr) {
                 (FwdMethod::DirectRoute, _) => self.send_to_real_server(&mut f, fw.daddr),
-                (FwdMethod::Masq, IpAddr::V4(rip)) => {
-                    match nat::rewrite_v4(&mut f.frame()[ETH_HLEN..], Side::Destination, rip, fw.dport, partial) {
+                (FwdMethod::Masq, rip) => {
+                    match nat::rewrite(&mut f.frame()[ETH_HLEN..], Side::Destination, rip, fw.dport, partial) {
                         Ok(()) => self.send_to_real_server(&mut f, fw.daddr),
                         Err(_) => self.stats.dropped += 1,
                     }
                 }
-                (FwdMethod::FullNat, IpAddr::V4(rip)) => {
+                (FwdMethod::FullNat, rip) => {
                     let l3 = &mut f.frame()[ETH_HLEN..];
                     let ok = match fw.snat {
-                        Some((IpAddr::V4(laddr), lport)) => {
-                            nat::rewrite_v4(l3, Side::Source, laddr, lport, partial).is_ok()
-                                && nat::rewrite_v4(l3, Side::Destination, rip, fw.dport, partial).is_ok()
+                        Some((laddr, lport)) if laddr.is_ipv4() == rip.is_ipv4() => {
+                            nat::rewrite(l3, Side::Source, laddr, lport, partial).is_ok()
+                                && nat::rewrite(l3, Side::Destination, rip, fw.dport, partial).is_ok()
                         }
                         _ => false,
                     };
@@ -261,25 +262,22 @@ impl Consumer<'_> {
     /// virtual service (and, for FULLNAT, destination back to the client),
     /// and out of the link the client's packets came in on.
     fn send_to_client(&mut self, f: &mut RxFrame<'_>, r: rlvs_lvs::director::Reply, partial: bool) {
-        let (IpAddr::V4(vaddr), Some(hop)) = (r.vaddr, r.hop) else {
+        let Some(hop) = r.hop else {
             self.stats.dropped += 1;
             return;
         };
         let l3 = &mut f.frame()[ETH_HLEN..];
-        let Ok(mut ip) = Ipv4Packet::new_checked(&mut *l3) else { return };
-        if ip.ttl() <= 1 {
+        if !decrement_hop_limit(l3) {
             self.stats.dropped += 1;
             return;
         }
-        ip.set_ttl(ip.ttl() - 1);
         let back_to_client = match r.client {
             // FULLNAT: the reply was addressed to our local address.
-            Some((IpAddr::V4(caddr), cport)) => nat::rewrite_v4(l3, Side::Destination, caddr, cport, partial).is_ok(),
-            Some(_) => false,
+            Some((caddr, cport)) => nat::rewrite(l3, Side::Destination, caddr, cport, partial).is_ok(),
             None => true,
         };
         if !back_to_client
-            || nat::rewrite_v4(l3, Side::Source, vaddr, r.vport, partial).is_err()
+            || nat::rewrite(l3, Side::Source, r.vaddr, r.vport, partial).is_err()
             || rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.local, hop.peer).is_err()
         {
             self.stats.dropped += 1;
@@ -308,5 +306,27 @@ impl Consumer<'_> {
         // block_done has flushed the batch.
         unsafe { self.tx.queue(f.ifindex, dst, buf) };
         self.stats.icmp_sent += 1;
+    }
+}
+
+/// Routing a packet costs a hop: TTL (IPv4, checksum patched) or hop limit
+/// (IPv6) down by one; false when it was the last.
+fn decrement_hop_limit(l3: &mut [u8]) -> bool {
+    match l3.first().map(|b| b >> 4) {
+        Some(4) => match Ipv4Packet::new_checked(&mut *l3) {
+            Ok(mut ip) if ip.ttl() > 1 => {
+                ip.set_ttl(ip.ttl() - 1);
+                true
+            }
+            _ => false,
+        },
+        Some(6) => match rlvs_wire::Ipv6Packet::new_checked(&mut *l3) {
+            Ok(mut ip) if ip.hop_limit() > 1 => {
+                ip.set_hop_limit(ip.hop_limit() - 1);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }

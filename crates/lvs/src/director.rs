@@ -12,7 +12,7 @@ use crate::stats::{Counters, Estimator, Rates, ESTIMATOR_PERIOD};
 use crate::time::{Span, Time};
 use crate::types::{DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
 use ahash::RandomState;
-use rlvs_wire::{IpProtocol, Ipv4Packet, TcpFlags, TcpPacket, UdpPacket};
+use rlvs_wire::{IpProtocol, Ipv4Packet, Ipv6Packet, TcpFlags, TcpPacket, UdpPacket};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -1,12 +1,12 @@
 //! A real HTTP server for real servers: Python's http.server serving a
-//! directory (GET), plus POST /upload answering with the length and SHA-256
+//! directory (GET) over IPv4 and IPv6, plus POST /upload answering with the length and SHA-256
 //! of the body, so uploads through the VIP can be checked end to end.
 
 use crate::Lab;
 use anyhow::Result;
 
 const SERVER: &str = r#"
-import hashlib, http.server, sys
+import hashlib, http.server, socket, sys
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a):
@@ -26,9 +26,14 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+class DualStack(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 directory, port = sys.argv[1], int(sys.argv[2])
 handler = lambda *a, **k: Handler(*a, directory=directory, **k)
-http.server.ThreadingHTTPServer(("0.0.0.0", port), handler).serve_forever()
+DualStack(("::", port), handler).serve_forever()
 "#;
 
 /// Starts a web server on port 80 in `ns` whose index page is `body` (plus

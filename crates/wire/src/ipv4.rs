@@ -11,6 +11,7 @@ pub enum IpProtocol {
     Tcp,
     Udp,
     IpIp,
+    Icmpv6,
     Vrrp,
     Other(u8),
 }
@@ -22,6 +23,7 @@ impl From<u8> for IpProtocol {
             4 => IpProtocol::IpIp,
             6 => IpProtocol::Tcp,
             17 => IpProtocol::Udp,
+            58 => IpProtocol::Icmpv6,
             112 => IpProtocol::Vrrp,
             o => IpProtocol::Other(o),
         }
@@ -35,6 +37,7 @@ impl From<IpProtocol> for u8 {
             IpProtocol::IpIp => 4,
             IpProtocol::Tcp => 6,
             IpProtocol::Udp => 17,
+            IpProtocol::Icmpv6 => 58,
             IpProtocol::Vrrp => 112,
             IpProtocol::Other(o) => o,
         }

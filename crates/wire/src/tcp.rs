@@ -114,7 +114,24 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]>> TcpPacket<T> {
+    /// Checks the checksum with the IPv6 pseudo-header.
+    pub fn verify_checksum_v6(&self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) -> bool {
+        let b = self.buffer.as_ref();
+        let s = crate::ipv6::pseudo_header(src, dst, 6, b.len() as u32) + checksum::sum(b);
+        checksum::fold(s) == 0xffff
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
+    /// Computes the checksum with the IPv6 pseudo-header.
+    pub fn fill_checksum_v6(&mut self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
+        let b = self.buffer.as_mut();
+        put16(b, 16, 0);
+        let s = crate::ipv6::pseudo_header(src, dst, 6, b.len() as u32) + checksum::sum(b);
+        put16(b, 16, !checksum::fold(s));
+    }
+
     pub fn set_src_port(&mut self, p: u16) {
         self.rewrite16(0, p);
     }

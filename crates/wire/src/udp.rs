@@ -58,7 +58,25 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
     }
 }
 
+impl<T: AsRef<[u8]>> UdpPacket<T> {
+    /// Checks the checksum with the IPv6 pseudo-header (mandatory in IPv6).
+    pub fn verify_checksum_v6(&self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) -> bool {
+        let b = &self.buffer.as_ref()[..usize::from(self.len())];
+        let s = crate::ipv6::pseudo_header(src, dst, 17, b.len() as u32) + checksum::sum(b);
+        checksum::fold(s) == 0xffff
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
+    /// Computes the checksum with the IPv6 pseudo-header.
+    pub fn fill_checksum_v6(&mut self, src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
+        let len = usize::from(self.len());
+        let b = &mut self.buffer.as_mut()[..len];
+        put16(b, 6, 0);
+        let s = crate::ipv6::pseudo_header(src, dst, 17, len as u32) + checksum::sum(b);
+        put16(b, 6, nonzero(!checksum::fold(s)));
+    }
+
     pub fn set_src_port(&mut self, p: u16) {
         self.rewrite16(0, p);
     }

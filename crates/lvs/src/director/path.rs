@@ -43,6 +43,35 @@ impl Director {
         }
     }
 
+    /// As [`Director::process_ipv4`] for IPv6 (`l3` starts at the fixed
+    /// header; a transport header behind extension headers is not ours).
+    pub fn process_ipv6(&mut self, l3: &[u8], ingress: Option<Hop>, now: Time) -> Verdict {
+        let Ok(ip) = Ipv6Packet::new_checked(l3) else {
+            return Verdict::NotOurs;
+        };
+        let protocol = match ip.next_header() {
+            IpProtocol::Tcp => Protocol::Tcp,
+            IpProtocol::Udp => Protocol::Udp,
+            _ => return Verdict::NotOurs,
+        };
+        let (cport, vport, flags) = match protocol {
+            Protocol::Tcp => match TcpPacket::new_checked(ip.payload()) {
+                Ok(t) => (t.src_port(), t.dst_port(), Some(t.flags())),
+                Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
+            },
+            _ => match UdpPacket::new_checked(ip.payload()) {
+                Ok(u) => (u.src_port(), u.dst_port(), None),
+                Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
+            },
+        };
+        let key = ConnKey { protocol, caddr: ip.src_addr().into(), cport, vaddr: ip.dst_addr().into(), vport };
+        let bytes = ip.total_len();
+        match self.process(key, flags, bytes, ingress, now) {
+            Verdict::NotOurs => self.process_reply(key, flags, bytes, now),
+            v => v,
+        }
+    }
+
     /// ip_vs_out: a packet from a real server on a connection whose replies
     /// pass the director. `key` is the packet's own (source first).
     fn process_reply(&mut self, key: ConnKey, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {

@@ -1,7 +1,10 @@
 //! The ICMP errors a director answers with, built as whole frames ready to
 //! go back out of the interface the offending frame came in on.
 
-use rlvs_wire::{icmp, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr};
+use rlvs_wire::{
+    checksum, icmp, ipv6, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet,
+    Ipv6Repr,
+};
 
 /// How much of the offending datagram the error quotes: as the kernel's
 /// icmp_send, what fits in a 576-byte datagram.
@@ -13,7 +16,13 @@ const QUOTE_MAX: usize = 576 - 20 - icmp::HEADER_LEN;
 /// (not IPv4, ICMP itself, fragments after the first, broadcast sources).
 pub fn port_unreachable(frame: &[u8]) -> Option<Vec<u8>> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
-    if eth.ethertype() != EtherType::Ipv4 || eth.src_addr().is_multicast() {
+    if eth.src_addr().is_multicast() {
+        return None;
+    }
+    if eth.ethertype() == EtherType::Ipv6 {
+        return port_unreachable_v6(&eth);
+    }
+    if eth.ethertype() != EtherType::Ipv4 {
         return None;
     }
     let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
@@ -38,6 +47,34 @@ pub fn port_unreachable(frame: &[u8]) -> Option<Vec<u8>> {
     EthernetRepr { src: eth.dst_addr(), dst: eth.src_addr(), ethertype: EtherType::Ipv4 }.emit(&mut out);
     repr.emit(&mut out[14..]);
     icmp::emit_dest_unreachable(icmp::CODE_PORT_UNREACHABLE, original, &mut out[34..]);
+    Some(out)
+}
+
+/// ICMPv6 destination unreachable, port unreachable (type 1 code 4),
+/// quoting as much of the packet as fits the IPv6 minimum MTU.
+fn port_unreachable_v6<T: AsRef<[u8]>>(eth: &EthernetFrame<T>) -> Option<Vec<u8>> {
+    let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+    if ip.next_header() == IpProtocol::Icmpv6 || ip.src_addr().is_multicast() || ip.src_addr().is_unspecified() {
+        return None;
+    }
+    let original = &eth.payload()[..ip.total_len().min(1280 - 40 - 8)];
+    let repr = Ipv6Repr {
+        src: ip.dst_addr(),
+        dst: ip.src_addr(),
+        next_header: IpProtocol::Icmpv6,
+        payload_len: 8 + original.len(),
+        hop_limit: 64,
+    };
+    let mut out = vec![0u8; 14 + repr.buffer_len()];
+    EthernetRepr { src: eth.dst_addr(), dst: eth.src_addr(), ethertype: EtherType::Ipv6 }.emit(&mut out);
+    repr.emit(&mut out[14..]);
+    let m = &mut out[54..];
+    m[0] = 1;
+    m[1] = 4;
+    m[8..].copy_from_slice(original);
+    let s = ipv6::pseudo_header(repr.src, repr.dst, 58, m.len() as u32) + checksum::sum(m);
+    let c = !checksum::fold(s);
+    m[2..4].copy_from_slice(&c.to_be_bytes());
     Some(out)
 }
 

@@ -8,8 +8,8 @@
 //! change needs no update at all — the completion covers the new port.
 //! Complete checksums get the ordinary RFC 1624 update for both.
 
-use rlvs_wire::{checksum, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
-use std::net::Ipv4Addr;
+use rlvs_wire::{checksum, ipv6, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Which side of the packet changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,56 @@ pub fn rewrite_v4(l3: &mut [u8], side: Side, addr: Ipv4Addr, port: u16, partial:
         }
     }
     Ok(())
+}
+
+/// As [`rewrite_v4`] for an IPv6 packet (no extension headers): IPv6 has
+/// no header checksum, the transport checksum covers the 128-bit address.
+pub fn rewrite_v6(l3: &mut [u8], side: Side, addr: Ipv6Addr, port: u16, partial: bool) -> Result<(), rlvs_wire::Error> {
+    let mut ip = Ipv6Packet::new_checked(&mut *l3)?;
+    let proto = ip.next_header();
+    let old = match side {
+        Side::Source => ip.src_addr(),
+        Side::Destination => ip.dst_addr(),
+    };
+    match side {
+        Side::Source => ip.set_src_addr(addr),
+        Side::Destination => ip.set_dst_addr(addr),
+    }
+    let l4 = ip.payload_mut();
+    let csum_at = match proto {
+        IpProtocol::Tcp => 16,
+        IpProtocol::Udp => 6,
+        _ => return Err(rlvs_wire::Error::Malformed),
+    };
+    if l4.len() < csum_at + 2 {
+        return Err(rlvs_wire::Error::Truncated);
+    }
+    let port_at = if side == Side::Source { 0 } else { 2 };
+    let old_port = u16::from_be_bytes([l4[port_at], l4[port_at + 1]]);
+    l4[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
+    let field = u16::from_be_bytes([l4[csum_at], l4[csum_at + 1]]);
+    let updated = if partial {
+        !ipv6::update_checksum_addr(!field, old, addr)
+    } else {
+        let c = ipv6::update_checksum_addr(field, old, addr);
+        let c = checksum::update16(c, old_port, port);
+        if proto == IpProtocol::Udp && c == 0 {
+            0xffff
+        } else {
+            c
+        }
+    };
+    l4[csum_at..csum_at + 2].copy_from_slice(&updated.to_be_bytes());
+    Ok(())
+}
+
+/// Either family: rewrites one side of an IPv4 or IPv6 packet; the address
+/// must be of the packet's family.
+pub fn rewrite(l3: &mut [u8], side: Side, addr: IpAddr, port: u16, partial: bool) -> Result<(), rlvs_wire::Error> {
+    match addr {
+        IpAddr::V4(a) => rewrite_v4(l3, side, a, port, partial),
+        IpAddr::V6(a) => rewrite_v6(l3, side, a, port, partial),
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +181,29 @@ mod tests {
         let t = TcpPacket::new_checked(ip.payload()).unwrap();
         assert_eq!(t.dst_port(), 8080);
         assert!(t.verify_checksum_v4(ip.src_addr(), rip));
+    }
+}
+
+#[cfg(test)]
+mod v6_tests {
+    use super::*;
+    use rlvs_wire::{Ipv6Repr, TcpFlags, TcpRepr};
+
+    #[test]
+    fn v6_rewrite_keeps_the_checksum_valid() {
+        let src: Ipv6Addr = "2001:db8:1::10".parse().unwrap();
+        let vip: Ipv6Addr = "2001:db8:100::100".parse().unwrap();
+        let r = Ipv6Repr { src, dst: vip, next_header: IpProtocol::Tcp, payload_len: 20, hop_limit: 64 };
+        let mut b = vec![0u8; r.buffer_len()];
+        r.emit(&mut b);
+        TcpRepr { src_port: 4000, dst_port: 80, seq: 1, ack: 0, flags: TcpFlags(TcpFlags::SYN), window: 9 }
+            .emit(&mut b[40..]);
+        TcpPacket::new_checked(&mut b[40..]).unwrap().fill_checksum_v6(src, vip);
+        let rip: Ipv6Addr = "fd00:2::2".parse().unwrap();
+        rewrite_v6(&mut b, Side::Destination, rip, 8080, false).unwrap();
+        let p = Ipv6Packet::new_checked(&b[..]).unwrap();
+        let t = TcpPacket::new_checked(p.payload()).unwrap();
+        assert_eq!((p.dst_addr(), t.dst_port()), (rip, 8080));
+        assert!(t.verify_checksum_v6(src, rip));
     }
 }
