@@ -8,6 +8,7 @@
 //! arrivals with an nftables counter at ingress and drops them.
 
 mod gen;
+mod http;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -34,6 +35,18 @@ enum Cmd {
         #[arg(long, value_delimiter = ',', default_value = "1,10000")]
         flows: Vec<u16>,
         /// The rlvs binary to benchmark (a release build).
+        #[arg(long, default_value = "target/release/rlvs")]
+        rlvs: String,
+    },
+    /// HTTP requests/s (wrk, nginx real servers) through rlvs NAT and FULLNAT
+    /// against direct, nft DNAT and HAProxy TCP mode.
+    Http {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
         #[arg(long, default_value = "target/release/rlvs")]
         rlvs: String,
     },
@@ -193,6 +206,10 @@ fn dr_udp(runs: usize, seconds: f64, flows: &[u16], rlvs: &str) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::DrUdp { runs, seconds, flows, rlvs } => dr_udp(runs, seconds, &flows, &rlvs),
+        Cmd::Http { runs, seconds, connections, rlvs } => {
+            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
+            http::run(runs, seconds, connections, &rlvs.to_string_lossy())
+        }
         Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds } => {
             let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));
             let sent = gen::run(gen::GenArgs {

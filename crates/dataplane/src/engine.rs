@@ -44,6 +44,7 @@ pub struct EngineConfig {
     pub interfaces: Vec<String>,
     /// Raw-frame engines refuse the host's own network namespace unless set.
     pub allow_host_netns: bool,
+    pub ring: afpacket::RingVersion,
     pub ring_block_size: usize,
     pub ring_blocks: usize,
 }
@@ -54,9 +55,11 @@ impl Default for EngineConfig {
             kind: EngineKind::AfPacket,
             interfaces: Vec::new(),
             allow_host_netns: false,
-            // A block must hold the largest GSO frame veth hands out (64 KiB).
-            ring_block_size: 1 << 18,
-            ring_blocks: 64,
+            ring: afpacket::RingVersion::V2,
+            // A slot or block must hold the largest GSO frame veth hands
+            // out (64 KiB and headers).
+            ring_block_size: 1 << 17,
+            ring_blocks: 128,
         }
     }
 }
@@ -155,11 +158,11 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
                 cfg.interfaces.clone()
             };
             let guard = Guard::install(&devices).context("installing the nftables ingress guard")?;
-            let ring = RxRing::new(cfg.ring_block_size, cfg.ring_blocks, &afpacket::ip_not_loopback_filter())
+            let ring = RxRing::new(cfg.ring, cfg.ring_block_size, cfg.ring_blocks, &afpacket::ip_not_loopback_filter())
                 .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
             let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
             let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
-            tracing::info!(engine = "afpacket", interfaces = ?devices, "data plane ready");
+            tracing::info!(engine = "afpacket", ring = ?cfg.ring, interfaces = ?devices, "data plane ready");
             let rtnl = Rtnl::new().context("opening rtnetlink")?;
             Some(Io { ring, tx, guard, guarded: GuardState::default(), resolver, rtnl })
         }

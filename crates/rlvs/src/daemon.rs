@@ -19,6 +19,10 @@ pub struct Args {
     /// real director); without it rlvs only runs inside a namespace.
     #[arg(long)]
     host_netns: bool,
+    /// AF_PACKET receive ring: v2 (a slot per frame, lowest latency) or v3
+    /// (blocks, fewer wake-ups under load, up to 1 ms added latency).
+    #[arg(long, default_value = "v2", value_parser = ["v2", "v3"])]
+    ring: String,
     /// Log filter, as RUST_LOG (e.g. debug, rlvs_dataplane=trace).
     #[arg(long, default_value = "info")]
     log: String,
