@@ -41,10 +41,13 @@ struct Setup {
     client: String,
 }
 
-fn build(rlvs: &str) -> Result<Setup> {
+fn build(rlvs: &str, ring: &str) -> Result<Setup> {
     let mut lab = Lab::new()?;
     lab.segment("priv")?;
     let client = lab.host("cl", "eth0", "02:00:00:00:20:01", "10.1.1.10/24")?;
+    // Connection-per-request runs open tens of thousands of connections;
+    // let the client reuse its TIME_WAIT ports as a real load generator would.
+    lab.ok(&client, &["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65000"])?;
     lab.plug(&client, "eth1", "priv", "02:00:00:00:20:11", "192.168.100.50/24")?;
     let dir = lab.host("dir", "eth0", "02:00:00:00:20:02", "10.1.1.243/24")?;
     lab.plug(&dir, "eth1", "priv", "02:00:00:00:20:12", "192.168.100.254/24")?;
@@ -73,8 +76,10 @@ fn build(rlvs: &str) -> Result<Setup> {
     std::fs::write(&hcfg, HAPROXY_CONF)?;
     lab.spawn(&dir, "haproxy", &["haproxy", "-f", &hcfg, "-db"])?;
     // rlvs: NAT on 10.0.0.100:80, FULLNAT on 10.0.0.100:81 (real servers' 8080).
-    lab.spawn(&dir, "daemon", &[rlvs, "daemon", "--log", "warn"])?;
-    let up = Lab::wait_for(Duration::from_secs(10), || lab.run(&dir, &[rlvs, "adm", "-Ln"]).ok().filter(|o| o.status.success()));
+    lab.spawn(&dir, "daemon", &[rlvs, "daemon", "--log", "warn", "--ring", ring])?;
+    let up = Lab::wait_for(Duration::from_secs(10), || {
+        lab.run(&dir, &[rlvs, "adm", "-Ln"]).ok().filter(|o| o.status.success())
+    });
     if up.is_none() {
         bail!("rlvs daemon did not start: {}", lab.log("daemon"));
     }
@@ -91,9 +96,13 @@ fn build(rlvs: &str) -> Result<Setup> {
         argv.extend(cmd.split(' '));
         lab.ok(&dir, &argv).with_context(|| cmd.to_string())?;
     }
-    for url in
-        ["http://192.168.100.2/", "http://10.0.0.100/", "http://10.0.0.100:81/", "http://10.0.0.101/", "http://10.0.0.102/"]
-    {
+    for url in [
+        "http://192.168.100.2/",
+        "http://10.0.0.100/",
+        "http://10.0.0.100:81/",
+        "http://10.0.0.101/",
+        "http://10.0.0.102/",
+    ] {
         let ok = Lab::wait_for(Duration::from_secs(10), || {
             lab.run(&client, &["curl", "-s", "--max-time", "1", url]).ok().filter(|o| o.status.success())
         });
@@ -104,14 +113,20 @@ fn build(rlvs: &str) -> Result<Setup> {
     Ok(Setup { lab, client })
 }
 
-fn wrk(s: &Setup, url: &str, seconds: u32, conns: u32) -> Result<f64> {
-    let out = s.lab.ok(&s.client, &["wrk", "-t1", &format!("-c{conns}"), &format!("-d{seconds}s"), url])?;
+fn wrk(s: &Setup, url: &str, seconds: u32, conns: u32, close: bool) -> Result<f64> {
+    let (c, d) = (format!("-c{conns}"), format!("-d{seconds}s"));
+    let mut argv = vec!["wrk", "-t1", &c, &d];
+    if close {
+        argv.extend(["-H", "Connection: close"]);
+    }
+    argv.push(url);
+    let out = s.lab.ok(&s.client, &argv)?;
     let line = out.lines().find(|l| l.starts_with("Requests/sec:")).with_context(|| format!("wrk said: {out}"))?;
     Ok(line.split_whitespace().nth(1).context("no number")?.parse()?)
 }
 
-pub fn run(runs: usize, seconds: u32, conns: u32, rlvs: &str) -> Result<()> {
-    let s = build(rlvs)?;
+pub fn run(runs: usize, seconds: u32, conns: u32, rlvs: &str, ring: &str) -> Result<()> {
+    let s = build(rlvs, ring)?;
     let paths = [
         ("direct to one real server", "http://192.168.100.2/"),
         ("rlvs NAT", "http://10.0.0.100/"),
@@ -119,13 +134,30 @@ pub fn run(runs: usize, seconds: u32, conns: u32, rlvs: &str) -> Result<()> {
         ("nft DNAT (kernel)", "http://10.0.0.101/"),
         ("HAProxy TCP mode", "http://10.0.0.102/"),
     ];
+    // RLVS_BENCH_PATHS=fullnat,direct measures only the paths whose names
+    // contain one of the words (for looking into one of them).
+    let only = std::env::var("RLVS_BENCH_PATHS").unwrap_or_default().to_lowercase();
+    let paths: Vec<_> = paths
+        .into_iter()
+        .filter(|(name, _)| only.is_empty() || only.split(',').any(|w| name.to_lowercase().contains(w)))
+        .collect();
+    for close in [false, true] {
+        println!();
+        println!("{}", if close { "New connection per request:" } else { "Keep-alive connections:" });
+        println!();
+        table(&s, &paths, runs, seconds, conns, close)?;
+    }
+    Ok(())
+}
+
+fn table(s: &Setup, paths: &[(&str, &str)], runs: usize, seconds: u32, conns: u32, close: bool) -> Result<()> {
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); paths.len()];
     println!("| run | {} |", paths.iter().map(|p| p.0).collect::<Vec<_>>().join(" | "));
     println!("|---|{}", "---|".repeat(paths.len()));
     for run in 0..runs {
         let mut row = Vec::new();
         for (i, (_, url)) in paths.iter().enumerate() {
-            let rps = wrk(&s, url, seconds, conns)?;
+            let rps = wrk(s, url, seconds, conns, close)?;
             results[i].push(rps);
             row.push(format!("{rps:.0}"));
         }

@@ -37,6 +37,9 @@ enum Cmd {
         /// The rlvs binary to benchmark (a release build).
         #[arg(long, default_value = "target/release/rlvs")]
         rlvs: String,
+        /// The daemon's AF_PACKET receive ring (v2 or v3).
+        #[arg(long, default_value = "v2")]
+        ring: String,
     },
     /// HTTP requests/s (wrk, nginx real servers) through rlvs NAT and FULLNAT
     /// against direct, nft DNAT and HAProxy TCP mode.
@@ -49,6 +52,9 @@ enum Cmd {
         connections: u32,
         #[arg(long, default_value = "target/release/rlvs")]
         rlvs: String,
+        /// The daemon's AF_PACKET receive ring (v2 or v3).
+        #[arg(long, default_value = "v2")]
+        ring: String,
     },
     /// (internal) The frame generator, run inside the generator namespace.
     Gen {
@@ -152,7 +158,7 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-fn dr_udp(runs: usize, seconds: f64, flows: &[u16], rlvs: &str) -> Result<()> {
+fn dr_udp(runs: usize, seconds: f64, flows: &[u16], rlvs: &str, ring: &str) -> Result<()> {
     if seconds < 3.0 {
         bail!("--seconds must be at least 3 (1 s warm-up, 1 s cool-down)");
     }
@@ -164,9 +170,10 @@ fn dr_udp(runs: usize, seconds: f64, flows: &[u16], rlvs: &str) -> Result<()> {
         Ok(())
     })?;
     let r2 = rlvs.clone();
+    let ring = ring.to_string();
     let mut engine = build_path(move |lab, dir, _| {
         lab.ok(dir, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-        lab.spawn(dir, "daemon", &["taskset", "-c", "1", &r2, "daemon", "--log", "warn"])?;
+        lab.spawn(dir, "daemon", &["taskset", "-c", "1", &r2, "daemon", "--log", "warn", "--ring", &ring])?;
         let ok = Lab::wait_for(Duration::from_secs(10), || {
             lab.run(dir, &[&r2, "adm", "-Ln"]).ok().filter(|o| o.status.success())
         });
@@ -205,10 +212,10 @@ fn dr_udp(runs: usize, seconds: f64, flows: &[u16], rlvs: &str) -> Result<()> {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::DrUdp { runs, seconds, flows, rlvs } => dr_udp(runs, seconds, &flows, &rlvs),
-        Cmd::Http { runs, seconds, connections, rlvs } => {
+        Cmd::DrUdp { runs, seconds, flows, rlvs, ring } => dr_udp(runs, seconds, &flows, &rlvs, &ring),
+        Cmd::Http { runs, seconds, connections, rlvs, ring } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            http::run(runs, seconds, connections, &rlvs.to_string_lossy())
+            http::run(runs, seconds, connections, &rlvs.to_string_lossy(), &ring)
         }
         Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds } => {
             let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));

@@ -232,7 +232,8 @@ impl RxRing {
             let snaplen = Self::read_u32(b, SNAPLEN) as usize;
             let len = Self::read_u32(b, LEN) as usize;
             let mac = u16::from_ne_bytes(b[MAC..MAC + 2].try_into().unwrap()) as usize;
-            let ifindex = i32::from_ne_bytes(b[SLL + layout::SLL_IFINDEX..SLL + layout::SLL_IFINDEX + 4].try_into().unwrap());
+            let ifindex =
+                i32::from_ne_bytes(b[SLL + layout::SLL_IFINDEX..SLL + layout::SLL_IFINDEX + 4].try_into().unwrap());
             let pkttype = b[SLL + layout::SLL_PKTTYPE];
             if mac >= VNET_HDR_LEN && mac + snaplen <= size {
                 consumer.frame(RxFrame {

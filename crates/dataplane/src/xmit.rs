@@ -10,6 +10,7 @@ use crate::resolver::NextHop;
 use rlvs_lvs::conn::Hop;
 use rlvs_lvs::director::DropReason;
 use rlvs_lvs::fwd::nat::{self, Side};
+use rlvs_lvs::fwd::tcpseq;
 use rlvs_lvs::fwd::tun::{self, TunKind};
 use rlvs_lvs::{Director, FwdMethod, Time, Verdict};
 use rlvs_wire::{EtherType, EthernetFrame, EthernetRepr, Ipv4Packet};
@@ -180,6 +181,9 @@ impl BlockConsumer for Consumer<'_> {
                         _ => false,
                     };
                     if ok {
+                        if let Some(adj) = fw.seq_adjust {
+                            tcpseq::to_server(&mut f.frame()[ETH_HLEN..], adj, partial);
+                        }
                         self.send_to_real_server(&mut f, fw.daddr);
                     } else {
                         self.stats.dropped += 1;
@@ -273,7 +277,12 @@ impl Consumer<'_> {
         }
         let back_to_client = match r.client {
             // FULLNAT: the reply was addressed to our local address.
-            Some((caddr, cport)) => nat::rewrite(l3, Side::Destination, caddr, cport, partial).is_ok(),
+            Some((caddr, cport)) => {
+                if let Some(adj) = r.seq_adjust {
+                    tcpseq::to_client(l3, adj, partial);
+                }
+                nat::rewrite(l3, Side::Destination, caddr, cport, partial).is_ok()
+            }
             None => true,
         };
         if !back_to_client

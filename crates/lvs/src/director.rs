@@ -6,6 +6,7 @@ use crate::conn::tcp::{self, Direction, TcpState};
 use crate::conn::{Conn, ConnId, ConnKey, ConnState, ConnTable, Hop, OutKey, TemplateId};
 use crate::dest::{Dest, DestArena, DestId};
 use crate::error::IpvsError;
+use crate::fwd::tcpseq::SeqAdjust;
 use crate::sched::{self, SchedInput};
 use crate::service::{Service, SvcId};
 use crate::stats::{Counters, Estimator, Rates, ESTIMATOR_PERIOD};
@@ -44,6 +45,8 @@ pub struct Reply {
     pub client: Option<(IpAddr, u16)>,
     /// The link the client's packets came in on, if the shell told us.
     pub hop: Option<Hop>,
+    /// FULLNAT TCP: what to take off ack, SACK and TSecr.
+    pub seq_adjust: Option<SeqAdjust>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +74,30 @@ pub struct Forward {
     pub dest: DestId,
     /// How to wrap the packet for a tunnelling real server.
     pub tun: Option<crate::fwd::tun::TunKind>,
+    /// FULLNAT TCP: what to add to seq and TSval.
+    pub seq_adjust: Option<SeqAdjust>,
+}
+
+/// What the director reads from a TCP header: the flags for the state
+/// machine; sequence number and timestamp for FULLNAT's first SYN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpSeg {
+    pub flags: TcpFlags,
+    pub seq: u32,
+    /// TSval, read from SYNs only (nothing else needs it).
+    pub tsval: Option<u32>,
+}
+
+impl TcpSeg {
+    pub fn of<T: AsRef<[u8]>>(t: &TcpPacket<T>) -> TcpSeg {
+        let flags = t.flags();
+        TcpSeg { flags, seq: t.seq_number(), tsval: if flags.syn() { t.timestamp() } else { None } }
+    }
+
+    /// A segment with only flags, for tests and callers without a header.
+    pub fn flags(flags: u8) -> TcpSeg {
+        TcpSeg { flags: TcpFlags(flags), seq: 0, tsval: None }
+    }
 }
 
 /// Timeouts (seconds) per TCP state, and UDP's.
@@ -151,6 +178,8 @@ pub struct Director {
     next_estimate: Time,
     templates: persist::Templates,
     ports: fullnat::PortPool,
+    /// FULLNAT's secret for initial sequence numbers and timestamp clock.
+    isn_key: std::collections::hash_map::RandomState,
 }
 
 impl Director {

@@ -30,6 +30,35 @@ impl TcpFlags {
     }
 }
 
+pub const OPT_MSS: u8 = 2;
+pub const OPT_SACK: u8 = 5;
+pub const OPT_TIMESTAMP: u8 = 8;
+
+/// The options of a TCP header (`header` is the whole header, fixed part
+/// included): `(kind, offset of the kind byte, option length)` for each
+/// option with a length byte. Stops at the end-of-list option or at the
+/// first option that does not fit, so a malformed list yields what came
+/// before it.
+pub fn options(header: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
+    let mut at = MIN_HEADER_LEN;
+    std::iter::from_fn(move || loop {
+        let kind = *header.get(at)?;
+        match kind {
+            0 => return None,
+            1 => at += 1,
+            _ => {
+                let len = usize::from(*header.get(at + 1)?);
+                if len < 2 || at + len > header.len() {
+                    return None;
+                }
+                let found = (kind, at, len);
+                at += len;
+                return Some(found);
+            }
+        }
+    })
+}
+
 /// A view of a TCP segment. `new_checked` guarantees the data offset is at
 /// least 5 words and the header fits the buffer.
 #[derive(Debug, Clone)]
@@ -81,24 +110,15 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
     /// The MSS option, if the segment carries one.
     pub fn mss(&self) -> Option<u16> {
         let b = self.buffer.as_ref();
-        let mut opts = &b[MIN_HEADER_LEN..self.header_len()];
-        while let Some(&kind) = opts.first() {
-            match kind {
-                0 => return None,
-                1 => opts = &opts[1..],
-                _ => {
-                    let len = usize::from(*opts.get(1)?);
-                    if len < 2 || len > opts.len() {
-                        return None;
-                    }
-                    if kind == 2 && len == 4 {
-                        return Some(be16(opts, 2));
-                    }
-                    opts = &opts[len..];
-                }
-            }
-        }
-        None
+        let (_, at, len) = options(&b[..self.header_len()]).find(|&(kind, _, _)| kind == OPT_MSS)?;
+        (len == 4).then(|| be16(b, at + 2))
+    }
+
+    /// TSval of the timestamp option, if the segment carries one.
+    pub fn timestamp(&self) -> Option<u32> {
+        let b = self.buffer.as_ref();
+        let (_, at, len) = options(&b[..self.header_len()]).find(|&(kind, _, _)| kind == OPT_TIMESTAMP)?;
+        (len == 10).then(|| be32(b, at + 2))
     }
 
     pub fn payload(&self) -> &[u8] {

@@ -78,6 +78,9 @@ pub struct Conn {
     pub return_hop: Option<Hop>,
     /// FULLNAT: the local address and port the real server sees.
     pub fnat: Option<(IpAddr, u16)>,
+    /// FULLNAT TCP: the offsets into the director's sequence and timestamp
+    /// space (see fwd::tcpseq).
+    pub seq_adjust: Option<crate::fwd::tcpseq::SeqAdjust>,
 }
 
 impl Conn {

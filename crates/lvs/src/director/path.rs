@@ -27,7 +27,7 @@ impl Director {
         }
         let (cport, vport, flags) = match protocol {
             Protocol::Tcp => match TcpPacket::new_checked(ip.payload()) {
-                Ok(t) => (t.src_port(), t.dst_port(), Some(t.flags())),
+                Ok(t) => (t.src_port(), t.dst_port(), Some(TcpSeg::of(&t))),
                 Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
             },
             _ => match UdpPacket::new_checked(ip.payload()) {
@@ -38,7 +38,7 @@ impl Director {
         let key = ConnKey { protocol, caddr: ip.src_addr().into(), cport, vaddr: ip.dst_addr().into(), vport };
         let bytes = usize::from(ip.total_len());
         match self.process(key, flags, bytes, ingress, now) {
-            Verdict::NotOurs => self.process_reply(key, flags, bytes, now),
+            Verdict::NotOurs => self.process_reply(key, flags.map(|s| s.flags), bytes, now),
             v => v,
         }
     }
@@ -56,7 +56,7 @@ impl Director {
         };
         let (cport, vport, flags) = match protocol {
             Protocol::Tcp => match TcpPacket::new_checked(ip.payload()) {
-                Ok(t) => (t.src_port(), t.dst_port(), Some(t.flags())),
+                Ok(t) => (t.src_port(), t.dst_port(), Some(TcpSeg::of(&t))),
                 Err(_) => return self.malformed(protocol, ip.dst_addr().into(), ip.payload()),
             },
             _ => match UdpPacket::new_checked(ip.payload()) {
@@ -67,7 +67,7 @@ impl Director {
         let key = ConnKey { protocol, caddr: ip.src_addr().into(), cport, vaddr: ip.dst_addr().into(), vport };
         let bytes = ip.total_len();
         match self.process(key, flags, bytes, ingress, now) {
-            Verdict::NotOurs => self.process_reply(key, flags, bytes, now),
+            Verdict::NotOurs => self.process_reply(key, flags.map(|s| s.flags), bytes, now),
             v => v,
         }
     }
@@ -85,7 +85,8 @@ impl Director {
         let c = self.conns.get_mut(cid);
         c.expires = now + Span::from_secs(u64::from(timeout));
         let client = c.fnat.map(|_| (c.key.caddr, c.key.cport));
-        let reply = Reply { vaddr: c.key.vaddr, vport: c.key.vport, client, hop: c.return_hop };
+        let reply =
+            Reply { vaddr: c.key.vaddr, vport: c.key.vport, client, hop: c.return_hop, seq_adjust: c.seq_adjust };
         let d = self.dests.get_mut(c.dest);
         d.stats.count_out(bytes);
         if let Some(sid) = d.svc {
@@ -113,11 +114,12 @@ impl Director {
     pub fn process(
         &mut self,
         key: ConnKey,
-        flags: Option<TcpFlags>,
+        seg: Option<TcpSeg>,
         bytes: usize,
         ingress: Option<Hop>,
         now: Time,
     ) -> Verdict {
+        let flags = seg.map(|s| s.flags);
         let new_conn = flags.is_none_or(|f| f.syn() && !f.rst());
         if let Some(cid) = self.conns.lookup(&key) {
             // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
@@ -166,8 +168,9 @@ impl Director {
             _ if key.vport != svc_port || d.port == 0 => key.vport,
             _ => d.port,
         };
+        let daddr = d.addr;
         let fnat = if d.fwd == FwdMethod::FullNat {
-            match self.allocate_local(sid, key.protocol) {
+            match self.allocate_local(sid, key.protocol, daddr, dport, now) {
                 Some(l) => Some(l),
                 None => return Verdict::Drop(DropReason::NoLocalPort),
             }
@@ -175,6 +178,9 @@ impl Director {
             None
         };
         let cid = self.bind_new_conn(key, did, dport, now, control, fnat);
+        if let (Some((laddr, lport)), Some(seg)) = (fnat, seg) {
+            self.conns.get_mut(cid).seq_adjust = Some(self.seq_adjust(seg, (laddr, lport), (daddr, dport), now));
+        }
         self.conns.get_mut(cid).return_hop = ingress;
         let verdict = self.forward(cid, flags, bytes, now);
         if svc_flags & crate::types::svc_flags::ONEPACKET != 0 && key.protocol == Protocol::Udp {
@@ -232,6 +238,7 @@ impl Director {
             control,
             return_hop: None,
             fnat,
+            seq_adjust: None,
         })
     }
 
@@ -252,7 +259,15 @@ impl Director {
                 .flatten()
         });
         let c = self.conns.get_mut(cid);
-        let fwd = Forward { method: c.fwd, snat: c.fnat, daddr: c.daddr, dport: c.dport, dest: did, tun };
+        let fwd = Forward {
+            method: c.fwd,
+            snat: c.fnat,
+            daddr: c.daddr,
+            dport: c.dport,
+            dest: did,
+            tun,
+            seq_adjust: c.seq_adjust,
+        };
         let d = self.dests.get_mut(did);
         d.stats.count_in(bytes);
         if let Some(sid) = d.svc {
@@ -336,10 +351,11 @@ impl Director {
         }
     }
 
-    fn expire_conn(&mut self, cid: ConnId, now: Time) {
+    pub(super) fn expire_conn(&mut self, cid: ConnId, now: Time) {
         let c = self.conns.remove(cid);
         if let Some((laddr, lport)) = c.fnat {
-            self.ports.release(laddr, c.key.protocol, lport);
+            let local = fullnat::LocalKey { laddr, protocol: c.key.protocol, raddr: c.daddr, rport: c.dport };
+            self.ports.release(local, lport);
         }
         if let Some(t) = c.control {
             self.templates.get_mut(t).controlled -= 1;

@@ -5,4 +5,5 @@
 pub mod dr;
 pub mod icmp;
 pub mod nat;
+pub mod tcpseq;
 pub mod tun;
