@@ -136,7 +136,7 @@ mod tests {
         let mut b = vec![0u8; ip.buffer_len()];
         ip.emit(&mut b);
         TcpRepr { src_port: 8080, dst_port: 2000, seq, ack, flags: TcpFlags(flags), window: 100 }.emit(&mut b[20..]);
-        b[32] = ((20 + olen) / 4 << 4) as u8;
+        b[32] = (((20 + olen) / 4) << 4) as u8;
         b[40..40 + opts.len()].copy_from_slice(opts);
         b[40 + olen..].copy_from_slice(b"abc");
         TcpPacket::new_checked(&mut b[20..]).unwrap().fill_checksum_v4(SRC, DST);
