@@ -66,7 +66,8 @@ impl PortPool {
         }
         for k in 0..=WORDS {
             let w = (p.cursor / 64 + k) % WORDS;
-            let mut valid = if w == WORDS - 1 && !RANGE.is_multiple_of(64) { (1u64 << (RANGE % 64)) - 1 } else { u64::MAX };
+            let mut valid =
+                if w == WORDS - 1 && !RANGE.is_multiple_of(64) { (1u64 << (RANGE % 64)) - 1 } else { u64::MAX };
             if k == 0 {
                 // This word's ports before the cursor come last, not first.
                 valid &= u64::MAX << (p.cursor % 64);
