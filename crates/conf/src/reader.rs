@@ -203,7 +203,10 @@ impl<'d> Reader<'d> {
     /// One logical line after comments are gone.
     fn logical(&mut self, text: &str, src: &Src, depth: usize) {
         if depth > MAX_DEPTH {
-            self.diags.push(Diag::error(&src.at(0), "definitions or sequences nested too deeply (a definition that uses itself?)"));
+            self.diags.push(Diag::error(
+                &src.at(0),
+                "definitions or sequences nested too deeply (a definition that uses itself?)",
+            ));
             return;
         }
         let mut text = text.to_string();
@@ -294,7 +297,10 @@ impl<'d> Reader<'d> {
                     }
                     None => {
                         let line: String = seg.iter().collect();
-                        self.diags.push(Diag::warning(&src.at(offset + begin), format!("Unmatched quote: '{}'", line.trim())));
+                        self.diags.push(Diag::warning(
+                            &src.at(offset + begin),
+                            format!("Unmatched quote: '{}'", line.trim()),
+                        ));
                         break;
                     }
                 }

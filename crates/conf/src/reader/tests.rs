@@ -4,7 +4,8 @@ fn read(text: &str, id: Option<&str>) -> (Vec<String>, Vec<Diag>) {
     let mut diags = Vec::new();
     let mut r = Reader::new(Options { config_id: id.map(str::to_string) }, &mut diags);
     r.read_text(Path::new("/etc/keepalived/k.conf"), text);
-    let lines = r.finish().iter().map(|l| l.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join("|")).collect();
+    let lines =
+        r.finish().iter().map(|l| l.words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>().join("|")).collect();
     (lines, diags)
 }
 

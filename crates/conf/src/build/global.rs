@@ -1,0 +1,165 @@
+//! global_defs and the SSL block.
+
+use super::Builder;
+use crate::diag::Diag;
+use crate::model::{FlushOnStop, GlobalDefs, ScriptUser, SslContext};
+use crate::schema::BlockKind;
+use crate::tree::Node;
+use std::net::IpAddr;
+use std::time::Duration;
+
+const GARP_MAX: Duration = Duration::from_secs(86400);
+
+impl Builder {
+    pub(super) fn global_defs(&mut self, children: &[Node], g: &mut GlobalDefs) {
+        for n in children {
+            if !matches!(n.keyword(), "notification_email") {
+                self.no_block(n);
+            }
+            match n.keyword() {
+                "router_id" => g.router_id = self.need(n, 0).map(str::to_string),
+                "vrrp_mcast_group4" => match self.ip(n, 0, "multicast group") {
+                    Some(IpAddr::V4(a)) if a.is_multicast() => g.mcast_group4 = a,
+                    Some(_) => self.bad(n, "vrrp_mcast_group4 must be an IPv4 multicast address"),
+                    None => {}
+                },
+                "vrrp_mcast_group6" => match self.ip(n, 0, "multicast group") {
+                    Some(IpAddr::V6(a)) if a.is_multicast() => g.mcast_group6 = a,
+                    Some(_) => self.bad(n, "vrrp_mcast_group6 must be an IPv6 multicast address"),
+                    None => {}
+                },
+                "vrrp_garp_master_delay" => {
+                    if let Some(d) = self.timer(n, 0, Duration::ZERO, GARP_MAX) {
+                        g.garp.master_delay = d;
+                    }
+                }
+                "vrrp_garp_master_repeat" => {
+                    if let Some(v) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                        g.garp.master_repeat = v as u32;
+                    }
+                }
+                "vrrp_garp_master_refresh" => {
+                    if let Some(d) = self.timer(n, 0, Duration::ZERO, GARP_MAX) {
+                        g.garp.master_refresh = d;
+                    }
+                }
+                "vrrp_garp_master_refresh_repeat" => {
+                    if let Some(v) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                        g.garp.master_refresh_repeat = v as u32;
+                    }
+                }
+                "vrrp_garp_lower_prio_delay" => g.garp.lower_prio_delay = self.timer(n, 0, Duration::ZERO, GARP_MAX),
+                "vrrp_garp_lower_prio_repeat" => {
+                    g.garp.lower_prio_repeat = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32)
+                }
+                "vrrp_garp_interval" => {
+                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(1)) {
+                        g.garp_interval = d;
+                    }
+                }
+                "vrrp_gna_interval" => {
+                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(1)) {
+                        g.gna_interval = d;
+                    }
+                }
+                "vrrp_min_garp" => {
+                    // keepalived: one gratuitous ARP at transition, no
+                    // repeats or refresh.
+                    if self.flag(n) {
+                        g.garp.master_delay = Duration::ZERO;
+                        g.garp.master_repeat = 1;
+                        g.garp.master_refresh = Duration::ZERO;
+                        g.garp.master_refresh_repeat = 1;
+                    }
+                }
+                "vrrp_down_timer_adverts" => {
+                    if let Some(v) = self.unsigned(n, 0, 1, 100) {
+                        g.down_timer_adverts = v as u32;
+                    }
+                }
+                "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = self.flag(n),
+                "vrrp_higher_prio_send_advert" => g.higher_prio_send_advert = self.flag(n),
+                "vrrp_version" => {
+                    if let Some(v) = self.unsigned(n, 0, 2, 3) {
+                        g.version = v as u8;
+                    }
+                }
+                "vrrp_check_unicast_src" => g.check_unicast_src = true,
+                "vrrp_skip_check_adv_addr" => g.skip_check_adv_addr = true,
+                "vrrp_strict" => g.strict = true,
+                "vrrp_startup_delay" => {
+                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(3600)) {
+                        g.startup_delay = d;
+                    }
+                }
+                "log_unknown_vrids" => g.log_unknown_vrids = true,
+                "script_user" => {
+                    if let Some(u) = self.need(n, 0) {
+                        g.script_user = Some(ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) });
+                    }
+                }
+                "enable_script_security" => g.enable_script_security = true,
+                "lvs_timeouts" => g.lvs_timeouts = self.lvs_timeouts(n),
+                "lvs_flush" => g.lvs_flush = true,
+                "lvs_flush_on_stop" | "lvs_flush_onstop" => {
+                    g.lvs_flush_on_stop = match n.arg(0) {
+                        None => Some(FlushOnStop::All),
+                        Some("VS") => Some(FlushOnStop::Vs),
+                        Some(v) => {
+                            self.bad(n, &format!("Unknown lvs_flush_on_stop type {v}"));
+                            None
+                        }
+                    }
+                }
+                "checker_log_all_failures" => g.checker_log_all_failures = self.flag(n),
+                "default_interface" => g.default_interface = self.need(n, 0).map(str::to_string),
+                "dynamic_interfaces" => g.dynamic_interfaces = true,
+                "rs_init_notifies" => g.rs_init_notifies = true,
+                "vrrp_notify_priority_changes" => g.notify_priority_changes = self.flag(n),
+                // A list of addresses in a block: read only to be ignored.
+                _ => self.other(BlockKind::GlobalDefs, n),
+            }
+        }
+    }
+
+    /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`.
+    fn lvs_timeouts(&mut self, n: &Node) -> Option<(Option<u32>, Option<u32>, Option<u32>)> {
+        let (mut tcp, mut fin, mut udp) = (None, None, None);
+        let mut i = 0;
+        while i < n.args().len() {
+            let which = n.arg(i).unwrap_or_default().to_string();
+            let v = self.unsigned(n, i + 1, 0, 86400 * 31).map(|v| v as u32);
+            match which.as_str() {
+                "tcp" => tcp = v,
+                "tcpfin" => fin = v,
+                "udp" => udp = v,
+                other => {
+                    self.bad(n, &format!("Unknown option {other} specified for lvs_timeouts"));
+                    return None;
+                }
+            }
+            i += 2;
+        }
+        Some((tcp, fin, udp))
+    }
+
+    pub(super) fn ssl(&mut self, children: &[Node]) -> SslContext {
+        let mut s = SslContext::default();
+        for n in children {
+            self.no_block(n);
+            let v = || n.arg(0).map(str::to_string);
+            match n.keyword() {
+                "password" => s.password = v(),
+                "ca" => s.ca = v(),
+                "certificate" => s.certificate = v(),
+                "key" => s.key = v(),
+                _ => self.other(BlockKind::Ssl, n),
+            }
+        }
+        s
+    }
+
+    pub(super) fn bad(&mut self, n: &Node, msg: &str) {
+        self.diags.push(Diag::warning(n.pos(), msg.to_string()));
+    }
+}

@@ -1,0 +1,633 @@
+//! virtual_server_group, virtual_server, real_server and the checkers,
+//! with keepalived's inheritance of checker timing: checker, else real
+//! server, else virtual server, else the checker type's default.
+
+use super::values::parse_ip;
+use super::Builder;
+use crate::diag::Diag;
+use crate::model::*;
+use crate::schema::BlockKind;
+use crate::tree::Node;
+use std::net::IpAddr;
+use std::time::Duration;
+
+const SCHEDULERS: &[&str] =
+    &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
+const WEIGHT_LIMIT: u64 = 65535;
+const MAX_TIMER: Duration = Duration::from_secs(u32::MAX as u64);
+
+/// Timing keywords as given at one level, before inheritance.
+#[derive(Default, Clone, Copy)]
+struct Timing {
+    delay_loop: Option<Duration>,
+    connect_timeout: Option<Duration>,
+    retry: Option<u32>,
+    delay_before_retry: Option<Duration>,
+    warmup: Option<Duration>,
+}
+
+impl Builder {
+    /// The five timing keywords shared by every level; true if `n` was one.
+    fn timing_keyword(&mut self, n: &Node, t: &mut Timing) -> bool {
+        match n.keyword() {
+            "delay_loop" => t.delay_loop = self.timer(n, 0, Duration::from_micros(1), MAX_TIMER).or(t.delay_loop),
+            "connect_timeout" => {
+                t.connect_timeout = self.timer(n, 0, Duration::from_micros(1), MAX_TIMER).or(t.connect_timeout)
+            }
+            "retry" => t.retry = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32).or(t.retry),
+            "delay_before_retry" => {
+                t.delay_before_retry = self.timer(n, 0, Duration::ZERO, MAX_TIMER).or(t.delay_before_retry)
+            }
+            "warmup" => t.warmup = self.timer(n, 0, Duration::ZERO, MAX_TIMER).or(t.warmup),
+            _ => return false,
+        }
+        true
+    }
+
+    pub(super) fn vs_group(&mut self, node: &Node) -> Option<VirtualServerGroup> {
+        let name = self.need(node, 0)?.to_string();
+        let children = self.block(node)?;
+        let mut g = VirtualServerGroup { name, pos: node.pos().clone(), entries: Vec::new() };
+        for n in children {
+            self.no_block(n);
+            let first = n.keyword();
+            if first == "fwmark" {
+                if let Some(m) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                    g.entries.push((VsgEntry::Fwmark(m as u32), n.pos().clone()));
+                }
+                continue;
+            }
+            let port = match n.arg(0) {
+                Some(_) => match self.port(n, 0) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                None => 0,
+            };
+            match parse_range(first) {
+                Some((a, b)) => g.entries.push((VsgEntry::Range { first: a, last: b, port }, n.pos().clone())),
+                None => self.bad(n, &format!("Invalid virtual server group IP address {first} - skipping")),
+            }
+        }
+        Some(g)
+    }
+
+    pub(super) fn virtual_server(&mut self, node: &Node) -> Option<VirtualServer> {
+        let target = match (node.arg(0), node.arg(1)) {
+            (Some("group"), Some(name)) => VsTarget::Group(name.to_string()),
+            (Some("fwmark"), Some(_)) => VsTarget::Fwmark(self.unsigned(node, 1, 0, u64::from(u32::MAX))? as u32),
+            (Some(a), port) => {
+                let Some(addr) = parse_ip(a) else {
+                    self.bad(node, &format!("Invalid virtual server IP address {a} - skipping"));
+                    return None;
+                };
+                let port = if port.is_some() { self.port(node, 1)? } else { 0 };
+                VsTarget::Addr { addr, port }
+            }
+            (None, _) => {
+                self.need(node, 0);
+                return None;
+            }
+        };
+        let children = self.block(node)?;
+        let mut vs = VirtualServer {
+            pos: node.pos().clone(),
+            target,
+            protocol: VsProtocol::Tcp,
+            lb_algo: "wlc".into(),
+            lb_kind: LbKind::Nat,
+            tun: None,
+            sched_flags: Vec::new(),
+            ops: false,
+            persistence_timeout: None,
+            persistence_granularity: None,
+            persistence_engine: None,
+            ip_family: None,
+            delay_loop: Duration::from_secs(60),
+            ha_suspend: false,
+            virtualhost: None,
+            alpha: false,
+            omega: false,
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            inhibit_on_failure: false,
+            sorry_server: None,
+            sorry_server_inhibit: false,
+            sorry_server_lvs_method: None,
+            real_servers: Vec::new(),
+        };
+        let mut timing = Timing { connect_timeout: Some(Duration::from_secs(5)), ..Timing::default() };
+        let mut weight = 1;
+        let mut kind_set = false;
+        let mut rs_nodes = Vec::new();
+        for n in children {
+            if n.keyword() != "real_server" {
+                self.no_block(n);
+            }
+            if self.timing_keyword(n, &mut timing) {
+                continue;
+            }
+            match n.keyword() {
+                "real_server" => rs_nodes.push(n),
+                "lb_algo" | "lvs_sched" => match self.need(n, 0) {
+                    Some(s) if SCHEDULERS.contains(&s) => vs.lb_algo = s.to_string(),
+                    Some(s) => self.bad(n, &format!("Invalid lvs_scheduler '{s}' - ignoring")),
+                    None => {}
+                },
+                "lb_kind" | "lvs_method" => {
+                    if let Some((k, t)) = self.forwarding(n, "virtual") {
+                        vs.lb_kind = k;
+                        vs.tun = t;
+                        kind_set = true;
+                    }
+                }
+                "protocol" => match self.need(n, 0).map(str::to_ascii_uppercase).as_deref() {
+                    Some("TCP") => vs.protocol = VsProtocol::Tcp,
+                    Some("UDP") => vs.protocol = VsProtocol::Udp,
+                    Some("SCTP") => vs.protocol = VsProtocol::Sctp,
+                    Some(_) => self.bad(n, &format!("Unknown protocol {} - ignoring", n.arg(0).unwrap_or(""))),
+                    None => {}
+                },
+                "persistence_timeout" => {
+                    vs.persistence_timeout = if n.arg(0).is_none() {
+                        Some(360)
+                    } else {
+                        let t = self.unsigned(n, 0, 1, 2_678_400).map(|t| t as u32);
+                        if t.is_none() {
+                            self.bad(n, "persistence_timeout invalid");
+                        }
+                        t.or(vs.persistence_timeout)
+                    }
+                }
+                "persistence_granularity" => {
+                    let g = self.need(n, 0).and_then(|s| {
+                        if s.contains('.') {
+                            parse_ip(s)
+                        } else {
+                            s.parse::<u8>()
+                                .ok()
+                                .filter(|p| (1..=128).contains(p))
+                                .map(|p| IpAddr::from(std::net::Ipv6Addr::from(u128::MAX << (128 - p))))
+                        }
+                    });
+                    match g {
+                        Some(m) => {
+                            vs.persistence_granularity = Some(m);
+                            vs.persistence_timeout.get_or_insert(360);
+                        }
+                        None => self
+                            .bad(n, &format!("Invalid persistence_granularity specified - {}", n.arg(0).unwrap_or(""))),
+                    }
+                }
+                "persistence_engine" => vs.persistence_engine = self.need(n, 0).map(str::to_string),
+                "ip_family" => match n.arg(0) {
+                    Some("inet") => vs.ip_family = Some(4),
+                    Some("inet6") => vs.ip_family = Some(6),
+                    other => self.bad(n, &format!("unknown address family {}", other.unwrap_or(""))),
+                },
+                "ops" => vs.ops = true,
+                "hashed" | "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
+                    vs.sched_flags.push(n.keyword().to_string())
+                }
+                "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(n),
+                "ha_suspend" => vs.ha_suspend = true,
+                "virtualhost" => vs.virtualhost = self.need(n, 0).map(str::to_string),
+                "alpha" => vs.alpha = self.flag(n),
+                "omega" => vs.omega = true,
+                "quorum" => match self.unsigned(n, 0, 1, u64::from(u32::MAX)) {
+                    Some(q) => vs.quorum = q as u32,
+                    None => self.bad(
+                        n,
+                        &format!("Quorum {} must be in [1, {}]. Setting to 1.", n.arg(0).unwrap_or(""), u32::MAX),
+                    ),
+                },
+                "hysteresis" => {
+                    vs.hysteresis = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map_or(vs.hysteresis, |h| h as u32)
+                }
+                "quorum_up" => vs.quorum_up = self.notify(n),
+                "quorum_down" => vs.quorum_down = self.notify(n),
+                "weight" => match self.unsigned(n, 0, 1, WEIGHT_LIMIT) {
+                    Some(w) => weight = w as i32,
+                    None => self.bad(
+                        n,
+                        &format!("Virtual server weight {} is outside range 1-{WEIGHT_LIMIT}", n.arg(0).unwrap_or("")),
+                    ),
+                },
+                "sorry_server" => {
+                    let a = self.ip(n, 0, "sorry server");
+                    let p = if n.arg(1).is_some() { self.port(n, 1) } else { Some(0) };
+                    if let (Some(a), Some(p)) = (a, p) {
+                        vs.sorry_server = Some((a, p));
+                    }
+                }
+                "sorry_server_inhibit" => vs.sorry_server_inhibit = self.flag(n),
+                "sorry_server_lvs_method" => vs.sorry_server_lvs_method = self.forwarding(n, "sorry").map(|f| f.0),
+                _ => self.other(BlockKind::VirtualServer, n),
+            }
+        }
+        vs.delay_loop = timing.delay_loop.unwrap_or(vs.delay_loop);
+        timing.delay_loop = Some(vs.delay_loop);
+        for n in rs_nodes {
+            if let Some(rs) = self.real_server(n, &vs, kind_set, weight, timing) {
+                if vs.real_servers.iter().any(|r| r.addr == rs.addr && r.port == rs.port) {
+                    self.bad(n, &format!("Real server [{}]:{} is duplicated - ignoring", rs.addr, rs.port));
+                    continue;
+                }
+                vs.real_servers.push(rs);
+            }
+        }
+        Some(vs)
+    }
+
+    /// `NAT | DR | TUN [type ipip|gue|gre] [port N] [nocsum|csum|remcsum]`.
+    fn forwarding(&mut self, n: &Node, s_type: &str) -> Option<(LbKind, Option<TunOpts>)> {
+        let kind = match self.need(n, 0)? {
+            "NAT" => LbKind::Nat,
+            "DR" => LbKind::Dr,
+            "TUN" => LbKind::Tun,
+            other => {
+                self.bad(n, &format!("PARSER : unknown [{other}] routing method for {s_type} server."));
+                return None;
+            }
+        };
+        let mut tun = None;
+        if kind == LbKind::Tun && n.args().len() > 1 {
+            let mut t = TunOpts { kind: "ipip".into(), port: None, csum: None };
+            let mut i = 1;
+            while i < n.args().len() {
+                match n.arg(i).unwrap_or_default() {
+                    "type" => {
+                        match n.arg(i + 1) {
+                            Some(k @ ("ipip" | "gue" | "gre")) => t.kind = k.to_string(),
+                            Some(k) => self.bad(n, &format!("Unknown tunnel type {k} for {s_type} server.")),
+                            None => self.bad(n, &format!("Missing tunnel type for {s_type} server.")),
+                        }
+                        i += 2;
+                    }
+                    "port" => {
+                        t.port = self.port(n, i + 1);
+                        i += 2;
+                    }
+                    c @ ("nocsum" | "csum" | "remcsum") => {
+                        t.csum = Some(c.to_string());
+                        i += 1;
+                    }
+                    other => {
+                        self.bad(n, &format!("Unknown tunnel option {other} for {s_type} server."));
+                        i += 1;
+                    }
+                }
+            }
+            if t.kind == "gue" && t.port.is_none() {
+                self.bad(n, &format!("GUE tunnel requires a port for {s_type} server."));
+            }
+            tun = Some(t);
+        }
+        Some((kind, tun))
+    }
+
+    fn real_server(
+        &mut self,
+        node: &Node,
+        vs: &VirtualServer,
+        kind_set: bool,
+        vs_weight: i32,
+        vs_timing: Timing,
+    ) -> Option<RealServer> {
+        let addr = self.ip(node, 0, "real server")?;
+        let port = if node.arg(1).is_some() { self.port(node, 1)? } else { 0 };
+        let children = self.block(node)?;
+        let mut rs = RealServer {
+            pos: node.pos().clone(),
+            addr,
+            port,
+            weight: vs_weight,
+            lvs_method: vs.lb_kind,
+            tun: vs.tun.clone(),
+            uthreshold: None,
+            lthreshold: None,
+            inhibit_on_failure: vs.inhibit_on_failure,
+            notify_up: None,
+            notify_down: None,
+            alpha: vs.alpha,
+            virtualhost: vs.virtualhost.clone(),
+            checkers: Vec::new(),
+        };
+        let _ = kind_set;
+        let mut timing = Timing::default();
+        let mut checker_nodes = Vec::new();
+        for n in children {
+            let is_checker = matches!(
+                n.keyword(),
+                "HTTP_GET"
+                    | "SSL_GET"
+                    | "TCP_CHECK"
+                    | "MISC_CHECK"
+                    | "SMTP_CHECK"
+                    | "DNS_CHECK"
+                    | "UDP_CHECK"
+                    | "PING_CHECK"
+                    | "FILE_CHECK"
+            );
+            if !is_checker && n.keyword() != "BFD_CHECK" {
+                self.no_block(n);
+            }
+            if self.timing_keyword(n, &mut timing) {
+                continue;
+            }
+            match n.keyword() {
+                _ if is_checker => checker_nodes.push(n),
+                "weight" => match self.unsigned(n, 0, 0, WEIGHT_LIMIT) {
+                    Some(w) => rs.weight = w as i32,
+                    None => self.bad(
+                        n,
+                        &format!("Real server weight {} is outside range 0-{WEIGHT_LIMIT}", n.arg(0).unwrap_or("")),
+                    ),
+                },
+                "lvs_method" => {
+                    if let Some((k, t)) = self.forwarding(n, "real") {
+                        rs.lvs_method = k;
+                        rs.tun = t;
+                    }
+                }
+                "uthreshold" => rs.uthreshold = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32),
+                "lthreshold" => rs.lthreshold = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32),
+                "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(n),
+                "notify_up" => rs.notify_up = self.notify(n),
+                "notify_down" => rs.notify_down = self.notify(n),
+                "alpha" => rs.alpha = self.flag(n),
+                "virtualhost" => rs.virtualhost = self.need(n, 0).map(str::to_string),
+                _ => self.other(BlockKind::RealServer, n),
+            }
+        }
+        // Real server inherits what it did not set from the virtual server.
+        let rs_timing = Timing {
+            delay_loop: timing.delay_loop.or(vs_timing.delay_loop),
+            connect_timeout: timing.connect_timeout.or(vs_timing.connect_timeout),
+            retry: timing.retry.or(vs_timing.retry),
+            delay_before_retry: timing.delay_before_retry.or(vs_timing.delay_before_retry),
+            warmup: timing.warmup.or(vs_timing.warmup),
+        };
+        for n in checker_nodes {
+            if let Some(c) = self.checker(n, rs_timing) {
+                rs.checkers.push(c);
+            }
+        }
+        Some(rs)
+    }
+
+    fn checker(&mut self, node: &Node, rs: Timing) -> Option<Checker> {
+        let children = self.block(node)?;
+        let (block_kind, default_retry, default_dbr) = match node.keyword() {
+            "HTTP_GET" | "SSL_GET" => (BlockKind::HttpGet, 1, Some(Duration::from_secs(3))),
+            "TCP_CHECK" => (BlockKind::TcpCheck, 1, Some(Duration::from_secs(1))),
+            "MISC_CHECK" => (BlockKind::MiscCheck, 0, Some(Duration::from_secs(1))),
+            "SMTP_CHECK" => (BlockKind::SmtpCheck, 1, Some(Duration::from_secs(1))),
+            "DNS_CHECK" => (BlockKind::DnsCheck, 3, None),
+            "UDP_CHECK" => (BlockKind::UdpCheck, 1, Some(Duration::from_secs(1))),
+            "PING_CHECK" => (BlockKind::PingCheck, 1, Some(Duration::from_secs(1))),
+            _ => (BlockKind::FileCheck, 1, Some(Duration::from_secs(1))),
+        };
+        let mut c = Checker {
+            pos: node.pos().clone(),
+            kind: CheckKind::Tcp,
+            timing: CheckTiming {
+                delay_loop: Duration::ZERO,
+                connect_timeout: Duration::ZERO,
+                retry: 0,
+                delay_before_retry: Duration::ZERO,
+                warmup: Duration::ZERO,
+            },
+            connect_ip: None,
+            connect_port: None,
+            bindto: None,
+            bind_port: None,
+            bind_if: None,
+            fwmark: None,
+            alpha: false,
+            log_all_failures: false,
+        };
+        let mut t = Timing::default();
+        let mut http = HttpCheck {
+            ssl: node.keyword() == "SSL_GET",
+            urls: Vec::new(),
+            virtualhost: None,
+            http_protocol: None,
+            enable_sni: false,
+            fast_recovery: false,
+        };
+        let mut misc = MiscCheck { path: Vec::new(), timeout: None, dynamic: false, user: None };
+        let mut udp = UdpCheck { payload: None, require_reply: None, min_reply_length: None, max_reply_length: None };
+        let (mut helo, mut dns_type, mut dns_name, mut file, mut file_weight) = (None, None, None, None, None);
+        for n in children {
+            if !matches!(n.keyword(), "url" | "host") {
+                self.no_block(n);
+            }
+            if block_kind != BlockKind::FileCheck && self.timing_keyword(n, &mut t) {
+                if block_kind == BlockKind::MiscCheck && n.keyword() == "connect_timeout" {
+                    self.other(block_kind, n);
+                }
+                continue;
+            }
+            let connection = !matches!(block_kind, BlockKind::MiscCheck | BlockKind::FileCheck);
+            match (block_kind, n.keyword()) {
+                (_, "connect_ip") if connection => c.connect_ip = self.ip(n, 0, "connect_ip"),
+                (_, "connect_port") if connection => c.connect_port = self.port(n, 0),
+                (_, "bindto") if connection => c.bindto = self.ip(n, 0, "bindto"),
+                (_, "bind_port") if connection => c.bind_port = self.port(n, 0),
+                (_, "bind_if") if connection => c.bind_if = self.need(n, 0).map(str::to_string),
+                (_, "fwmark") if connection => c.fwmark = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32),
+                (k, "alpha") if k != BlockKind::FileCheck => c.alpha = self.flag(n),
+                (k, "log_all_failures") if k != BlockKind::FileCheck => c.log_all_failures = self.flag(n),
+                (BlockKind::HttpGet, "nb_get_retry") => {
+                    self.diags.push(
+                        Diag::warning(n.pos(), "nb_get_retry is deprecated - please use 'retry'")
+                            .with_hint("read as 'retry'"),
+                    );
+                    t.retry = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32).or(t.retry);
+                }
+                (BlockKind::HttpGet, "virtualhost") => http.virtualhost = self.need(n, 0).map(str::to_string),
+                (BlockKind::HttpGet, "http_protocol") => http.http_protocol = self.need(n, 0).map(str::to_string),
+                (BlockKind::HttpGet, "enable_sni") => http.enable_sni = self.flag(n),
+                (BlockKind::HttpGet, "fast_recovery") => http.fast_recovery = self.flag(n),
+                (BlockKind::HttpGet, "url") => {
+                    if let Some(u) = self.url(n) {
+                        http.urls.push(u);
+                    }
+                }
+                (BlockKind::MiscCheck, "misc_path") => {
+                    if let Some((argv, _)) = self.script(n) {
+                        misc.path = argv;
+                    }
+                }
+                (BlockKind::MiscCheck, "misc_timeout") => {
+                    misc.timeout = self.timer(n, 0, Duration::from_micros(1), MAX_TIMER)
+                }
+                (BlockKind::MiscCheck, "misc_dynamic") => misc.dynamic = true,
+                (BlockKind::MiscCheck, "user") => {
+                    misc.user =
+                        self.need(n, 0).map(|u| ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) })
+                }
+                (BlockKind::SmtpCheck, "helo_name") => helo = self.need(n, 0).map(str::to_string),
+                (BlockKind::SmtpCheck, "host") => {
+                    self.diags.push(Diag::warning(
+                        n.pos(),
+                        "The SMTP_CHECK host block is deprecated. Please define additional checkers.",
+                    ));
+                }
+                (BlockKind::DnsCheck, "type") => dns_type = self.need(n, 0).map(str::to_ascii_uppercase),
+                (BlockKind::DnsCheck, "name") => dns_name = self.need(n, 0).map(str::to_string),
+                (BlockKind::UdpCheck, "payload") => udp.payload = self.need(n, 0).map(hex_or_text),
+                (BlockKind::UdpCheck, "require_reply") => udp.require_reply = self.need(n, 0).map(hex_or_text),
+                (BlockKind::UdpCheck, "min_reply_length") => {
+                    udp.min_reply_length = self.unsigned(n, 0, 0, 65535).map(|v| v as u32)
+                }
+                (BlockKind::UdpCheck, "max_reply_length") => {
+                    udp.max_reply_length = self.unsigned(n, 0, 0, 65535).map(|v| v as u32)
+                }
+                (BlockKind::FileCheck, "track_file") => file = self.need(n, 0).map(str::to_string),
+                (BlockKind::FileCheck, "weight") => file_weight = self.int(n, 0, -254, 254).map(|v| v as i32),
+                _ => self.other(block_kind, n),
+            }
+        }
+        c.timing = CheckTiming {
+            delay_loop: t.delay_loop.or(rs.delay_loop).unwrap_or(Duration::from_secs(60)),
+            connect_timeout: t.connect_timeout.or(rs.connect_timeout).unwrap_or(Duration::from_secs(5)),
+            retry: t.retry.or(rs.retry).unwrap_or(default_retry),
+            delay_before_retry: Duration::ZERO,
+            warmup: Duration::ZERO,
+        };
+        c.timing.warmup = t.warmup.or(rs.warmup).unwrap_or(c.timing.delay_loop);
+        c.timing.delay_before_retry =
+            t.delay_before_retry.or(rs.delay_before_retry).or(default_dbr).unwrap_or(c.timing.delay_loop);
+        c.kind = match block_kind {
+            BlockKind::HttpGet => {
+                if http.urls.is_empty() {
+                    self.bad(node, &format!("{} has no url - the checker will fail every time", node.keyword()));
+                }
+                CheckKind::Http(http)
+            }
+            BlockKind::MiscCheck => {
+                if misc.path.is_empty() {
+                    self.bad(node, "No misc_path specified for MISC_CHECK - ignoring");
+                    return None;
+                }
+                CheckKind::Misc(misc)
+            }
+            BlockKind::SmtpCheck => CheckKind::Smtp { helo_name: helo },
+            BlockKind::DnsCheck => CheckKind::Dns {
+                query_type: dns_type.unwrap_or_else(|| "SOA".into()),
+                name: dns_name.unwrap_or_else(|| ".".into()),
+            },
+            BlockKind::UdpCheck => CheckKind::Udp(udp),
+            BlockKind::PingCheck => CheckKind::Ping,
+            BlockKind::FileCheck => match file {
+                Some(f) => CheckKind::File { track_file: f, weight: file_weight },
+                None => {
+                    self.bad(node, "FILE_CHECK has no track_file - ignoring");
+                    return None;
+                }
+            },
+            _ => CheckKind::Tcp,
+        };
+        Some(c)
+    }
+
+    fn url(&mut self, node: &Node) -> Option<Url> {
+        let children = self.block(node)?;
+        let mut u = Url {
+            pos: node.pos().clone(),
+            path: String::new(),
+            digest: None,
+            status_codes: Vec::new(),
+            virtualhost: None,
+        };
+        for n in children {
+            self.no_block(n);
+            match n.keyword() {
+                "path" => u.path = self.need(n, 0).unwrap_or_default().to_string(),
+                "digest" => match self.need(n, 0) {
+                    Some(d) if d.len() == 32 && d.chars().all(|c| c.is_ascii_hexdigit()) => {
+                        u.digest = Some(d.to_ascii_lowercase())
+                    }
+                    Some(d) => self.bad(n, &format!("digest '{d}' is not a 32 digit hex string - ignoring")),
+                    None => {}
+                },
+                "status_code" => {
+                    for w in n.args() {
+                        let range = match w.text.split_once('-') {
+                            Some((a, b)) => a.parse().ok().zip(b.parse().ok()),
+                            None => w.text.parse().ok().map(|c| (c, c)),
+                        };
+                        match range {
+                            Some((a, b)) if (100..=999).contains(&a) && a <= b && b <= 999 => {
+                                u.status_codes.push((a, b))
+                            }
+                            _ => self
+                                .diags
+                                .push(Diag::warning(&w.pos, format!("Invalid HTTP_GET status code '{}'", w.text))),
+                        }
+                    }
+                }
+                "virtualhost" => u.virtualhost = self.need(n, 0).map(str::to_string),
+                _ => self.other(BlockKind::Url, n),
+            }
+        }
+        if u.path.is_empty() {
+            self.bad(node, "url has no path - ignoring");
+            return None;
+        }
+        Some(u)
+    }
+}
+
+/// `A`, `A-B` (last IPv4 octet or a full address) or `A/MASK`.
+fn parse_range(s: &str) -> Option<(IpAddr, IpAddr)> {
+    if let Some((a, m)) = s.split_once('/') {
+        let a = parse_ip(a)?;
+        let m: u32 = m.parse().ok()?;
+        return match a {
+            IpAddr::V4(v) if (1..=32).contains(&m) => {
+                let host = if m == 32 { 0 } else { u32::MAX >> m };
+                let base = u32::from(v);
+                (base & host == 0).then(|| (a, IpAddr::from(std::net::Ipv4Addr::from(base | host))))
+            }
+            IpAddr::V6(v) if (1..=128).contains(&m) => {
+                let host = if m == 128 { 0 } else { u128::MAX >> m };
+                let base = u128::from(v);
+                (base & host == 0).then(|| (a, IpAddr::from(std::net::Ipv6Addr::from(base | host))))
+            }
+            _ => None,
+        };
+    }
+    if let Some((a, b)) = s.split_once('-') {
+        let first = parse_ip(a)?;
+        let last = match (first, parse_ip(b)) {
+            (_, Some(full)) => full,
+            (IpAddr::V4(v), None) => {
+                let o = v.octets();
+                IpAddr::from([o[0], o[1], o[2], b.parse().ok()?])
+            }
+            (IpAddr::V6(v), None) => {
+                let mut seg = v.segments();
+                seg[7] = u16::from_str_radix(b, 16).ok()?;
+                IpAddr::from(seg)
+            }
+        };
+        return (first.is_ipv4() == last.is_ipv4() && first <= last).then_some((first, last));
+    }
+    let a = parse_ip(s)?;
+    Some((a, a))
+}
+
+/// UDP_CHECK payloads: hex digits, else the text itself.
+fn hex_or_text(s: &str) -> Vec<u8> {
+    let h = s.trim();
+    if h.len().is_multiple_of(2) && !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()) {
+        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
+    } else {
+        s.as_bytes().to_vec()
+    }
+}

@@ -1,0 +1,845 @@
+//! vrrp_script, vrrp_instance and vrrp_sync_group, with the defaults and
+//! consistency rules keepalived applies when it completes an instance.
+
+use super::values::{parse_ip, parse_prefixed, parse_scope};
+use super::Builder;
+use crate::diag::Diag;
+use crate::model::*;
+use crate::schema::BlockKind;
+use crate::tree::Node;
+use std::net::IpAddr;
+use std::time::Duration;
+
+const PRIO_OWNER: u8 = 255;
+const PRIO_DEFAULT: u8 = 100;
+
+impl Builder {
+    pub(super) fn vrrp_script(&mut self, node: &Node) -> Option<VrrpScript> {
+        let name = self.need(node, 0)?.to_string();
+        let children = self.block(node)?;
+        let mut s = VrrpScript {
+            name,
+            pos: node.pos().clone(),
+            script: Vec::new(),
+            interval: Duration::from_secs(1),
+            timeout: None,
+            weight: 0,
+            weight_reverse: false,
+            rise: 1,
+            fall: 1,
+            user: None,
+            init_fail: false,
+        };
+        for n in children {
+            self.no_block(n);
+            match n.keyword() {
+                "script" => {
+                    if let Some((argv, _)) = self.script(n) {
+                        s.script = argv;
+                    }
+                }
+                "interval" => {
+                    if let Some(d) = self.timer(n, 0, Duration::from_micros(1), Duration::from_secs(u32::MAX as u64)) {
+                        s.interval = d;
+                    }
+                }
+                "timeout" => {
+                    s.timeout = self.timer(n, 0, Duration::from_micros(1), Duration::from_secs(u32::MAX as u64))
+                }
+                "weight" => {
+                    match self.int(n, 0, -253, 253) {
+                        Some(w) => s.weight = w as i32,
+                        None => self.bad(
+                            n,
+                            &format!("vrrp_script {} weight {} must be in [-253, 253]", s.name, n.arg(0).unwrap_or("")),
+                        ),
+                    }
+                    match n.arg(1) {
+                        Some("reverse") => s.weight_reverse = true,
+                        Some(o) => self.bad(n, &format!("vrrp_script {} unknown weight option {o}", s.name)),
+                        None => {}
+                    }
+                }
+                "rise" => s.rise = self.unsigned(n, 0, 1, u64::from(u32::MAX)).map_or(s.rise, |v| v as u32),
+                "fall" => s.fall = self.unsigned(n, 0, 1, u64::from(u32::MAX)).map_or(s.fall, |v| v as u32),
+                "user" => {
+                    if let Some(u) = self.need(n, 0) {
+                        s.user = Some(ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) });
+                    }
+                }
+                "init_fail" => s.init_fail = true,
+                _ => self.other(BlockKind::VrrpScript, n),
+            }
+        }
+        if s.script.is_empty() {
+            self.diags.push(Diag::warning(&s.pos, format!("No script set for vrrp_script {} - removing", s.name)));
+            return None;
+        }
+        Some(s)
+    }
+
+    pub(super) fn vrrp_instance(
+        &mut self,
+        node: &Node,
+        g: &GlobalDefs,
+        scripts: &[VrrpScript],
+    ) -> Option<VrrpInstance> {
+        let name = self.need(node, 0)?.to_string();
+        let children = self.block(node)?;
+        let mut v = VrrpInstance {
+            name,
+            pos: node.pos().clone(),
+            state: None,
+            interface: None,
+            vrid: 0,
+            priority: 0,
+            advert_int: Duration::ZERO,
+            version: None,
+            auth: None,
+            vips: Vec::new(),
+            excluded_vips: Vec::new(),
+            unicast_peers: Vec::new(),
+            unicast_src_ip: None,
+            mcast_src_ip: None,
+            mcast_dst_ip: None,
+            unicast_ttl: 255,
+            check_unicast_src: None,
+            skip_check_adv_addr: None,
+            native_ipv6: false,
+            dont_track_primary: false,
+            track_interfaces: Vec::new(),
+            track_scripts: Vec::new(),
+            nopreempt: false,
+            preempt_delay: Duration::ZERO,
+            accept: None,
+            strict_mode: None,
+            notify: Notifies::default(),
+            notify_priority_changes: None,
+            garp: None,
+            down_timer_adverts: None,
+            lower_prio_no_advert: None,
+            higher_prio_send_advert: None,
+            debug: 0,
+        };
+        let iname = v.name.clone();
+        let mut auth_pass: Option<[u8; 8]> = None;
+        let mut auth_type: Option<bool> = None; // Some(true) = PASS, Some(false) = AH
+        let mut garp = g.garp;
+        let mut garp_set = false;
+        for n in children {
+            let takes_block = matches!(
+                n.keyword(),
+                "authentication"
+                    | "virtual_ipaddress"
+                    | "virtual_ipaddress_excluded"
+                    | "unicast_peer"
+                    | "track_interface"
+                    | "track_script"
+            );
+            if !takes_block {
+                self.no_block(n);
+            }
+            match n.keyword() {
+                "state" => match self.need(n, 0) {
+                    Some("MASTER") => v.state = Some(InitialState::Master),
+                    Some("BACKUP") => {
+                        if v.state == Some(InitialState::Master) {
+                            self.bad(n, &format!("({iname}) state previously set as MASTER - ignoring BACKUP"));
+                        } else {
+                            v.state = Some(InitialState::Backup);
+                        }
+                    }
+                    Some(other) => {
+                        self.bad(n, &format!("({iname}) unknown state '{other}', defaulting to BACKUP"));
+                        v.state = Some(InitialState::Backup);
+                    }
+                    None => {}
+                },
+                "interface" => {
+                    if let Some(ifname) = self.need(n, 0) {
+                        if ifname.len() >= 16 {
+                            self.bad(n, &format!("Interface name '{ifname}' too long - ignoring"));
+                        } else if ifname == "lo" {
+                            self.bad(
+                                n,
+                                &format!("({iname}) cannot use a loopback interface ({ifname}) for vrrp - ignoring"),
+                            );
+                        } else {
+                            v.interface = Some((ifname.to_string(), self.arg_pos(n, 0).clone()));
+                        }
+                    }
+                }
+                "virtual_router_id" => match self.unsigned(n, 0, 1, 255) {
+                    Some(id) => v.vrid = id as u8,
+                    None => {
+                        if let Some(a) = n.arg(0) {
+                            self.bad(n, &format!("({iname}): VRID '{a}' not valid - must be between 1 & 255"));
+                        }
+                    }
+                },
+                "priority" => match self.unsigned(n, 0, 1, 255) {
+                    Some(p) => v.priority = p as u8,
+                    None => {
+                        self.bad(
+                            n,
+                            &format!("({iname}) Priority not valid! must be between 1 & 255. Using default 100"),
+                        );
+                        v.priority = PRIO_DEFAULT;
+                    }
+                },
+                "advert_int" => match self.timer(n, 0, Duration::from_millis(10), Duration::from_secs(255)) {
+                    Some(d) if !d.is_zero() => v.advert_int = d,
+                    _ => self.bad(
+                        n,
+                        &format!(
+                            "({iname}) Advert interval ({}) not valid! Must be > 0 - ignoring",
+                            n.arg(0).unwrap_or("")
+                        ),
+                    ),
+                },
+                "version" => match self.int(n, 0, 2, 3) {
+                    Some(ver) => v.version = Some(ver as u8),
+                    None => self.bad(n, &format!("({iname}): Version must be either 2 or 3")),
+                },
+                "authentication" => {
+                    if let Some(kids) = self.block(n) {
+                        for a in kids {
+                            self.no_block(a);
+                            match a.keyword() {
+                                "auth_type" => match self.need(a, 0) {
+                                    Some("PASS") => auth_type = Some(true),
+                                    Some("AH") => auth_type = Some(false),
+                                    Some(t) => self.bad(a, &format!("({iname}) unknown authentication type '{t}'")),
+                                    None => {}
+                                },
+                                "auth_pass" => {
+                                    if let Some(p) = self.need(a, 0) {
+                                        if p.len() > 8 {
+                                            self.bad(a, "Truncating auth_pass to 8 characters");
+                                        }
+                                        let mut buf = [0u8; 8];
+                                        let b = p.as_bytes();
+                                        buf[..b.len().min(8)].copy_from_slice(&b[..b.len().min(8)]);
+                                        auth_pass = Some(buf);
+                                    }
+                                }
+                                _ => self.other(BlockKind::Authentication, a),
+                            }
+                        }
+                    }
+                }
+                "virtual_ipaddress" => {
+                    if let Some(kids) = self.block(n) {
+                        v.vips.extend(kids.iter().filter_map(|k| self.vip(k)));
+                    }
+                }
+                "virtual_ipaddress_excluded" => {
+                    if let Some(kids) = self.block(n) {
+                        v.excluded_vips.extend(kids.iter().filter_map(|k| self.vip(k)));
+                    }
+                }
+                "unicast_peer" => {
+                    if let Some(kids) = self.block(n) {
+                        for k in kids {
+                            if let Some(p) = self.unicast_peer(k, &iname) {
+                                v.unicast_peers.push(p);
+                            }
+                        }
+                    }
+                }
+                "unicast_src_ip" => v.unicast_src_ip = self.ip(n, 0, "unicast_src_ip"),
+                "mcast_src_ip" => v.mcast_src_ip = self.ip(n, 0, "mcast_src_ip"),
+                "mcast_dst_ip" => match self.ip(n, 0, "mcast_dst_ip") {
+                    Some(a) if a.is_multicast() => v.mcast_dst_ip = Some(a),
+                    Some(_) => self.bad(n, &format!("({iname}) mcast_dst_ip must be a multicast address - ignoring")),
+                    None => {}
+                },
+                "unicast_ttl" => v.unicast_ttl = self.unsigned(n, 0, 1, 255).map_or(v.unicast_ttl, |t| t as u8),
+                "check_unicast_src" => v.check_unicast_src = Some(true),
+                "skip_check_adv_addr" => v.skip_check_adv_addr = Some(self.flag(n)),
+                "native_ipv6" => v.native_ipv6 = true,
+                "dont_track_primary" => v.dont_track_primary = true,
+                "track_interface" => {
+                    if let Some(kids) = self.block(n) {
+                        for k in kids {
+                            if let Some(t) = self.track_interface(k, &iname, &v.track_interfaces) {
+                                v.track_interfaces.push(t);
+                            }
+                        }
+                    }
+                }
+                "track_script" => {
+                    if let Some(kids) = self.block(n) {
+                        for k in kids {
+                            if let Some(t) = self.track_script(k, &iname, scripts, &v.track_scripts) {
+                                v.track_scripts.push(t);
+                            }
+                        }
+                    }
+                }
+                "preempt" => v.nopreempt = false,
+                "nopreempt" => v.nopreempt = true,
+                "preempt_delay" => match self.timer(n, 0, Duration::ZERO, Duration::from_secs(1000)) {
+                    Some(d) => v.preempt_delay = d,
+                    None => self.bad(n, &format!("({iname}) Preempt_delay not valid! must be between 0-1000")),
+                },
+                "accept" => v.accept = Some(true),
+                "no_accept" => v.accept = Some(false),
+                "strict_mode" => v.strict_mode = Some(self.flag(n)),
+                "notify_backup" => v.notify.backup = self.notify(n),
+                "notify_master" => v.notify.master = self.notify(n),
+                "notify_fault" => v.notify.fault = self.notify(n),
+                "notify_stop" => v.notify.stop = self.notify(n),
+                "notify_deleted" => v.notify.deleted = self.notify(n),
+                "notify" => v.notify.any = self.notify(n),
+                "notify_master_rx_lower_pri" => v.notify.master_rx_lower_pri = self.notify(n),
+                "notify_priority_changes" => v.notify_priority_changes = Some(self.flag(n)),
+                "garp_master_delay" => {
+                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(86400)) {
+                        garp.master_delay = d;
+                        garp_set = true;
+                    }
+                }
+                "garp_master_repeat" => {
+                    if let Some(r) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                        garp.master_repeat = r as u32;
+                        garp_set = true;
+                    }
+                }
+                "garp_master_refresh" => {
+                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(86400)) {
+                        garp.master_refresh = d;
+                        garp_set = true;
+                    }
+                }
+                "garp_master_refresh_repeat" => {
+                    if let Some(r) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                        garp.master_refresh_repeat = r as u32;
+                        garp_set = true;
+                    }
+                }
+                "garp_lower_prio_delay" => {
+                    garp.lower_prio_delay = self.timer(n, 0, Duration::ZERO, Duration::from_secs(86400));
+                    garp_set = true;
+                }
+                "garp_lower_prio_repeat" => {
+                    garp.lower_prio_repeat = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|r| r as u32);
+                    garp_set = true;
+                }
+                "down_timer_adverts" => v.down_timer_adverts = self.unsigned(n, 0, 1, 100).map(|r| r as u32),
+                "lower_prio_no_advert" => v.lower_prio_no_advert = Some(self.flag(n)),
+                "higher_prio_send_advert" => v.higher_prio_send_advert = Some(self.flag(n)),
+                "debug" => v.debug = n.arg(0).and_then(|d| d.parse().ok()).unwrap_or(1),
+                _ => self.other(BlockKind::VrrpInstance, n),
+            }
+        }
+        if garp_set {
+            v.garp = Some(garp);
+        }
+        self.complete_instance(&mut v, g, auth_type, auth_pass)
+    }
+
+    /// vrrp_complete_instance's rules that do not need the host's
+    /// interfaces.
+    fn complete_instance(
+        &mut self,
+        v: &mut VrrpInstance,
+        g: &GlobalDefs,
+        auth_type: Option<bool>,
+        auth_pass: Option<[u8; 8]>,
+    ) -> Option<VrrpInstance> {
+        let iname = v.name.clone();
+        let pos = v.pos.clone();
+        let err = |b: &mut Self, msg: String| b.diags.push(Diag::warning(&pos, msg));
+        if v.vrid == 0 {
+            err(self, format!("({iname}) the virtual router id must be set"));
+            return None;
+        }
+        let v6 = v.vips.first().is_some_and(|a| a.addr.is_ipv6())
+            || (v.vips.is_empty() && v.unicast_peers.first().is_some_and(|p| p.addr.is_ipv6()));
+        let mixed: Vec<Vip> = v.vips.iter().filter(|a| a.addr.is_ipv6() != v6).cloned().collect();
+        if !mixed.is_empty() {
+            for m in &mixed {
+                self.diags.push(Diag::warning(
+                    &m.pos,
+                    format!("({iname}) address family of VIP {} does not match the instance's - ignoring it", m.addr),
+                ));
+            }
+            v.vips.retain(|a| a.addr.is_ipv6() == v6);
+        }
+        let strict = v.strict_mode.unwrap_or(g.strict);
+        let version = match (v6, v.version) {
+            (true, Some(2)) => {
+                err(self, format!("({iname}) cannot use IPv6 with VRRP version 2; setting version 3"));
+                3
+            }
+            (true, _) => 3,
+            (false, Some(ver)) => ver,
+            (false, None) => g.version,
+        };
+        v.version = Some(version);
+        if v.vips.is_empty() {
+            if version == 3 || strict {
+                err(self, format!("({iname}) No VIP specified; at least one is required"));
+                return None;
+            }
+            err(self, format!("({iname}) No VIP specified; at least one is sensible"));
+        }
+        if v.priority == 0 {
+            v.priority = if v.state == Some(InitialState::Master) { PRIO_OWNER } else { PRIO_DEFAULT };
+        }
+        if v.state.is_none() {
+            v.state = Some(if v.priority == PRIO_OWNER { InitialState::Master } else { InitialState::Backup });
+        } else if strict && (v.state == Some(InitialState::Master)) != (v.priority == PRIO_OWNER) {
+            err(self, format!("({iname}) State MASTER must match being address owner"));
+            v.state = Some(if v.priority == PRIO_OWNER { InitialState::Master } else { InitialState::Backup });
+        }
+        v.auth = match (auth_type, auth_pass) {
+            (None, _) => None,
+            (Some(_), _) if strict => {
+                err(self, format!("({iname}) Strict mode does not support authentication. Ignoring."));
+                None
+            }
+            (Some(_), _) if version == 3 => {
+                err(self, format!("({iname}) VRRP version 3 does not support authentication. Ignoring."));
+                None
+            }
+            (Some(_), None) => {
+                err(self, format!("({iname}) Authentication specified but no password given. Ignoring"));
+                None
+            }
+            (Some(_), Some(p)) if p[0] == 0 => {
+                err(self, format!("({iname}) Authentication specified but no password given. Ignoring"));
+                None
+            }
+            (Some(true), Some(p)) => Some(Auth::Pass(p)),
+            (Some(false), Some(_)) => {
+                self.diags.push(
+                    Diag::warning(&pos, format!("({iname}) AH authentication is not implemented in rlvs"))
+                        .with_hint("keepalived itself deprecates AH; adverts will not be authenticated"),
+                );
+                Some(Auth::Ah)
+            }
+        };
+        if v.interface.is_none() && v.unicast_src_ip.is_none() && g.default_interface.is_none() {
+            if !v.unicast_peers.is_empty() {
+                err(self, format!("({iname}): Unicast instances must have unicast_src_ip or interface"));
+                return None;
+            }
+            err(self, format!("({iname}) no interface specified"));
+        }
+        if v.priority == PRIO_OWNER && v.nopreempt {
+            err(self, format!("({iname}) nopreempt is incompatible with priority 255. resetting nopreempt"));
+            v.nopreempt = false;
+        }
+        if v.state == Some(InitialState::Master) {
+            if v.nopreempt {
+                err(self, format!("({iname}) Warning - nopreempt will not work with initial state MASTER - clearing"));
+                v.nopreempt = false;
+            }
+            if !v.preempt_delay.is_zero() {
+                err(
+                    self,
+                    format!("({iname}) Warning - preempt delay will not work with initial state MASTER - clearing"),
+                );
+                v.preempt_delay = Duration::ZERO;
+            }
+        }
+        if !v.preempt_delay.is_zero() && v.nopreempt {
+            err(self, format!("({iname}) preempt_delay is incompatible with nopreempt mode - resetting"));
+            v.preempt_delay = Duration::ZERO;
+        }
+        if v.advert_int.is_zero() {
+            v.advert_int = Duration::from_secs(1);
+        }
+        let us = v.advert_int.as_micros() as u64;
+        if version == 2 && !us.is_multiple_of(1_000_000) {
+            err(
+                self,
+                format!("({iname}) VRRPv2 advertisement interval {:.6}s must be an integer. rounding", us as f64 / 1e6),
+            );
+            v.advert_int = Duration::from_secs(((us + 500_000) / 1_000_000).max(1));
+        } else if version == 3 && !us.is_multiple_of(10_000) {
+            err(
+                self,
+                format!(
+                    "({iname}) VRRPv3 advertisement interval {:.6}s must be in units of 10ms - rounding",
+                    us as f64 / 1e6
+                ),
+            );
+            v.advert_int = Duration::from_micros(((us + 5_000) / 10_000).max(1) * 10_000);
+        }
+        if v.mcast_dst_ip.is_some() && !v.unicast_peers.is_empty() {
+            err(self, format!("({iname}) multicast destination specified with unicast - ignoring"));
+            v.mcast_dst_ip = None;
+        }
+        Some(v.clone())
+    }
+
+    /// `ADDR[/PREFIX] [brd A] [dev IF] [scope S] [label L] [peer A] [home]
+    /// [-nodad] [noprefixroute] [no_track] ...`.
+    fn vip(&mut self, n: &Node) -> Option<Vip> {
+        self.no_block(n);
+        let text = n.keyword();
+        let Some((addr, prefix)) = parse_prefixed(text) else {
+            self.bad(n, &format!("Invalid address {text} - ignoring"));
+            return None;
+        };
+        let mut vip = Vip {
+            pos: n.pos().clone(),
+            addr,
+            prefix,
+            brd: None,
+            dev: None,
+            scope: None,
+            label: None,
+            peer: None,
+            home: false,
+            nodad: false,
+            noprefixroute: false,
+            no_track: false,
+        };
+        let args: Vec<&str> = n.args().iter().map(|w| w.text.as_str()).collect();
+        let mut i = 0;
+        while i < args.len() {
+            let word = args[i];
+            let value = args.get(i + 1).copied();
+            let takes_value =
+                matches!(word, "dev" | "scope" | "broadcast" | "brd" | "label" | "peer" | "preferred_lft");
+            if takes_value && value.is_none() {
+                self.bad(n, &format!("No {word} parameter specified for {text}"));
+                break;
+            }
+            match (word, value) {
+                ("dev", Some(d)) => {
+                    if vip.dev.is_some() {
+                        self.bad(n, &format!("Cannot specify ipaddress device more than once for {text}"));
+                    }
+                    vip.dev = Some(d.to_string());
+                }
+                ("scope", Some(s)) => match parse_scope(s) {
+                    Some(sc) => vip.scope = Some(sc),
+                    None => self.bad(n, &format!("Invalid scope '{s}' specified for {text} - ignoring")),
+                },
+                ("broadcast" | "brd", Some(b)) => {
+                    if addr.is_ipv6() {
+                        self.bad(n, &format!("VRRP is trying to assign a broadcast {b} to the IPv6 address {text} !!?? WTF... skipping VIP..."));
+                        return None;
+                    }
+                    match (b, addr) {
+                        ("+", IpAddr::V4(a)) if prefix < 31 => {
+                            let host = u32::MAX >> prefix;
+                            vip.brd = Some((u32::from(a) | host).into());
+                        }
+                        ("-", IpAddr::V4(a)) if prefix < 31 => {
+                            let host = u32::MAX >> prefix;
+                            vip.brd = Some((u32::from(a) & !host).into());
+                        }
+                        _ => match b.parse() {
+                            Ok(x) => vip.brd = Some(x),
+                            Err(_) => {
+                                self.bad(n, &format!("VRRP is trying to assign invalid broadcast {b}. skipping VIP..."))
+                            }
+                        },
+                    }
+                }
+                ("label", Some(l)) => {
+                    if l.len() >= 16 {
+                        self.bad(n, &format!("Address label {l} is longer than maximum length 15 - removing address"));
+                        return None;
+                    }
+                    vip.label = Some(l.to_string());
+                }
+                ("peer", Some(p)) => match parse_ip(p) {
+                    Some(pa) if pa.is_ipv6() == addr.is_ipv6() => vip.peer = Some(pa),
+                    Some(_) => self.bad(n, &format!("Peer address {p} does not match address family")),
+                    None => self.bad(n, &format!("Invalid peer address {p}")),
+                },
+                ("preferred_lft", Some(_)) => {}
+                ("home", _) => vip.home = true,
+                ("-nodad", _) => vip.nodad = true,
+                ("noprefixroute", _) => vip.noprefixroute = true,
+                ("no_track", _) => vip.no_track = true,
+                ("mngtmpaddr" | "autojoin", _) => {}
+                ("use_vmac", _) => {
+                    self.diags.push(Diag::note(
+                        n.pos(),
+                        "'use_vmac' has no effect in rlvs: rlvs does not create VMAC, ipvlan or VRF interfaces",
+                    ));
+                }
+                (other, _) => self.bad(n, &format!("Unknown configuration entry '{other}' for ip address - ignoring")),
+            }
+            i += if takes_value { 2 } else { 1 };
+        }
+        if vip.brd.is_some() && vip.peer.is_some() {
+            self.bad(n, "Cannot specify broadcast and peer addresses - ignoring broadcast address");
+            vip.brd = None;
+        }
+        if addr.is_ipv6() {
+            if vip.scope.is_some() {
+                self.bad(n, &format!("Cannot specify scope for IPv6 addresses ({text}) - ignoring scope"));
+                vip.scope = None;
+            }
+            if vip.label.is_some() {
+                self.bad(n, &format!("Cannot specify label for IPv6 addresses ({text}) - ignoring label"));
+                vip.label = None;
+            }
+        }
+        Some(vip)
+    }
+
+    fn unicast_peer(&mut self, n: &Node, iname: &str) -> Option<UnicastPeer> {
+        self.no_block(n);
+        let Some(addr) = parse_ip(n.keyword()) else {
+            self.bad(
+                n,
+                &format!(
+                    "Configuration error: VRRP instance[{iname}] malformed unicast peer address[{}]. Skipping...",
+                    n.keyword()
+                ),
+            );
+            return None;
+        };
+        let mut p = UnicastPeer { pos: n.pos().clone(), addr, min_ttl: None, max_ttl: None };
+        let mut i = 0;
+        while i < n.args().len() {
+            let opt = n.arg(i).unwrap_or_default();
+            let Some(v) = n.arg(i + 1) else {
+                self.bad(n, &format!("({iname}) {opt} is missing a value"));
+                break;
+            };
+            let Ok(ttl) = v.parse::<u8>() else {
+                self.bad(n, &format!("number '{v}' outside range [0, 255]"));
+                break;
+            };
+            match opt {
+                "min_ttl" => p.min_ttl = Some(ttl),
+                "max_ttl" => p.max_ttl = Some(ttl),
+                _ => {
+                    self.bad(n, &format!("({iname}) unknown unicast_peer option {opt}"));
+                    break;
+                }
+            }
+            i += 2;
+        }
+        if p.min_ttl.unwrap_or(0) > p.max_ttl.unwrap_or(255) {
+            self.bad(
+                n,
+                &format!(
+                    "({iname}) min_ttl {} > max_ttl {} - all packets will be discarded",
+                    p.min_ttl.unwrap_or(0),
+                    p.max_ttl.unwrap_or(255)
+                ),
+            );
+        }
+        Some(p)
+    }
+
+    pub(super) fn track_interface(
+        &mut self,
+        n: &Node,
+        owner: &str,
+        existing: &[TrackInterface],
+    ) -> Option<TrackInterface> {
+        self.no_block(n);
+        let name = n.keyword().to_string();
+        if existing.iter().any(|t| t.name == name) {
+            self.bad(n, &format!("({owner}) duplicate track_interface {name} - ignoring"));
+            return None;
+        }
+        let (weight, reverse) = self.track_weight(n, owner, &name, "track_interface", 0, false)?;
+        Some(TrackInterface { pos: n.pos().clone(), name, weight, reverse })
+    }
+
+    pub(super) fn track_script(
+        &mut self,
+        n: &Node,
+        owner: &str,
+        scripts: &[VrrpScript],
+        existing: &[TrackScript],
+    ) -> Option<TrackScript> {
+        self.no_block(n);
+        let name = n.keyword().to_string();
+        let Some(script) = scripts.iter().find(|s| s.name == name) else {
+            self.bad(n, &format!("({owner}) track script {name} not found, ignoring..."));
+            return None;
+        };
+        if existing.iter().any(|t| t.name == name) {
+            self.bad(n, &format!("({owner}) duplicate track_script {name} - ignoring"));
+            return None;
+        }
+        let (weight, reverse) =
+            self.track_weight(n, owner, &name, "track_script", script.weight, script.weight_reverse)?;
+        Some(TrackScript { pos: n.pos().clone(), name, weight, reverse })
+    }
+
+    /// `NAME [weight N [reverse|noreverse]]`.
+    fn track_weight(
+        &mut self,
+        n: &Node,
+        owner: &str,
+        name: &str,
+        what: &str,
+        dflt: i32,
+        rev: bool,
+    ) -> Option<(i32, bool)> {
+        let mut weight = dflt;
+        let mut reverse = rev;
+        if let Some(opt) = n.arg(0) {
+            if opt != "weight" {
+                self.bad(n, &format!("({owner}) unknown {what} {name} option {opt} - ignoring"));
+                return None;
+            }
+            if n.arg(1).is_none() {
+                self.bad(n, &format!("({owner}) weight without value specified for {what} {name} - ignoring"));
+                return None;
+            }
+            match self.int(n, 1, -254, 254) {
+                Some(w) if w.abs() == 254 => {
+                    self.bad(n, &format!("({owner}) weight for {name} cannot be +/-254. Setting to +/-253"));
+                    weight = if w < 0 { -253 } else { 253 };
+                }
+                Some(w) => weight = w as i32,
+                None => self.bad(
+                    n,
+                    &format!(
+                        "({owner}) weight {} for {name} must be between [-253..253] inclusive. Ignoring...",
+                        n.arg(1).unwrap_or("")
+                    ),
+                ),
+            }
+            match n.arg(2) {
+                Some("reverse") => reverse = true,
+                Some("noreverse") => reverse = false,
+                Some(o) => self.bad(n, &format!("({owner}) unknown {what} {name} weight option {o} - ignoring")),
+                None => {}
+            }
+        }
+        Some((weight, reverse))
+    }
+
+    pub(super) fn notify(&mut self, n: &Node) -> Option<NotifyScript> {
+        let (command, user) = self.script(n)?;
+        Some(NotifyScript { pos: n.pos().clone(), command, user })
+    }
+
+    pub(super) fn sync_group(&mut self, node: &Node, scripts: &[VrrpScript]) -> Option<SyncGroup> {
+        let name = self.need(node, 0)?.to_string();
+        let children = self.block(node)?;
+        let mut g = SyncGroup {
+            name: name.clone(),
+            pos: node.pos().clone(),
+            members: Vec::new(),
+            track_interfaces: Vec::new(),
+            track_scripts: Vec::new(),
+            notify: Notifies::default(),
+            global_tracking: false,
+            sync_group_tracking_weight: false,
+            notify_priority_changes: false,
+        };
+        for n in children {
+            if !matches!(n.keyword(), "group" | "track_interface" | "track_script") {
+                self.no_block(n);
+            }
+            match n.keyword() {
+                "group" => {
+                    if let Some(kids) = self.block(n) {
+                        for k in kids {
+                            for w in &k.words {
+                                g.members.push((w.text.clone(), w.pos.clone()));
+                            }
+                        }
+                    }
+                }
+                "track_interface" => {
+                    if let Some(kids) = self.block(n) {
+                        for k in kids {
+                            if let Some(t) = self.track_interface(k, &name, &g.track_interfaces) {
+                                g.track_interfaces.push(t);
+                            }
+                        }
+                    }
+                }
+                "track_script" => {
+                    if let Some(kids) = self.block(n) {
+                        for k in kids {
+                            if let Some(t) = self.track_script(k, &name, scripts, &g.track_scripts) {
+                                g.track_scripts.push(t);
+                            }
+                        }
+                    }
+                }
+                "notify_backup" => g.notify.backup = self.notify(n),
+                "notify_master" => g.notify.master = self.notify(n),
+                "notify_fault" => g.notify.fault = self.notify(n),
+                "notify_stop" => g.notify.stop = self.notify(n),
+                "notify" => g.notify.any = self.notify(n),
+                "global_tracking" => {
+                    self.bad(
+                        n,
+                        &format!(
+                            "({name}) global_tracking is deprecated. Use track_interface/script/file on the sync group"
+                        ),
+                    );
+                    g.global_tracking = true;
+                }
+                "sync_group_tracking_weight" => g.sync_group_tracking_weight = true,
+                "notify_priority_changes" => g.notify_priority_changes = self.flag(n),
+                _ => self.other(BlockKind::SyncGroup, n),
+            }
+        }
+        Some(g)
+    }
+
+    /// Cross-references: sync group members must be instances, each in at
+    /// most one group.
+    pub(super) fn check_references(&mut self, c: &mut Config) {
+        let mut seen: Vec<String> = Vec::new();
+        for g in &mut c.sync_groups {
+            let mut kept = Vec::new();
+            for (m, pos) in g.members.drain(..) {
+                if !c.instances.iter().any(|i| i.name == m) {
+                    self.diags.push(Diag::warning(
+                        &pos,
+                        format!("Virtual router {m} specified in sync group {} doesn't exist - ignoring", g.name),
+                    ));
+                } else if seen.contains(&m) {
+                    self.diags.push(Diag::warning(
+                        &pos,
+                        format!("VRRP instance {m} cannot be in more than one sync group - ignoring"),
+                    ));
+                } else {
+                    seen.push(m.clone());
+                    kept.push((m, pos));
+                }
+            }
+            g.members = kept;
+            if g.members.len() < 2 {
+                self.diags.push(Diag::warning(
+                    &g.pos,
+                    format!(
+                        "Sync group {} has only {} virtual router(s) - this probably isn't what you want",
+                        g.name,
+                        g.members.len()
+                    ),
+                ));
+            }
+        }
+        let mut seen_ids: Vec<(Option<String>, u8, bool, &str)> = Vec::new();
+        for i in &c.instances {
+            let key = (
+                i.interface.as_ref().map(|x| x.0.clone()),
+                i.vrid,
+                i.vips.first().is_some_and(|v| v.addr.is_ipv6()),
+                i.name.as_str(),
+            );
+            if let Some(other) = seen_ids.iter().find(|s| s.0 == key.0 && s.1 == key.1 && s.2 == key.2) {
+                self.diags.push(Diag::warning(
+                    &i.pos,
+                    format!("VRRP instance {} and {} share VRID {} on the same interface", i.name, other.3, i.vrid),
+                ));
+            }
+            seen_ids.push(key);
+        }
+    }
+}
