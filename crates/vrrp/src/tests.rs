@@ -337,9 +337,9 @@ fn random_bytes_never_panic_nor_change_state() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let mut p = if n % 2 == 0 { good.clone() } else { vec![0u8; (seed % 64) as usize] };
-        for k in 0..p.len() {
+        for (k, byte) in p.iter_mut().enumerate() {
             if (seed >> (k % 60)) & 3 == 0 {
-                p[k] = (seed >> 8) as u8 ^ k as u8;
+                *byte = (seed >> 8) as u8 ^ k as u8;
             }
         }
         if n % 2 == 0 && p == good {
