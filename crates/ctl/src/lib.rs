@@ -67,6 +67,9 @@ pub enum Request {
         service: ServiceKey,
         laddr: IpAddr,
     },
+    /// The VRRP instances of the daemon's keepalived.conf (answered by the
+    /// daemon, not the engine).
+    VrrpStatus,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -88,6 +91,8 @@ pub enum Response {
     Service(ServiceInfo),
     Conns(Vec<ConnInfo>),
     Timeouts(TimeoutTriple),
+    /// VRRP instances: name, state, priorities, counters.
+    Vrrp(Vec<serde_json::Value>),
     Error(CtlError),
 }
 
@@ -174,5 +179,7 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
         Request::ListConns => Response::Conns(director.conns(now)),
         Request::AddLaddr { service, laddr } => unit(director.add_laddr(&service, laddr)),
         Request::DelLaddr { service, laddr } => unit(director.del_laddr(&service, laddr)),
+        // Without a VRRP side (an engine alone) there are no instances.
+        Request::VrrpStatus => Response::Vrrp(Vec::new()),
     }
 }

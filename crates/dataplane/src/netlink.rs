@@ -263,3 +263,136 @@ impl Rtnl {
         Ok(out)
     }
 }
+
+/// An address as keepalived adds a VIP: `ip addr add ADDR/PREFIX [brd B]
+/// [peer P] [scope S] [label L] dev IF` with address flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrSpec {
+    pub ifindex: u32,
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub brd: Option<std::net::Ipv4Addr>,
+    pub peer: Option<IpAddr>,
+    /// rtnetlink scope number (0 universe, 200 site, 253 link, 254 host).
+    pub scope: u8,
+    pub label: Option<String>,
+    /// IFA_F_* bits (NODAD for IPv6 VIPs, HOMEADDRESS, NOPREFIXROUTE).
+    pub flags: u32,
+}
+
+/// An interface's link state and addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    /// Administratively up and with carrier (IFF_UP and IFF_RUNNING).
+    pub up: bool,
+    pub multicast: bool,
+}
+
+impl Rtnl {
+    fn spec_msg(s: &AddrSpec) -> netlink_packet_route::address::AddressMessage {
+        use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage, AddressScope};
+        let mut m = AddressMessage::default();
+        m.header.family = family(s.addr);
+        m.header.prefix_len = s.prefix;
+        m.header.index = s.ifindex;
+        m.header.scope = AddressScope::from(s.scope);
+        m.attributes.push(AddressAttribute::Local(s.addr));
+        m.attributes.push(AddressAttribute::Address(s.peer.unwrap_or(s.addr)));
+        if let Some(b) = s.brd {
+            m.attributes.push(AddressAttribute::Broadcast(b));
+        }
+        if let Some(l) = &s.label {
+            m.attributes.push(AddressAttribute::Label(l.clone()));
+        }
+        if s.flags != 0 {
+            m.attributes.push(AddressAttribute::Flags(AddressFlags::from_bits_retain(s.flags)));
+        }
+        m
+    }
+
+    /// Adds a VIP; an address already there is not an error.
+    pub fn addr_add_spec(&mut self, s: &AddrSpec) -> io::Result<()> {
+        let m = Self::spec_msg(s);
+        match self.request(RouteNetlinkMessage::NewAddress(m), NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// Removes a VIP; an address already gone is not an error.
+    pub fn addr_del_spec(&mut self, s: &AddrSpec) -> io::Result<()> {
+        let mut m = Self::spec_msg(s);
+        m.attributes.retain(|a| {
+            matches!(
+                a,
+                netlink_packet_route::address::AddressAttribute::Local(_)
+                    | netlink_packet_route::address::AddressAttribute::Address(_)
+            )
+        });
+        match self.request(RouteNetlinkMessage::DelAddress(m), NLM_F_REQUEST | NLM_F_ACK) {
+            Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// Every interface with its state (`ip link show`).
+    pub fn links(&mut self) -> io::Result<Vec<Link>> {
+        use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+        let replies = self.request(
+            RouteNetlinkMessage::GetLink(LinkMessage::default()),
+            NLM_F_REQUEST | netlink_packet_core::NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for r in replies {
+            if let RouteNetlinkMessage::NewLink(l) = r {
+                let name = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::IfName(n) => Some(n.clone()),
+                    _ => None,
+                });
+                let f = l.header.flags;
+                out.push(Link {
+                    ifindex: l.header.index,
+                    name: name.unwrap_or_default(),
+                    up: f.contains(LinkFlags::Up) && f.contains(LinkFlags::Running),
+                    multicast: f.contains(LinkFlags::Multicast),
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The addresses of an interface with their prefix and flags, in the
+    /// kernel's order (primary first): (address, prefix, IFA_F_* flags).
+    pub fn addresses_detail(&mut self, ifindex: u32) -> io::Result<Vec<(IpAddr, u8, u32)>> {
+        use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+            NLM_F_REQUEST | netlink_packet_core::NLM_F_DUMP,
+        )?;
+        let mut out = Vec::new();
+        for r in replies {
+            if let RouteNetlinkMessage::NewAddress(a) = r {
+                if a.header.index != ifindex {
+                    continue;
+                }
+                let mut flags = u32::from(a.header.flags.bits());
+                let mut local = None;
+                let mut address = None;
+                for attr in &a.attributes {
+                    match attr {
+                        AddressAttribute::Local(ip) => local = Some(*ip),
+                        AddressAttribute::Address(ip) => address = Some(*ip),
+                        AddressAttribute::Flags(f) => flags = f.bits(),
+                        _ => {}
+                    }
+                }
+                if let Some(ip) = local.or(address) {
+                    out.push((ip, a.header.prefix_len, flags));
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,52 +1,149 @@
-//! `rlvs daemon`: owns the engine thread and serves the control socket of
-//! its network namespace until SIGTERM or SIGINT.
+//! `rlvs daemon`: owns the engine thread, serves the control socket of its
+//! network namespace and, given a keepalived.conf, runs its VRRP
+//! instances; SIGHUP reloads the file, SIGTERM or SIGINT stop.
 
 use anyhow::{bail, Context, Result};
+use rlvs_conf::{Loaded, Severity};
 use rlvs_ctl::{CtlError, Request, Response};
 use rlvs_dataplane::{ControlMsg, EngineConfig, EngineKind, Handle};
+use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{signal, SignalKind};
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
+    /// keepalived.conf to run (VRRP instances; virtual servers follow).
+    #[arg(long = "use-file", short = 'f')]
+    pub config: Option<PathBuf>,
+    /// `@id` lines of the configuration are kept for this id.
+    #[arg(long = "config-id")]
+    pub config_id: Option<String>,
+    /// Refuse a configuration with any warning.
+    #[arg(long)]
+    pub strict: bool,
     /// Packet engine: afpacket, or none for tables without forwarding.
     #[arg(long, default_value = "afpacket")]
-    engine: String,
+    pub engine: String,
     /// Interface to serve (repeatable); default: every interface but lo.
     #[arg(long = "interface", short = 'i')]
-    interfaces: Vec<String>,
+    pub interfaces: Vec<String>,
     /// Allow the raw-frame engine in the host's own network namespace (a
     /// real director); without it rlvs only runs inside a namespace.
     #[arg(long)]
-    host_netns: bool,
+    pub host_netns: bool,
     /// AF_PACKET receive ring: v2 (a slot per frame, lowest latency) or v3
     /// (blocks, fewer wake-ups under load, up to 1 ms added latency).
     #[arg(long, default_value = "v2", value_parser = ["v2", "v3"])]
-    ring: String,
+    pub ring: String,
     /// Log filter, as RUST_LOG (e.g. debug, rlvs_dataplane=trace).
     #[arg(long, default_value = "info")]
-    log: String,
+    pub log: String,
+    /// Log lines as keepalived writes them (`Sat Nov 28 01:32:28 2026: ...`).
+    #[arg(long, hide = true)]
+    pub keepalived_log: bool,
+}
+
+pub fn init_logging(filter: &str, keepalived_style: bool) -> Result<()> {
+    let f = tracing_subscriber::EnvFilter::try_new(filter).context("--log")?;
+    let b = tracing_subscriber::fmt().with_env_filter(f).with_writer(std::io::stderr);
+    if keepalived_style {
+        b.with_timer(KeepalivedTime).with_level(false).with_target(false).with_ansi(false).init();
+    } else {
+        b.init();
+    }
+    Ok(())
+}
+
+/// keepalived's log timestamps: `Sat Nov 28 01:32:28 2026:`.
+struct KeepalivedTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for KeepalivedTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        // SAFETY: time/localtime_r/strftime on our own buffers.
+        let s = unsafe {
+            let t = libc::time(std::ptr::null_mut());
+            let mut tm: libc::tm = std::mem::zeroed();
+            libc::localtime_r(&t, &mut tm);
+            let mut buf = [0u8; 64];
+            let n = libc::strftime(buf.as_mut_ptr() as *mut libc::c_char, buf.len(), c"%a %b %e %H:%M:%S %Y:".as_ptr(), &tm);
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        };
+        w.write_str(&s)
+    }
+}
+
+/// Loads the configuration and reports what it says; Err when it cannot
+/// be used (missing, errors, or warnings under --strict).
+pub fn load(path: &std::path::Path, config_id: Option<String>, strict: bool) -> Result<Loaded> {
+    let opts = rlvs_conf::Options { config_id };
+    let loaded = rlvs_conf::load_file(path, opts).map_err(|d| anyhow::anyhow!("{d}"))?;
+    for d in &loaded.diags {
+        match d.severity {
+            Severity::Note => tracing::info!("{d}"),
+            Severity::Warning => tracing::warn!("{d}"),
+            Severity::Error => tracing::error!("{d}"),
+        }
+    }
+    match loaded.worst() {
+        Some(Severity::Error) => bail!("{} has errors", path.display()),
+        Some(Severity::Warning) if strict => bail!("{} has warnings (--strict)", path.display()),
+        _ => Ok(loaded),
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&args.log, args.keepalived_log)?;
+    serve_until_stopped(args)
+}
+
+/// The daemon proper, logging already set up.
+pub fn serve_until_stopped(args: Args) -> Result<()> {
     let kind = match args.engine.as_str() {
         "afpacket" => EngineKind::AfPacket,
         "none" => EngineKind::None,
         other => bail!("unknown engine {other:?} (afpacket or none)"),
     };
+    let config = match &args.config {
+        Some(p) => Some(load(p, args.config_id.clone(), args.strict)?),
+        None => None,
+    };
+    if config.as_ref().is_some_and(|c| !c.config.instances.is_empty())
+        && rlvs_dataplane::iface::in_initial_netns()
+        && !args.host_netns
+    {
+        bail!(
+            "refusing to run VRRP in the host's own network namespace: it adds addresses and sends raw frames \
+             (--host-netns, or RLVS_ALLOW_HOST_NETNS=1 for the keepalived face, on a real director)"
+        );
+    }
     // Bind first: a second daemon in the same namespace must fail before it
     // touches the data plane of the first.
     let std_listener = bind_control_socket()?;
-    let cfg =
-        EngineConfig { kind, interfaces: args.interfaces, allow_host_netns: args.host_netns, ..Default::default() };
+    let ring = if args.ring == "v3" { rlvs_dataplane::afpacket::RingVersion::V3 } else { rlvs_dataplane::afpacket::RingVersion::V2 };
+    let cfg = EngineConfig { kind, interfaces: args.interfaces.clone(), allow_host_netns: args.host_netns, ring, ..Default::default() };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;
     tracing::info!(engine = kind.name(), socket = "@rlvs/control", "rlvs daemon running");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let served = rt.block_on(serve(std_listener, handle.clone()));
+    let served = rt.block_on(async {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let vrrp = config.map(|c| tokio::spawn(crate::vrrp::run(c.config, stop_rx, ready_tx)));
+        let vrrp_handle = match vrrp {
+            Some(_) => ready_rx.await.ok(),
+            None => None,
+        };
+        let served = serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref()).await;
+        let _ = stop_tx.send(true);
+        if let Some(t) = vrrp {
+            match t.await {
+                Ok(Err(e)) => tracing::error!("VRRP: {e:#}"),
+                Err(e) => tracing::error!("VRRP task: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        served
+    });
     handle.stop();
     let _ = engine.join();
     tracing::info!("rlvs daemon stopped");
@@ -67,27 +164,55 @@ fn bind_control_socket() -> Result<std::os::unix::net::UnixListener> {
     }
 }
 
-async fn serve(std_listener: std::os::unix::net::UnixListener, handle: Handle) -> Result<()> {
+async fn serve(
+    std_listener: std::os::unix::net::UnixListener,
+    handle: Handle,
+    args: &Args,
+    vrrp: Option<&crate::vrrp::Handle>,
+) -> Result<()> {
     let listener = UnixListener::from_std(std_listener)?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             r = listener.accept() => {
                 let (stream, _) = r?;
                 let h = handle.clone();
+                let status = vrrp.map(|v| v.status.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = client(stream, h).await {
+                    if let Err(e) = client(stream, h, status).await {
                         tracing::debug!(error = %e, "control client");
                     }
                 });
             }
-            _ = term.recv() => { tracing::info!("SIGTERM"); return Ok(()) }
-            _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT"); return Ok(()) }
+            _ = hup.recv() => reload(args, vrrp),
+            _ = term.recv() => { tracing::info!("Stopping"); return Ok(()) }
+            _ = tokio::signal::ctrl_c() => { tracing::info!("Stopping"); return Ok(()) }
         }
     }
 }
 
-async fn client(stream: UnixStream, handle: Handle) -> Result<()> {
+/// SIGHUP: a configuration that loads replaces the running one; one that
+/// does not leaves it untouched, and says why.
+fn reload(args: &Args, vrrp: Option<&crate::vrrp::Handle>) {
+    let Some(path) = &args.config else {
+        tracing::info!("SIGHUP without a configuration file - nothing to reload");
+        return;
+    };
+    tracing::info!("Reloading ...");
+    match load(path, args.config_id.clone(), args.strict) {
+        Ok(l) => {
+            if let Some(v) = vrrp {
+                let _ = v.commands.send(crate::vrrp::Command::Reload(Box::new(l.config)));
+            }
+        }
+        Err(e) => tracing::error!("Reload failed, keeping the running configuration: {e:#}"),
+    }
+}
+
+type VrrpStatus = std::sync::Arc<std::sync::Mutex<Vec<crate::vrrp::Status>>>;
+
+async fn client(stream: UnixStream, handle: Handle, vrrp: Option<VrrpStatus>) -> Result<()> {
     // Kernel IPVS needs CAP_NET_ADMIN; the daemon admits root only.
     let root = stream.peer_cred().map(|c| c.uid() == 0).unwrap_or(false);
     let (r, mut w) = stream.into_split();
@@ -97,6 +222,10 @@ async fn client(stream: UnixStream, handle: Handle) -> Result<()> {
             Response::Error(CtlError::PermissionDenied)
         } else {
             match serde_json::from_str::<Request>(&line) {
+                Ok(Request::VrrpStatus) => {
+                    let list = vrrp.as_ref().and_then(|v| v.lock().ok().map(|s| s.clone())).unwrap_or_default();
+                    Response::Vrrp(list.iter().filter_map(|s| serde_json::to_value(s).ok()).collect())
+                }
                 Ok(req) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     handle.send(ControlMsg {

@@ -1,10 +1,13 @@
-//! rlvs: one binary, several faces. Invoked as `ipvsadm` it is ipvsadm;
-//! otherwise the first argument picks the face.
+//! rlvs: one binary, several faces. Invoked as `ipvsadm` it is ipvsadm,
+//! as `keepalived` it is keepalived; otherwise the first argument picks
+//! the face.
 
 mod daemon;
 mod decap;
+mod keepalived;
 mod lab;
 mod realserver;
+mod vrrp;
 
 use clap::{Parser, Subcommand};
 use std::path::Path;
@@ -19,14 +22,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Face {
-    /// Run the director: tables, data plane and control socket (foreground).
+    /// Run the director: tables, data plane and control socket, and the
+    /// VRRP instances of a keepalived.conf (foreground).
     Daemon(daemon::Args),
+    /// The keepalived face: `rlvs keepalived -n -f FILE` is `keepalived -n -f FILE`.
+    #[command(disable_help_flag = true)]
+    Keepalived {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The ipvsadm face: `rlvs adm -Ln` is `ipvsadm -Ln`.
     #[command(disable_help_flag = true)]
     Adm {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The VRRP instances of the daemon in this namespace, as JSON.
+    Status,
     /// Prepare or undo a real server (VIP on lo, ARP settings), as the seed's rs.sh.
     Realserver(realserver::Args),
     /// Network-namespace labs that replay the seed tutorial.
@@ -45,8 +57,10 @@ fn adm(argv: Vec<String>) -> ExitCode {
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     let invoked = argv.first().map(|a| Path::new(a).file_name().unwrap_or_default().to_string_lossy().into_owned());
-    if invoked.as_deref() == Some("ipvsadm") {
-        return adm(argv);
+    match invoked.as_deref() {
+        Some("ipvsadm") => return adm(argv),
+        Some("keepalived") => return keepalived::main(argv),
+        _ => {}
     }
     let cli = Cli::parse();
     match cli.face {
@@ -56,8 +70,25 @@ fn main() -> ExitCode {
             adm(argv)
         }
         Face::Daemon(a) => report(daemon::run(a)),
+        Face::Keepalived { args } => {
+            let mut argv = vec!["keepalived".to_string()];
+            argv.extend(args);
+            keepalived::main(argv)
+        }
+        Face::Status => report(status()),
         Face::Realserver(a) => report(realserver::run(a)),
         Face::Lab(a) => report(lab::run(a)),
+    }
+}
+
+fn status() -> anyhow::Result<()> {
+    let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
+    match c.call(&rlvs_ctl::Request::VrrpStatus)? {
+        rlvs_ctl::Response::Vrrp(list) => {
+            println!("{}", serde_json::to_string_pretty(&list)?);
+            Ok(())
+        }
+        other => anyhow::bail!("unexpected answer {other:?}"),
     }
 }
 

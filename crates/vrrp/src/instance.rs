@@ -478,6 +478,20 @@ impl Instance {
         out
     }
 
+    /// A reload changed the configuration of this running instance: the
+    /// state carries on; timers follow the new interval and priority.
+    pub fn update_config(&mut self, cfg: InstanceConfig) {
+        let prio_changed = cfg.priority != self.cfg.priority;
+        if self.state != State::Backup || self.cfg.version == 2 {
+            self.master_adver_int = cfg.advert_int;
+        }
+        if prio_changed {
+            self.effective_priority = cfg.priority;
+        }
+        self.cfg = cfg;
+        self.ms_down_timer = self.down_timer();
+    }
+
     /// Stopping (SIGTERM): a master hands over at once with priority 0.
     pub fn stop(&mut self, _now: Time) -> Vec<Action> {
         let mut out = Vec::new();

@@ -238,3 +238,72 @@ impl Router {
 fn push(out: &mut Vec<Output>, instance: usize, actions: Vec<Action>) {
     out.extend(actions.into_iter().map(|action| Output { instance, action }));
 }
+
+impl Router {
+    /// Stops one instance (a reload removed it); its outputs carry its
+    /// current index.
+    pub fn stop_one(&mut self, now: Time, i: usize) -> Vec<Output> {
+        let mut out = Vec::new();
+        if i < self.instances.len() {
+            push(&mut out, i, self.instances[i].stop(now));
+        }
+        out
+    }
+
+    /// A reload: the new instance list, where `keep[i]` names the old
+    /// instance that carries on as new instance `i` (same router on the
+    /// same link) with its state, under the new configuration. New ones
+    /// start; instances not kept must have been stopped already.
+    pub fn reconfigure(
+        &mut self,
+        now: Time,
+        new: Vec<(InstanceConfig, Vec<Track>)>,
+        groups: Vec<Vec<usize>>,
+        keep: &[Option<usize>],
+    ) -> Vec<Output> {
+        let mut old: Vec<Option<Instance>> = std::mem::take(&mut self.instances).into_iter().map(Some).collect();
+        let old_started = std::mem::take(&mut self.started);
+        let old_up = std::mem::take(&mut self.up);
+        let mut fresh = Router::new(Vec::new(), Vec::new());
+        let n = new.len();
+        fresh.group_of = vec![None; n];
+        for (g, members) in groups.iter().enumerate() {
+            for &m in members {
+                if m < n {
+                    fresh.group_of[m] = Some(g);
+                }
+            }
+        }
+        fresh.groups = groups;
+        fresh.trackers = std::mem::take(&mut self.trackers);
+        for (i, (cfg, tracks)) in new.into_iter().enumerate() {
+            let kept = keep.get(i).copied().flatten().and_then(|k| old.get_mut(k).and_then(Option::take).map(|inst| (k, inst)));
+            match kept {
+                Some((k, mut inst)) => {
+                    inst.update_config(cfg);
+                    fresh.instances.push(inst);
+                    fresh.started.push(old_started.get(k).copied().unwrap_or(false));
+                    fresh.up.push(old_up.get(k).copied().unwrap_or(false));
+                }
+                None => {
+                    fresh.instances.push(Instance::new(cfg));
+                    fresh.started.push(false);
+                    fresh.up.push(false);
+                }
+            }
+            fresh.tracks.push(tracks);
+        }
+        *self = fresh;
+        let mut out = Vec::new();
+        for i in 0..self.instances.len() {
+            if self.started[i] {
+                let total = self.total_priority(i);
+                push(&mut out, i, self.instances[i].set_total_priority(now, total));
+            } else {
+                self.start_one(now, i, &mut out);
+            }
+        }
+        self.refresh_up(now, &mut out);
+        self.settle(now, out)
+    }
+}
