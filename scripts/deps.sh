@@ -2,9 +2,12 @@
 # Installs what rlvs's demo and tests need on Debian 12 (as root), only when
 # something is missing: iproute2 and nftables for namespaces and the ingress
 # guard, curl and python3 for the real HTTP clients and servers, ethtool to
-# check offloads, util-linux/procps/coreutils for setpriv, sysctl, sha256sum.
+# check offloads, util-linux/procps/coreutils for setpriv, sysctl, sha256sum,
+# keepalived (Debian's 2.2.7) for the VRRP interoperation tests, ping.
 set -euo pipefail
-pkgs=(iproute2 nftables curl python3 ethtool util-linux procps coreutils)
+pkgs=(iproute2 nftables curl python3 ethtool util-linux procps coreutils keepalived iputils-ping)
+# `deps.sh bench` adds what the benchmark harness compares against.
+if [ "${1:-}" = bench ]; then pkgs+=(wrk nginx haproxy); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -66,7 +66,12 @@ impl tracing_subscriber::fmt::time::FormatTime for KeepalivedTime {
             let mut tm: libc::tm = std::mem::zeroed();
             libc::localtime_r(&t, &mut tm);
             let mut buf = [0u8; 64];
-            let n = libc::strftime(buf.as_mut_ptr() as *mut libc::c_char, buf.len(), c"%a %b %e %H:%M:%S %Y:".as_ptr(), &tm);
+            let n = libc::strftime(
+                buf.as_mut_ptr() as *mut libc::c_char,
+                buf.len(),
+                c"%a %b %e %H:%M:%S %Y:".as_ptr(),
+                &tm,
+            );
             String::from_utf8_lossy(&buf[..n]).into_owned()
         };
         w.write_str(&s)
@@ -120,8 +125,18 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
     // Bind first: a second daemon in the same namespace must fail before it
     // touches the data plane of the first.
     let std_listener = bind_control_socket()?;
-    let ring = if args.ring == "v3" { rlvs_dataplane::afpacket::RingVersion::V3 } else { rlvs_dataplane::afpacket::RingVersion::V2 };
-    let cfg = EngineConfig { kind, interfaces: args.interfaces.clone(), allow_host_netns: args.host_netns, ring, ..Default::default() };
+    let ring = if args.ring == "v3" {
+        rlvs_dataplane::afpacket::RingVersion::V3
+    } else {
+        rlvs_dataplane::afpacket::RingVersion::V2
+    };
+    let cfg = EngineConfig {
+        kind,
+        interfaces: args.interfaces.clone(),
+        allow_host_netns: args.host_netns,
+        ring,
+        ..Default::default()
+    };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;
     tracing::info!(engine = kind.name(), socket = "@rlvs/control", "rlvs daemon running");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

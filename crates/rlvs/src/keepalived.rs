@@ -81,9 +81,10 @@ fn parse(argv: &[String]) -> Result<Opts, String> {
                 "config-test" => "t",
                 "version" => "v",
                 "help" => "h",
-                "no_bfd" | "all" | "release-vips" | "dont-release-vrrp" | "dont-release-ipvs" | "dont-respawn" | "dump-conf"
-                | "address-monitoring" | "core-dump" | "all-config" | "snmp" => continue,
-                "log-facility" | "umask" | "namespace" | "snmp-agent-socket" | "core-dump-pattern" | "bfd_pid" | "signum" => {
+                "no_bfd" | "all" | "release-vips" | "dont-release-vrrp" | "dont-release-ipvs" | "dont-respawn"
+                | "dump-conf" | "address-monitoring" | "core-dump" | "all-config" | "snmp" => continue,
+                "log-facility" | "umask" | "namespace" | "snmp-agent-socket" | "core-dump-pattern" | "bfd_pid"
+                | "signum" => {
                     if value.is_none() {
                         i += 1;
                     }
@@ -92,7 +93,10 @@ fn parse(argv: &[String]) -> Result<Opts, String> {
                 other => return Err(format!("keepalived: unrecognized option '--{other}'")),
             };
             let value = if with_arg(short) && value.is_none() {
-                let v = argv.get(i).cloned().ok_or_else(|| format!("keepalived: option '--{name}' requires an argument"))?;
+                let v = argv
+                    .get(i)
+                    .cloned()
+                    .ok_or_else(|| format!("keepalived: option '--{name}' requires an argument"))?;
                 i += 1;
                 Some(v)
             } else {
@@ -117,7 +121,10 @@ fn parse(argv: &[String]) -> Result<Opts, String> {
                 let v = if !rest.is_empty() {
                     rest
                 } else {
-                    let v = argv.get(i).cloned().ok_or_else(|| format!("keepalived: option requires an argument -- '{c}'"))?;
+                    let v = argv
+                        .get(i)
+                        .cloned()
+                        .ok_or_else(|| format!("keepalived: option requires an argument -- '{c}'"))?;
                     i += 1;
                     v
                 };
@@ -274,7 +281,10 @@ fn config_test(path: &std::path::Path, config_id: Option<String>) -> ExitCode {
         for v in i.vips.iter().chain(&i.excluded_vips) {
             if let Some(dev) = &v.dev {
                 if !exists(dev) {
-                    eprintln!("{}: warning: WARNING - interface {dev} for ip address {}/{} doesn't exist", v.pos, v.addr, v.prefix);
+                    eprintln!(
+                        "{}: warning: WARNING - interface {dev} for ip address {}/{} doesn't exist",
+                        v.pos, v.addr, v.prefix
+                    );
                     missing = true;
                 }
             }

@@ -277,7 +277,11 @@ impl Router {
         fresh.groups = groups;
         fresh.trackers = std::mem::take(&mut self.trackers);
         for (i, (cfg, tracks)) in new.into_iter().enumerate() {
-            let kept = keep.get(i).copied().flatten().and_then(|k| old.get_mut(k).and_then(Option::take).map(|inst| (k, inst)));
+            let kept = keep
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|k| old.get_mut(k).and_then(Option::take).map(|inst| (k, inst)));
             match kept {
                 Some((k, mut inst)) => {
                     inst.update_config(cfg);

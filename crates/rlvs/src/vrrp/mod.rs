@@ -144,7 +144,7 @@ impl Vrrp {
             let up = by_name.get(&name).is_some_and(|l| l.up);
             let was = self.links.get(&name).map(|l| l.up);
             if was != Some(up) {
-                if by_name.get(&name).is_none() && was.is_none() {
+                if !by_name.contains_key(&name) && was.is_none() {
                     tracing::warn!("WARNING - interface {name} doesn't exist");
                 } else if was.is_some() {
                     tracing::info!("Netlink reports {name} {}", if up { "up" } else { "down" });
@@ -186,13 +186,15 @@ impl Vrrp {
         let src = r.unicast_src.or_else(|| self.primary_address(link.ifindex, r.v6, &r.addresses));
         let current = self.tx[i].as_ref().map(|s| (s.ifindex, s.src));
         match src {
-            Some(src) if current != Some((link.ifindex, src)) => match sock::TxSocket::open(&r.interface, link.ifindex, src, r.unicast_ttl) {
-                Ok(tx) => {
-                    self.router.instances[i].set_source(Some(src));
-                    self.tx[i] = Some(Socks { tx, ifindex: link.ifindex, src });
+            Some(src) if current != Some((link.ifindex, src)) => {
+                match sock::TxSocket::open(&r.interface, link.ifindex, src, r.unicast_ttl) {
+                    Ok(tx) => {
+                        self.router.instances[i].set_source(Some(src));
+                        self.tx[i] = Some(Socks { tx, ifindex: link.ifindex, src });
+                    }
+                    Err(e) => tracing::warn!("({}) cannot send from {src} on {}: {e}", r.core.name, r.interface),
                 }
-                Err(e) => tracing::warn!("({}) cannot send from {src} on {}: {e}", r.core.name, r.interface),
-            },
+            }
             Some(_) => {}
             None => {
                 if current.is_some() || self.tx[i].is_none() {
@@ -207,7 +209,13 @@ impl Vrrp {
     /// or for IPv6 its link-local address.
     fn primary_address(&mut self, ifindex: u32, v6: bool, vips: &[rlvs_conf::model::Vip]) -> Option<IpAddr> {
         let addrs = self.rtnl.addresses_detail(ifindex).ok()?;
-        let ours: Vec<IpAddr> = self.setup.instances.iter().flat_map(|r| r.addresses.iter().map(|v| v.addr)).chain(vips.iter().map(|v| v.addr)).collect();
+        let ours: Vec<IpAddr> = self
+            .setup
+            .instances
+            .iter()
+            .flat_map(|r| r.addresses.iter().map(|v| v.addr))
+            .chain(vips.iter().map(|v| v.addr))
+            .collect();
         addrs.into_iter().map(|a| a.0).find(|a| {
             !ours.contains(a)
                 && match a {
@@ -283,12 +291,23 @@ impl Vrrp {
     fn vips(&mut self, r: &Runtime, add: bool) {
         for v in &r.addresses {
             let Some(spec) = self.spec(r, v) else {
-                tracing::warn!("({}) interface {} for VIP {} doesn't exist", r.core.name, v.dev.as_deref().unwrap_or(&r.interface), v.addr);
+                tracing::warn!(
+                    "({}) interface {} for VIP {} doesn't exist",
+                    r.core.name,
+                    v.dev.as_deref().unwrap_or(&r.interface),
+                    v.addr
+                );
                 continue;
             };
             let res = if add { self.rtnl.addr_add_spec(&spec) } else { self.rtnl.addr_del_spec(&spec) };
             if let Err(e) = res {
-                tracing::warn!("({}) cannot {} {}/{}: {e}", r.core.name, if add { "add" } else { "remove" }, v.addr, v.prefix);
+                tracing::warn!(
+                    "({}) cannot {} {}/{}: {e}",
+                    r.core.name,
+                    if add { "add" } else { "remove" },
+                    v.addr,
+                    v.prefix
+                );
             }
         }
     }
@@ -386,7 +405,8 @@ impl Vrrp {
 
     fn on_packet(&mut self, ifname: &str, v6: bool, p: sock::Received) {
         let vrid = p.payload.get(1).copied();
-        let idx = self.setup.instances.iter().position(|r| r.interface == ifname && r.v6 == v6 && Some(r.core.vrid) == vrid);
+        let idx =
+            self.setup.instances.iter().position(|r| r.interface == ifname && r.v6 == v6 && Some(r.core.vrid) == vrid);
         let Some(i) = idx else {
             if self.setup.global.log_unknown_vrids {
                 tracing::info!("Unknown VRID {} received on interface {ifname}", vrid.unwrap_or(0));
@@ -415,7 +435,8 @@ impl Vrrp {
         // A kept master whose address list changed swaps the difference.
         for (ni, k) in keep.iter().enumerate() {
             let Some(oi) = *k else { continue };
-            if self.router.instances[oi].vips_set() && self.setup.instances[oi].addresses != new.instances[ni].addresses {
+            if self.router.instances[oi].vips_set() && self.setup.instances[oi].addresses != new.instances[ni].addresses
+            {
                 let old_r = self.setup.instances[oi].clone();
                 let mut gone = old_r.clone();
                 gone.addresses.retain(|a| !new.instances[ni].addresses.iter().any(|b| b.addr == a.addr));
@@ -453,7 +474,12 @@ fn log_announce(dev: &str, addr: IpAddr) {
     }
 }
 
-fn spawn_reader(s: sock::RxSocket, ifname: String, v6: bool, tx: mpsc::UnboundedSender<(String, bool, sock::Received)>) {
+fn spawn_reader(
+    s: sock::RxSocket,
+    ifname: String,
+    v6: bool,
+    tx: mpsc::UnboundedSender<(String, bool, sock::Received)>,
+) {
     tokio::spawn(async move {
         // SAFETY: RxSocket owns its fd (an OwnedFd) and always returns that
         // same fd; it stays open until the AsyncFd drops it.
@@ -490,7 +516,11 @@ pub struct Handle {
 
 /// Runs VRRP for `config` until `stop` turns true; then hands over
 /// (priority 0 from masters), removes the addresses and returns.
-pub async fn run(config: rlvs_conf::Config, mut stop: watch::Receiver<bool>, ready: tokio::sync::oneshot::Sender<Handle>) -> Result<()> {
+pub async fn run(
+    config: rlvs_conf::Config,
+    mut stop: watch::Receiver<bool>,
+    ready: tokio::sync::oneshot::Sender<Handle>,
+) -> Result<()> {
     let (ptx, mut prx) = mpsc::unbounded_channel();
     let (stx, mut srx) = mpsc::unbounded_channel::<scripts::ScriptResult>();
     let (ctx, mut crx) = mpsc::unbounded_channel::<Command>();

@@ -21,13 +21,16 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 
 fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
     // SAFETY: v points to a live T of the size passed.
-    cvt(unsafe { libc::setsockopt(fd, level, name, v as *const T as *const libc::c_void, std::mem::size_of::<T>() as u32) })
-        .map(|_| ())
+    cvt(unsafe {
+        libc::setsockopt(fd, level, name, v as *const T as *const libc::c_void, std::mem::size_of::<T>() as u32)
+    })
+    .map(|_| ())
 }
 
 fn raw_socket(domain: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned from here on.
-    let fd = cvt(unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, IPPROTO_VRRP) })?;
+    let fd =
+        cvt(unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, IPPROTO_VRRP) })?;
     // SAFETY: fd was just created and is ours.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -78,7 +81,10 @@ impl RxSocket {
                     setsockopt(raw, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &m)?;
                 }
                 IpAddr::V6(a) if v6 => {
-                    let m = libc::ipv6_mreq { ipv6mr_multiaddr: libc::in6_addr { s6_addr: a.octets() }, ipv6mr_interface: ifindex };
+                    let m = libc::ipv6_mreq {
+                        ipv6mr_multiaddr: libc::in6_addr { s6_addr: a.octets() },
+                        ipv6mr_interface: ifindex,
+                    };
                     setsockopt(raw, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &m)?;
                 }
                 _ => {}
