@@ -7,6 +7,7 @@
 //! by rlvs in DR mode (VIP service, the sink as real server). The sink counts
 //! arrivals with an nftables counter at ingress and drops them.
 
+mod failover;
 mod gen;
 mod http;
 
@@ -55,6 +56,13 @@ enum Cmd {
         /// The daemon's AF_PACKET receive ring (v2 or v3).
         #[arg(long, default_value = "v2")]
         ring: String,
+    },
+    /// VRRP takeover times of rlvs against Debian's keepalived, same run.
+    Failover {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value = "target/release/rlvs")]
+        rlvs: String,
     },
     /// (internal) The frame generator, run inside the generator namespace.
     Gen {
@@ -216,6 +224,10 @@ fn main() -> Result<()> {
         Cmd::Http { runs, seconds, connections, rlvs, ring } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
             http::run(runs, seconds, connections, &rlvs.to_string_lossy(), &ring)
+        }
+        Cmd::Failover { runs, rlvs } => {
+            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
+            failover::run(runs, &rlvs.to_string_lossy())
         }
         Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds } => {
             let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));
