@@ -26,7 +26,9 @@ fn conf(router_id: &str, ifname: &str, state: &str, prio: u8) -> String {
 }
 
 fn has_vip(lab: &Lab, ns: &str, ifname: &str) -> bool {
-    lab.ok(ns, &["ip", "-4", "-o", "addr", "show", "dev", ifname]).map(|o| o.contains(&format!("inet {VIP}/"))).unwrap_or(false)
+    lab.ok(ns, &["ip", "-4", "-o", "addr", "show", "dev", ifname])
+        .map(|o| o.contains(&format!("inet {VIP}/")))
+        .unwrap_or(false)
 }
 
 fn wait_vip(lab: &Lab, ns: &str, ifname: &str, present: bool, timeout: Duration) -> bool {
@@ -62,11 +64,17 @@ fn measure(imp: &str, rlvs: &str, crash_phase: Duration) -> Result<(Duration, Du
     std::fs::write(format!("{d}/c5.conf"), conf("node2", "eth0", "BACKUP", 80))?;
     let start = |lab: &mut Lab, ns: &str, tag: &str, conf: &str| {
         let pids = [format!("{d}/{tag}.pid"), format!("{d}/{tag}v.pid"), format!("{d}/{tag}c.pid")];
-        lab.spawn(ns, tag, &[&bin, "-P", "-n", "-l", "-f", &format!("{d}/{conf}"), "-p", &pids[0], "-r", &pids[1], "-c", &pids[2]])
+        lab.spawn(
+            ns,
+            tag,
+            &[&bin, "-P", "-n", "-l", "-f", &format!("{d}/{conf}"), "-p", &pids[0], "-r", &pids[1], "-c", &pids[2]],
+        )
     };
     start(&mut lab, &c5, "c5", "c5.conf")?;
     start(&mut lab, &c2, "c2", "c2.conf")?;
-    if !wait_vip(&lab, &c2, "bond0", true, Duration::from_secs(15)) || !wait_vip(&lab, &c5, "eth0", false, Duration::from_secs(10)) {
+    if !wait_vip(&lab, &c2, "bond0", true, Duration::from_secs(15))
+        || !wait_vip(&lab, &c5, "eth0", false, Duration::from_secs(10))
+    {
         bail!("{imp}: no initial election:\n{}\n{}", lab.log("c2"), lab.log("c5"));
     }
     std::thread::sleep(Duration::from_secs(2));
@@ -98,7 +106,8 @@ fn median(v: &mut [f64]) -> f64 {
 pub fn run(runs: usize, rlvs: &str) -> Result<()> {
     println!("| run | implementation | SIGTERM takeover (s) | crash takeover (s) |");
     println!("|---|---|---|---|");
-    let mut res: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![("keepalived 2.2.7", Vec::new(), Vec::new()), ("rlvs", Vec::new(), Vec::new())];
+    let mut res: Vec<(&str, Vec<f64>, Vec<f64>)> =
+        vec![("keepalived 2.2.7", Vec::new(), Vec::new()), ("rlvs", Vec::new(), Vec::new())];
     let mut seed = 0x2545_f491u64;
     for run in 0..runs {
         seed ^= seed << 13;

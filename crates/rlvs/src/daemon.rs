@@ -78,9 +78,12 @@ impl tracing_subscriber::fmt::time::FormatTime for KeepalivedTime {
     }
 }
 
-/// Loads the configuration and reports what it says; Err when it cannot
-/// be used (missing, errors, or warnings under --strict).
-pub fn load(path: &std::path::Path, config_id: Option<String>, strict: bool) -> Result<Loaded> {
+/// Loads the configuration and reports what it says. Err when it cannot
+/// be used: missing, warnings under --strict, or — when `refuse_errors`,
+/// as on a reload — an error that dropped part of it. At start-up rlvs,
+/// like keepalived, runs what is valid; a reload must not make the
+/// running configuration worse, so it refuses instead.
+pub fn load(path: &std::path::Path, config_id: Option<String>, strict: bool, refuse_errors: bool) -> Result<Loaded> {
     let opts = rlvs_conf::Options { config_id };
     let loaded = rlvs_conf::load_file(path, opts).map_err(|d| anyhow::anyhow!("{d}"))?;
     for d in &loaded.diags {
@@ -91,7 +94,7 @@ pub fn load(path: &std::path::Path, config_id: Option<String>, strict: bool) -> 
         }
     }
     match loaded.worst() {
-        Some(Severity::Error) => bail!("{} has errors", path.display()),
+        Some(Severity::Error) if refuse_errors || strict => bail!("{} has errors", path.display()),
         Some(Severity::Warning) if strict => bail!("{} has warnings (--strict)", path.display()),
         _ => Ok(loaded),
     }
@@ -110,7 +113,7 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         other => bail!("unknown engine {other:?} (afpacket or none)"),
     };
     let config = match &args.config {
-        Some(p) => Some(load(p, args.config_id.clone(), args.strict)?),
+        Some(p) => Some(load(p, args.config_id.clone(), args.strict, false)?),
         None => None,
     };
     if config.as_ref().is_some_and(|c| !c.config.instances.is_empty())
@@ -215,7 +218,7 @@ fn reload(args: &Args, vrrp: Option<&crate::vrrp::Handle>) {
         return;
     };
     tracing::info!("Reloading ...");
-    match load(path, args.config_id.clone(), args.strict) {
+    match load(path, args.config_id.clone(), args.strict, true) {
         Ok(l) => {
             if let Some(v) = vrrp {
                 let _ = v.commands.send(crate::vrrp::Command::Reload(Box::new(l.config)));

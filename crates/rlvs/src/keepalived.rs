@@ -293,9 +293,10 @@ fn config_test(path: &std::path::Path, config_id: Option<String>) -> ExitCode {
     if missing {
         eprintln!("Non-existent interface specified in configuration");
     }
+    // keepalived exits 5 for whatever it reported, 4 only for a missing
+    // file (above) or a fatal error; notes are rlvs's own and count not.
     match loaded.worst() {
-        Some(Severity::Error) => ExitCode::from(EXIT_CONFIG),
-        Some(Severity::Warning) => ExitCode::from(EXIT_CONFIG_TEST),
+        Some(Severity::Error | Severity::Warning) => ExitCode::from(EXIT_CONFIG_TEST),
         _ if missing => ExitCode::from(EXIT_CONFIG_TEST),
         _ => ExitCode::from(EXIT_OK),
     }

@@ -78,7 +78,8 @@ impl Builder {
             (Some("fwmark"), Some(_)) => VsTarget::Fwmark(self.unsigned(node, 1, 0, u64::from(u32::MAX))? as u32),
             (Some(a), port) => {
                 let Some(addr) = parse_ip(a) else {
-                    self.bad(node, &format!("Invalid virtual server IP address {a} - skipping"));
+                    self.diags
+                        .push(Diag::error(node.pos(), format!("Invalid virtual server IP address {a} - skipping")));
                     return None;
                 };
                 let port = if port.is_some() { self.port(node, 1)? } else { 0 };

@@ -132,7 +132,7 @@ fn instance_defaults_follow_keepalived() {
 fn bad_values_carry_keepalived_s_words_and_the_column() {
     let l = load("vrrp_instance X {\n interface lo\n virtual_router_id 300\n}\n");
     let m = messages(&l);
-    assert_eq!(m[0], "k.conf:1:1: warning: (X) the virtual router id must be set");
+    assert_eq!(m[0], "k.conf:1:1: error: (X) the virtual router id must be set");
     assert_eq!(m[1], "k.conf:2:2: warning: (X) cannot use a loopback interface (lo) for vrrp - ignoring");
     assert_eq!(m[2], "k.conf:3:2: warning: (X): VRID '300' not valid - must be between 1 & 255");
     assert_eq!(m[3], "k.conf:3:20: warning: number '300' outside range [1, 255]");

@@ -72,7 +72,7 @@ impl Builder {
             }
         }
         if s.script.is_empty() {
-            self.diags.push(Diag::warning(&s.pos, format!("No script set for vrrp_script {} - removing", s.name)));
+            self.diags.push(Diag::error(&s.pos, format!("No script set for vrrp_script {} - removing", s.name)));
             return None;
         }
         Some(s)
@@ -351,8 +351,10 @@ impl Builder {
         let iname = v.name.clone();
         let pos = v.pos.clone();
         let err = |b: &mut Self, msg: String| b.diags.push(Diag::warning(&pos, msg));
+        // The instance is dropped: an error (a reload is refused over it).
+        let fatal = |b: &mut Self, msg: String| b.diags.push(Diag::error(&pos, msg));
         if v.vrid == 0 {
-            err(self, format!("({iname}) the virtual router id must be set"));
+            fatal(self, format!("({iname}) the virtual router id must be set"));
             return None;
         }
         let v6 = v.vips.first().is_some_and(|a| a.addr.is_ipv6())
@@ -380,7 +382,7 @@ impl Builder {
         v.version = Some(version);
         if v.vips.is_empty() {
             if version == 3 || strict {
-                err(self, format!("({iname}) No VIP specified; at least one is required"));
+                fatal(self, format!("({iname}) No VIP specified; at least one is required"));
                 return None;
             }
             err(self, format!("({iname}) No VIP specified; at least one is sensible"));
@@ -423,7 +425,7 @@ impl Builder {
         };
         if v.interface.is_none() && v.unicast_src_ip.is_none() && g.default_interface.is_none() {
             if !v.unicast_peers.is_empty() {
-                err(self, format!("({iname}): Unicast instances must have unicast_src_ip or interface"));
+                fatal(self, format!("({iname}): Unicast instances must have unicast_src_ip or interface"));
                 return None;
             }
             err(self, format!("({iname}) no interface specified"));

@@ -168,19 +168,26 @@ impl Vrrp {
         };
         let key = (r.interface.clone(), r.v6);
         if self.rx_open.get(&key) != Some(&link.ifindex) {
-            let groups: Vec<IpAddr> = self
+            let mut groups: Vec<IpAddr> = self
                 .setup
                 .instances
                 .iter()
                 .filter(|x| x.interface == r.interface && x.v6 == r.v6 && x.core.unicast_peers.is_empty())
                 .map(|x| x.mcast_group)
                 .collect();
+            // One membership per group: joining twice is EADDRINUSE.
+            groups.sort();
+            groups.dedup();
             match sock::RxSocket::open(&r.interface, link.ifindex, r.v6, &groups) {
                 Ok(s) => {
                     self.rx_open.insert(key.clone(), link.ifindex);
                     spawn_reader(s, key.0.clone(), key.1, self.packets.clone());
                 }
-                Err(e) => tracing::warn!("({}) cannot open VRRP socket on {}: {e}", r.core.name, r.interface),
+                Err(e) => {
+                    // Once per interface, not at every poll.
+                    self.rx_open.insert(key, 0);
+                    tracing::warn!("({}) cannot open VRRP socket on {}: {e}", r.core.name, r.interface)
+                }
             }
         }
         let src = r.unicast_src.or_else(|| self.primary_address(link.ifindex, r.v6, &r.addresses));
