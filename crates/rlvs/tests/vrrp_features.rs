@@ -244,6 +244,14 @@ fn config_test_exits_with_keepalived_codes() {
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("WARNING - interface bond0 for vrrp_instance VI_1 doesn't exist")
     );
+    // rlvs daemon --strict refuses a file with any warning.
+    let out = l.lab.run(&l.c2, &[&common::rlvs(), "daemon", "--engine", "none", "--strict", "-f", &seed]).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has warnings (--strict)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // No file: 4 (keepalived's CONFIG exit code).
     assert_eq!(l.lab.run(&l.c2, &[&face, "-t", "-f", "/nonexistent/k.conf"]).unwrap().status.code(), Some(4));
 }
