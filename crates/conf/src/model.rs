@@ -15,6 +15,29 @@ pub struct Config {
     pub vs_groups: Vec<VirtualServerGroup>,
     pub virtual_servers: Vec<VirtualServer>,
     pub ssl: Option<SslContext>,
+    /// rlvs: `local_address_group NAME { ADDR ... }`, FULLNAT's local
+    /// addresses (DPVS's keepalived spelling).
+    pub laddr_groups: Vec<LaddrGroup>,
+    /// `track_file NAME { file PATH weight N [reverse] init_file [V] }`.
+    pub track_files: Vec<TrackFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrackFile {
+    pub name: String,
+    pub pos: Pos,
+    pub file: String,
+    pub weight: i32,
+    pub reverse: bool,
+    /// init_file: the value written when the file does not exist.
+    pub init: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LaddrGroup {
+    pub name: String,
+    pub pos: Pos,
+    pub addrs: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -364,6 +387,8 @@ pub struct VirtualServer {
     pub sorry_server: Option<(IpAddr, u16)>,
     pub sorry_server_inhibit: bool,
     pub sorry_server_lvs_method: Option<LbKind>,
+    /// rlvs: FULLNAT's local address group.
+    pub laddr_group: Option<String>,
     pub real_servers: Vec<RealServer>,
 }
 

@@ -126,6 +126,11 @@ pub fn table(kind: BlockKind) -> Table {
                 "virtual_server_group",
                 "virtual_server",
                 "SSL",
+                // rlvs (DPVS's keepalived spelling): FULLNAT local addresses.
+                "local_address_group",
+                // Files whose number FILE_CHECK reads.
+                "track_file",
+                "vrrp_track_file",
             ],
             ignored: &[
                 ("static_ipaddress", ROUTES),
@@ -138,8 +143,6 @@ pub fn table(kind: BlockKind) -> Table {
                 ("interface_up_down_delays", NOT_YET),
                 ("bfd_instance", BFD),
                 ("vrrp_track_process", TRACK_OTHER),
-                ("track_file", TRACK_OTHER),
-                ("vrrp_track_file", TRACK_OTHER),
                 ("net_namespace", NETNS),
                 ("net_namespace_ipvs", NETNS),
                 ("namespace_with_ipsets", NETNS),
@@ -416,6 +419,8 @@ pub fn table(kind: BlockKind) -> Table {
                 "sorry_server_inhibit",
                 "sorry_server_lvs_method",
                 "real_server",
+                // rlvs (DPVS's spelling): the FULLNAT local address group.
+                "laddr_group_name",
             ],
             ignored: &[("smtp_alert", EMAIL), ("snmp_name", SNMP)],
         },

@@ -6,7 +6,7 @@
 //! keepalived's words, and events for notify scripts.
 
 /// A destination of the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
     Rs(usize),
     Sorry,
@@ -55,6 +55,16 @@ impl RealServer {
     }
     pub fn alive(&self) -> bool {
         self.alive
+    }
+    /// Whether it is in the table now.
+    pub fn in_table(&self) -> bool {
+        self.set
+    }
+    /// A reload keeps a server: its table state carries over.
+    pub fn carry_over(&mut self, from: &RealServer) {
+        self.alive = from.alive;
+        self.set = from.set;
+        self.failed = from.failed;
     }
 }
 

@@ -7,6 +7,7 @@
 //! [`seed`] builds the seed tutorial's topology on top of it.
 
 pub mod seed;
+pub mod seed_ha;
 pub mod web;
 
 use anyhow::{bail, Context, Result};
@@ -198,6 +199,11 @@ impl Lab {
         let pid = child.id();
         self.children.push((name.to_string(), child));
         Ok(pid)
+    }
+
+    /// The pid of a process started with [`Lab::spawn`] and still running.
+    pub fn spawn_pid(&self, name: &str) -> Option<u32> {
+        self.children.iter().find(|(n, _)| n == name).map(|(_, c)| c.id())
     }
 
     /// The log of a process started with [`Lab::spawn`].

@@ -42,6 +42,12 @@ pub struct Args {
     /// Log lines as keepalived writes them (`Sat Nov 28 01:32:28 2026: ...`).
     #[arg(long, hide = true)]
     pub keepalived_log: bool,
+    /// Only the VRRP side of the configuration (keepalived -P).
+    #[arg(long)]
+    pub vrrp_only: bool,
+    /// Only the virtual servers and their checkers (keepalived -C).
+    #[arg(long)]
+    pub check_only: bool,
 }
 
 pub fn init_logging(filter: &str, keepalived_style: bool) -> Result<()> {
@@ -142,6 +148,12 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
     };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;
     tracing::info!(engine = kind.name(), socket = "@rlvs/control", "rlvs daemon running");
+    // The checker side: its own thread, so nothing it does can hold VRRP up.
+    let checkers = config
+        .as_ref()
+        .filter(|c| !args.vrrp_only && !c.config.virtual_servers.is_empty())
+        .map(|c| crate::check::spawn(c.config.clone(), handle.clone()));
+    let config = config.filter(|c| !args.check_only && !c.config.instances.is_empty());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let served = rt.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -151,8 +163,16 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
             Some(_) => ready_rx.await.ok(),
             None => None,
         };
-        let served = serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref()).await;
+        let served =
+            serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref(), checkers.as_ref().map(|c| &c.0)).await;
         let _ = stop_tx.send(true);
+        if let Some((h, _)) = &checkers {
+            // Shutting down services first, as keepalived does on stop.
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if h.commands.send(crate::check::Command::Stop(tx)).is_ok() {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+            }
+        }
         if let Some(t) = vrrp {
             match t.await {
                 Ok(Err(e)) => tracing::error!("VRRP: {e:#}"),
@@ -162,6 +182,9 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         }
         served
     });
+    if let Some((_, t)) = checkers {
+        let _ = t.join();
+    }
     handle.stop();
     let _ = engine.join();
     tracing::info!("rlvs daemon stopped");
@@ -187,6 +210,7 @@ async fn serve(
     handle: Handle,
     args: &Args,
     vrrp: Option<&crate::vrrp::Handle>,
+    checkers: Option<&crate::check::Handle>,
 ) -> Result<()> {
     let listener = UnixListener::from_std(std_listener)?;
     let mut term = signal(SignalKind::terminate())?;
@@ -203,7 +227,7 @@ async fn serve(
                     }
                 });
             }
-            _ = hup.recv() => reload(args, vrrp),
+            _ = hup.recv() => reload(args, vrrp, checkers),
             _ = term.recv() => { tracing::info!("Stopping"); return Ok(()) }
             _ = tokio::signal::ctrl_c() => { tracing::info!("Stopping"); return Ok(()) }
         }
@@ -212,7 +236,7 @@ async fn serve(
 
 /// SIGHUP: a configuration that loads replaces the running one; one that
 /// does not leaves it untouched, and says why.
-fn reload(args: &Args, vrrp: Option<&crate::vrrp::Handle>) {
+fn reload(args: &Args, vrrp: Option<&crate::vrrp::Handle>, checkers: Option<&crate::check::Handle>) {
     let Some(path) = &args.config else {
         tracing::info!("SIGHUP without a configuration file - nothing to reload");
         return;
@@ -220,6 +244,9 @@ fn reload(args: &Args, vrrp: Option<&crate::vrrp::Handle>) {
     tracing::info!("Reloading ...");
     match load(path, args.config_id.clone(), args.strict, true) {
         Ok(l) => {
+            if let Some(c) = checkers {
+                let _ = c.commands.send(crate::check::Command::Reload(Box::new(l.config.clone())));
+            }
             if let Some(v) = vrrp {
                 let _ = v.commands.send(crate::vrrp::Command::Reload(Box::new(l.config)));
             }

@@ -229,6 +229,8 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         ring: "v2".into(),
         log: if o.log_detail { "debug".into() } else { "info".into() },
         keepalived_log: true,
+        vrrp_only: o.vrrp_only,
+        check_only: o.check_only,
     };
     let _ = daemon::init_logging(&args.log, true);
     tracing::info!("Starting Keepalived v2.2.7 (rlvs {})", env!("CARGO_PKG_VERSION"));

@@ -1,15 +1,23 @@
 //! `rlvs lab`: the seed tutorial replayed in network namespaces.
 //! `rlvs lab dr` is section 2: a DR director built with ipvsadm commands,
 //! two web servers, and curls from the client alternating between them.
+//! `rlvs lab seed` is section 3: two directors run by rlvs as keepalived
+//! with the seed's keepalived.conf files exactly as printed, and its tests.
+//! `rlvs lab up` builds that topology and leaves it running; `rlvs lab
+//! down` removes it.
 
 use anyhow::{bail, Context, Result};
 use rlvs_netlab::seed::{self, VIP, WEB1, WEB2};
 use rlvs_netlab::Lab;
 use std::time::Duration;
 
+/// The seed's two files, verbatim.
+const SEED_C2: &str = include_str!("../../../tests/golden/keepalived/seed-c2.conf");
+const SEED_C5: &str = include_str!("../../../tests/golden/keepalived/seed-c5.conf");
+
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(value_parser = ["dr"])]
+    #[arg(value_parser = ["dr", "seed", "up", "down"])]
     scenario: String,
     /// How many curls the client makes (the seed shows 9).
     #[arg(long, default_value_t = 9)]
@@ -22,6 +30,12 @@ fn prompt(h: &str, cmd: &str) {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    match args.scenario.as_str() {
+        "seed" => return seed_ha(),
+        "up" => return up(),
+        "down" => return down(),
+        _ => {}
+    }
     let exe = std::env::current_exe()?;
     let mut lab = Lab::new()?;
     let ipvsadm = lab.dir().join("ipvsadm");
@@ -70,5 +84,61 @@ pub fn run(args: Args) -> Result<()> {
     print!("{}", lab.ok(&t.director, &[&ipvsadm, "-Ln"])?);
     lab.stop("rlvs-daemon", libc::SIGTERM)?;
     println!("== done: namespaces removed");
+    Ok(())
+}
+
+fn seed_ha() -> Result<()> {
+    let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+    let mut lab = Lab::new()?;
+    let mut print = |l: &str| println!("{l}");
+    rlvs_netlab::seed_ha::replay(&mut lab, &exe, SEED_C2, SEED_C5, &mut print)?;
+    println!("== done: namespaces removed");
+    Ok(())
+}
+
+/// Where `rlvs lab up` leaves the names of what it made.
+const STATE: &str = "/run/rlvs-lab-up";
+
+fn up() -> Result<()> {
+    if std::path::Path::new(STATE).exists() {
+        bail!("a lab is already up (rlvs lab down removes it)");
+    }
+    let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+    let mut lab = Lab::new()?;
+    let h = rlvs_netlab::seed_ha::build(&mut lab, &exe)?;
+    rlvs_netlab::seed_ha::start_director(&mut lab, &exe, &h.c2, "c2", SEED_C2)?;
+    rlvs_netlab::seed_ha::start_director(&mut lab, &exe, &h.c5, "c5", SEED_C5)?;
+    let names = [&h.c1, &h.c2, &h.c3, &h.c4, &h.c5];
+    std::fs::write(STATE, names.iter().map(|n| format!("{n}\n")).collect::<String>())?;
+    println!(
+        "seed topology up: client {}, directors {} (bond0) and {} (eth0), web servers {} and {}",
+        h.c1, h.c2, h.c5, h.c3, h.c4
+    );
+    println!("try: ip netns exec {} curl {VIP}", h.c1);
+    println!("     ip netns exec {} {} adm -Ln", h.c2, exe);
+    println!("rlvs lab down removes it");
+    // Keep everything running: the lab would clean up when dropped.
+    std::mem::forget(lab);
+    Ok(())
+}
+
+fn down() -> Result<()> {
+    let names = std::fs::read_to_string(STATE).context("no lab is up")?;
+    for ns in names.lines() {
+        let pids = std::process::Command::new("ip").args(["netns", "pids", ns]).output()?;
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            if let Ok(p) = pid.parse::<i32>() {
+                // SAFETY: plain kill(2) of the lab's own processes.
+                unsafe { libc::kill(p, libc::SIGTERM) };
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let sw = names.lines().next().map(|n| format!("{}-sw", n.rsplit_once('-').map_or(n, |x| x.0)));
+    for ns in names.lines().map(str::to_string).chain(sw) {
+        let _ = std::process::Command::new("ip").args(["netns", "del", &ns]).status();
+    }
+    std::fs::remove_file(STATE)?;
+    println!("seed topology removed");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! as `keepalived` it is keepalived; otherwise the first argument picks
 //! the face.
 
+mod check;
 mod daemon;
 mod decap;
 mod keepalived;

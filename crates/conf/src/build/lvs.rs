@@ -44,6 +44,46 @@ impl Builder {
         true
     }
 
+    /// `track_file NAME { file PATH weight N [reverse] init_file [V] }`.
+    pub(super) fn track_file(&mut self, node: &Node) -> Option<TrackFile> {
+        let name = self.need(node, 0)?.to_string();
+        let children = self.block(node)?;
+        let mut t =
+            TrackFile { name, pos: node.pos().clone(), file: String::new(), weight: 1, reverse: false, init: None };
+        for n in children {
+            self.no_block(n);
+            match n.keyword() {
+                "file" => t.file = self.need(n, 0).unwrap_or_default().to_string(),
+                "weight" => {
+                    t.weight = self.int(n, 0, -254, 254).map_or(t.weight, |w| w as i32);
+                    t.reverse = n.arg(1) == Some("reverse");
+                }
+                "init_file" => t.init = Some(n.arg(0).and_then(|v| v.parse().ok()).unwrap_or(0)),
+                _ => self.other(BlockKind::FileCheck, n),
+            }
+        }
+        if t.file.is_empty() {
+            self.diags.push(Diag::error(&t.pos, format!("No file set for track_file {} - removing", t.name)));
+            return None;
+        }
+        Some(t)
+    }
+
+    /// `local_address_group NAME { ADDR [IFNAME] ... }`.
+    pub(super) fn laddr_group(&mut self, node: &Node) -> Option<LaddrGroup> {
+        let name = self.need(node, 0)?.to_string();
+        let children = self.block(node)?;
+        let mut g = LaddrGroup { name, pos: node.pos().clone(), addrs: Vec::new() };
+        for n in children {
+            self.no_block(n);
+            match parse_ip(n.keyword()) {
+                Some(a) => g.addrs.push(a),
+                None => self.bad(n, &format!("Invalid local address {} - skipping", n.keyword())),
+            }
+        }
+        Some(g)
+    }
+
     pub(super) fn vs_group(&mut self, node: &Node) -> Option<VirtualServerGroup> {
         let name = self.need(node, 0)?.to_string();
         let children = self.block(node)?;
@@ -117,6 +157,7 @@ impl Builder {
             sorry_server: None,
             sorry_server_inhibit: false,
             sorry_server_lvs_method: None,
+            laddr_group: None,
             real_servers: Vec::new(),
         };
         let mut timing = Timing { connect_timeout: Some(Duration::from_secs(5)), ..Timing::default() };
@@ -225,6 +266,7 @@ impl Builder {
                 }
                 "sorry_server_inhibit" => vs.sorry_server_inhibit = self.flag(n),
                 "sorry_server_lvs_method" => vs.sorry_server_lvs_method = self.forwarding(n, "sorry").map(|f| f.0),
+                "laddr_group_name" => vs.laddr_group = self.need(n, 0).map(str::to_string),
                 _ => self.other(BlockKind::VirtualServer, n),
             }
         }
@@ -248,6 +290,8 @@ impl Builder {
             "NAT" => LbKind::Nat,
             "DR" => LbKind::Dr,
             "TUN" => LbKind::Tun,
+            // rlvs, as DPVS spells it.
+            "FNAT" | "FULLNAT" => LbKind::FullNat,
             other => {
                 self.bad(n, &format!("PARSER : unknown [{other}] routing method for {s_type} server."));
                 return None;

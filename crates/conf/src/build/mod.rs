@@ -29,6 +29,8 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>) {
         vs_groups: Vec::new(),
         virtual_servers: Vec::new(),
         ssl: None,
+        laddr_groups: Vec::new(),
+        track_files: Vec::new(),
     };
     // keepalived reads global_defs and vrrp_scripts before the instances
     // that refer to them, whatever their order in the file.
@@ -73,6 +75,16 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>) {
             "SSL" => {
                 if let Some(children) = b.block(n) {
                     config.ssl = Some(b.ssl(children));
+                }
+            }
+            "track_file" | "vrrp_track_file" => {
+                if let Some(t) = b.track_file(n) {
+                    config.track_files.push(t);
+                }
+            }
+            "local_address_group" => {
+                if let Some(g) = b.laddr_group(n) {
+                    config.laddr_groups.push(g);
                 }
             }
             _ => b.other(BlockKind::Root, n),

@@ -1,0 +1,367 @@
+//! The checker side: keepalived.conf's virtual servers put into the engine
+//! and their real servers health-checked. It runs on a thread and tokio
+//! runtime of its own, so a probe that hangs (each is bounded anyway) can
+//! never delay VRRP. The schedules and pool rules are `rlvs_health`'s; this
+//! shell runs the probes and sends table changes to the engine.
+
+mod probe;
+mod setup;
+
+use rlvs_ctl::{Request, Response};
+use rlvs_dataplane::ControlMsg;
+use rlvs_health::checker::{Outcome, Step};
+use rlvs_health::pool::{Event, Op};
+use setup::{CheckerRt, Probe, VsRt};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+pub enum Command {
+    Reload(Box<rlvs_conf::Config>),
+    Stop(oneshot::Sender<()>),
+}
+
+pub struct Handle {
+    pub commands: mpsc::UnboundedSender<Command>,
+}
+
+/// A probe's answer: checker id, the generation it was started for (a
+/// reload may have replaced the checker), the outcome, and a weight for
+/// MISC_CHECK's misc_dynamic and FILE_CHECK.
+type ProbeResult = (usize, u64, Outcome, Option<i64>);
+
+pub fn spawn(config: rlvs_conf::Config, engine: rlvs_dataplane::Handle) -> (Handle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let t = std::thread::Builder::new()
+        .name("rlvs-checkers".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!("checker runtime: {e}");
+                    return;
+                }
+            };
+            rt.block_on(run(config, engine, rx));
+        })
+        .expect("spawning the checker thread");
+    (Handle { commands: tx }, t)
+}
+
+pub(crate) fn sockaddr_of(a: SocketAddr) -> (libc::sockaddr_storage, u32) {
+    // SAFETY: zeroed storage is a valid initial value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match a {
+        SocketAddr::V4(v) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: v.port().to_be(),
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v.ip().octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: fits in storage.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            (ss, std::mem::size_of::<libc::sockaddr_in>() as u32)
+        }
+        SocketAddr::V6(v) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: v.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: v.ip().octets() },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: fits in storage.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            (ss, std::mem::size_of::<libc::sockaddr_in6>() as u32)
+        }
+    }
+}
+
+struct Manager {
+    engine: rlvs_dataplane::Handle,
+    vss: Vec<VsRt>,
+    checkers: Vec<CheckerRt>,
+    heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    results: mpsc::UnboundedSender<ProbeResult>,
+    tls: Arc<rustls::ClientConfig>,
+    local: HashSet<IpAddr>,
+    global: rlvs_conf::model::GlobalDefs,
+}
+
+/// Sends a request to the engine and logs what it refuses.
+fn send(engine: &rlvs_dataplane::Handle, req: Request) {
+    let what = format!("{req:?}");
+    engine.send(ControlMsg {
+        req,
+        reply: Box::new(move |r| {
+            if let Response::Error(e) = r {
+                tracing::warn!("IPVS: {what} refused: {e:?}");
+            }
+        }),
+    });
+}
+
+impl Manager {
+    fn apply(&mut self, vi: usize, ops: Vec<Op>) {
+        for op in ops {
+            let vs = &mut self.vss[vi];
+            let (target, weight) = match op {
+                Op::Set { target, weight } => (target, Some(weight)),
+                Op::Remove(t) => (t, None),
+            };
+            let Some(mut dest) = vs.dest(target) else { continue };
+            let present = vs.in_table.contains(&target);
+            for key in vs.keys.clone() {
+                let req = match weight {
+                    Some(w) => {
+                        dest.weight = w as i32;
+                        if present {
+                            Request::EditDest { service: key, dest }
+                        } else {
+                            Request::AddDest { service: key, dest }
+                        }
+                    }
+                    None if present => Request::DelDest { service: key, addr: dest.addr, port: dest.port },
+                    None => continue,
+                };
+                send(&self.engine, req);
+            }
+            if weight.is_some() {
+                vs.in_table.insert(target);
+            } else {
+                vs.in_table.remove(&target);
+            }
+        }
+    }
+
+    fn events(&self, vi: usize, events: &[Event]) {
+        let vs = &self.vss[vi];
+        for e in events {
+            let script = match e {
+                Event::RsUp(i) => vs.notify_up.get(*i).cloned().flatten(),
+                Event::RsDown(i) => vs.notify_down.get(*i).cloned().flatten(),
+                Event::QuorumUp => vs.quorum_up.clone(),
+                Event::QuorumDown => vs.quorum_down.clone(),
+            };
+            if let Some(s) = script {
+                crate::vrrp::scripts::notify(&s, &[]);
+            }
+        }
+    }
+
+    fn out(&mut self, vi: usize, o: rlvs_health::pool::Out) {
+        for l in &o.logs {
+            tracing::info!("{l}");
+        }
+        self.events(vi, &o.events);
+        self.apply(vi, o.ops);
+    }
+
+    fn schedule(&mut self, id: usize, after: Duration) {
+        let c = &mut self.checkers[id];
+        c.running = false;
+        self.heap.push(Reverse((Instant::now() + after, id, c.gen)));
+    }
+
+    fn start_probe(&mut self, id: usize) {
+        let c = &mut self.checkers[id];
+        let vs = &self.vss[c.vs];
+        if vs.ha_suspend && !vs.local(&self.local) {
+            let d = c.core.timing.delay_loop;
+            self.schedule(id, d);
+            return;
+        }
+        c.running = true;
+        let (gen, tx, tls) = (c.gen, self.results.clone(), self.tls.clone());
+        let probe = c.probe.clone();
+        let url = c.core.url();
+        tokio::spawn(async move {
+            let (out, weight) = run_probe(&probe, url, tls).await;
+            let _ = tx.send((id, gen, out, weight));
+        });
+    }
+
+    fn result(&mut self, id: usize, gen: u64, out: Outcome, weight: Option<i64>) {
+        let Some(c) = self.checkers.get_mut(id) else { return };
+        if c.gen != gen || c.retired {
+            return;
+        }
+        if let Outcome::Fail(reason) = &out {
+            if self.global.checker_log_all_failures || c.log_all_failures {
+                tracing::info!("Check on service {} failed: {reason}", c.core.name);
+            } else {
+                tracing::debug!("Check on service {} failed: {reason}", c.core.name);
+            }
+        }
+        let step: Step = c.core.result(&out);
+        let (vi, ri) = (c.vs, c.rs);
+        if let Some(l) = &step.log {
+            tracing::info!("{l}");
+        }
+        // misc_dynamic / FILE_CHECK: a weight with the success.
+        if let (Outcome::Ok, Some(w)) = (&out, weight) {
+            if c.last_weight != Some(w) {
+                c.last_weight = Some(w);
+                let o = self.vss[vi].pool.set_weight(ri, w);
+                self.out(vi, o);
+            }
+        }
+        if let Some(up) = step.became {
+            let o = self.vss[vi].pool.checker_changed(ri, up);
+            self.out(vi, o);
+        }
+        self.schedule(id, step.next_in);
+    }
+
+    fn refresh_local(&mut self) {
+        if !self.vss.iter().any(|v| v.ha_suspend) {
+            return;
+        }
+        if let Ok(mut r) = rlvs_dataplane::netlink::Rtnl::new() {
+            if let Ok(a) = r.all_addresses() {
+                self.local = a.into_iter().collect();
+            }
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for vi in 0..self.vss.len() {
+            let o = self.vss[vi].pool.shutdown();
+            self.out(vi, o);
+            for key in self.vss[vi].keys.clone() {
+                send(&self.engine, Request::DelService { key });
+            }
+        }
+    }
+}
+
+async fn run_probe(p: &Probe, url: usize, tls: Arc<rustls::ClientConfig>) -> (Outcome, Option<i64>) {
+    match p {
+        Probe::Tcp(c) => (probe::tcp(c).await, None),
+        Probe::Http { conn, check } => match check.urls.get(url) {
+            Some(u) => (probe::http(conn, check, u, check.ssl.then_some(tls)).await, None),
+            None => (Outcome::Fail("no url".into()), None),
+        },
+        Probe::Smtp { conn, helo } => (probe::smtp(conn, helo).await, None),
+        Probe::Udp { conn, check } => (probe::udp(conn, check).await, None),
+        Probe::Dns { conn, qtype, name } => (probe::dns(conn, qtype, name).await, None),
+        Probe::Ping(c) => (probe::ping(c).await, None),
+        Probe::Misc { script, timeout, dynamic, iweight } => misc(script, *timeout, *dynamic, *iweight).await,
+        Probe::File { path, weight, reverse, init, iweight } => {
+            let v: i64 = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse().ok()).or(*init).unwrap_or(0);
+            let m = if *reverse { -1 } else { 1 };
+            let w = i64::from(*weight);
+            if w == 0 {
+                (if v == 0 { Outcome::Ok } else { Outcome::Fail(format!("{path} = {v}")) }, None)
+            } else if v * w * m <= -254 {
+                (Outcome::Fail(format!("{path} = {v}")), None)
+            } else {
+                (Outcome::Ok, Some(*iweight + v * w * m))
+            }
+        }
+    }
+}
+
+/// MISC_CHECK: exit 0 is up; with misc_dynamic, 2-255 are up with weight
+/// code - 2; the rest, a signal or the timeout, down.
+async fn misc(
+    script: &Option<crate::vrrp::scripts::Runnable>,
+    timeout: Duration,
+    dynamic: bool,
+    iweight: i64,
+) -> (Outcome, Option<i64>) {
+    let Some(r) = script else { return (Outcome::Fail("script disabled".into()), None) };
+    let mut cmd = tokio::process::Command::new(&r.argv[0]);
+    cmd.args(&r.argv[1..])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd.process_group(0);
+    if r.uid != 0 || r.gid != 0 {
+        cmd.uid(r.uid).gid(r.gid);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return (Outcome::Fail(format!("failed to run ({e})")), None),
+    };
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(st)) => match st.code() {
+            Some(0) => (Outcome::Ok, dynamic.then_some(iweight)),
+            Some(c) if dynamic && (2..=255).contains(&c) => (Outcome::Ok, Some(i64::from(c) - 2)),
+            Some(c) => (Outcome::Fail(format!("exited with status {c}")), None),
+            None => (Outcome::Fail("killed by a signal".into()), None),
+        },
+        Ok(Err(e)) => (Outcome::Fail(e.to_string()), None),
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // SAFETY: killing the script's own process group.
+                unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            }
+            let _ = child.wait().await;
+            (Outcome::Fail("timed out".into()), None)
+        }
+    }
+}
+
+async fn run(
+    config: rlvs_conf::Config,
+    engine: rlvs_dataplane::Handle,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ProbeResult>();
+    let mut m = Manager {
+        engine,
+        vss: Vec::new(),
+        checkers: Vec::new(),
+        heap: BinaryHeap::new(),
+        results: tx,
+        tls: probe::tls_config(),
+        local: HashSet::new(),
+        global: config.global.clone(),
+    };
+    setup::install(&mut m, &config, None);
+    m.refresh_local();
+    let mut local_tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let next = m.heap.peek().map(|Reverse((t, _, _))| *t);
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {
+                let now = Instant::now();
+                while let Some(Reverse((t, id, gen))) = m.heap.peek().copied() {
+                    if t > now {
+                        break;
+                    }
+                    m.heap.pop();
+                    let c = &m.checkers[id];
+                    if c.gen == gen && !c.running && !c.retired {
+                        m.start_probe(id);
+                    }
+                }
+            }
+            Some((id, gen, out, w)) = rx.recv() => m.result(id, gen, out, w),
+            _ = local_tick.tick() => m.refresh_local(),
+            Some(cmd) = commands.recv() => match cmd {
+                Command::Reload(c) => {
+                    m.global = c.global.clone();
+                    setup::reload(&mut m, &c);
+                }
+                Command::Stop(done) => {
+                    m.shutdown();
+                    let _ = done.send(());
+                    return;
+                }
+            },
+        }
+    }
+}
