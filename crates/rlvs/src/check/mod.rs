@@ -203,6 +203,10 @@ impl Manager {
         if let Some(l) = &step.log {
             tracing::info!("{l}");
         }
+        // Why it went down, whatever log_all_failures says.
+        if let (Some(false), Outcome::Fail(reason)) = (step.became, &out) {
+            tracing::info!("Last check of service {} failed: {reason}", c.core.name);
+        }
         // misc_dynamic / FILE_CHECK: a weight with the success.
         if let (Outcome::Ok, Some(w)) = (&out, weight) {
             if c.last_weight != Some(w) {
@@ -281,7 +285,7 @@ async fn misc(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    cmd.process_group(0);
+    cmd.process_group(0).kill_on_drop(true);
     if r.uid != 0 || r.gid != 0 {
         cmd.uid(r.uid).gid(r.gid);
     }

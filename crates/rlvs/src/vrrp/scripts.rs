@@ -181,7 +181,8 @@ pub fn spawn_runner(s: VrrpScript, r: Runnable, timeout: Duration, tx: mpsc::Unb
 }
 
 async fn run_once(name: &str, r: &Runnable, timeout: Duration, last: &mut Option<i32>) -> bool {
-    let mut child = match command(r, &[]).spawn() {
+    // A tracked script still running when rlvs stops is killed with it.
+    let mut child = match command(r, &[]).kill_on_drop(true).spawn() {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("Script `{name}` failed to start: {e}");
