@@ -7,6 +7,7 @@
 //! by rlvs in DR mode (VIP service, the sink as real server). The sink counts
 //! arrivals with an nftables counter at ingress and drops them.
 
+mod checkers;
 mod failover;
 mod gen;
 mod http;
@@ -56,6 +57,19 @@ enum Cmd {
         /// The daemon's AF_PACKET receive ring (v2 or v3).
         #[arg(long, default_value = "v2")]
         ring: String,
+    },
+    /// The checker side at scale: config load, CPU and memory.
+    Checkers {
+        #[arg(long, default_value_t = 1000)]
+        vs: usize,
+        #[arg(long, default_value_t = 10)]
+        rs: usize,
+        #[arg(long, default_value_t = 5)]
+        delay_loop: u32,
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        #[arg(long, default_value = "target/release/rlvs")]
+        rlvs: String,
     },
     /// VRRP takeover times of rlvs against Debian's keepalived, same run.
     Failover {
@@ -224,6 +238,10 @@ fn main() -> Result<()> {
         Cmd::Http { runs, seconds, connections, rlvs, ring } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
             http::run(runs, seconds, connections, &rlvs.to_string_lossy(), &ring)
+        }
+        Cmd::Checkers { vs, rs, delay_loop, seconds, rlvs } => {
+            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
+            checkers::run(vs, rs, delay_loop, seconds, &rlvs.to_string_lossy())
         }
         Cmd::Failover { runs, rlvs } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;

@@ -74,16 +74,26 @@ fn hung_and_garbage_servers_are_bounded_and_vrrp_fails_over_on_time() {
         lab.spawn(&ns, tag, &[&face, "-n", "-l", "-f", &f, "-p", &pids[0], "-r", &pids[1], "-c", &pids[2]]).unwrap();
     }
     let has_vip = |ns: &str, ifname: &str| {
-        lab.ok(ns, &["ip", "-4", "-o", "addr", "show", "dev", ifname]).map(|o| o.contains(" 10.0.0.100/")).unwrap_or(false)
+        lab.ok(ns, &["ip", "-4", "-o", "addr", "show", "dev", ifname])
+            .map(|o| o.contains(" 10.0.0.100/"))
+            .unwrap_or(false)
     };
-    assert!(Lab::wait_for(Duration::from_secs(10), || has_vip(&c2, "bond0").then_some(())).is_some(), "{}", lab.log("c2"));
+    assert!(
+        Lab::wait_for(Duration::from_secs(10), || has_vip(&c2, "bond0").then_some(())).is_some(),
+        "{}",
+        lab.log("c2")
+    );
     // The hung probes are outstanding right now (connect succeeded, no
     // answer for 2 s; the script sleeps): fail over under them.
     std::thread::sleep(Duration::from_millis(1500));
     let t0 = Instant::now();
     // SAFETY: signalling our own child.
     unsafe { libc::kill(lab.spawn_pid("c2").unwrap() as i32, libc::SIGTERM) };
-    assert!(Lab::wait_for(Duration::from_secs(10), || has_vip(&c5, "eth0").then_some(())).is_some(), "{}", lab.log("c5"));
+    assert!(
+        Lab::wait_for(Duration::from_secs(10), || has_vip(&c5, "eth0").then_some(())).is_some(),
+        "{}",
+        lab.log("c5")
+    );
     println!("failover with hung checkers on both directors: {:.3} s", t0.elapsed().as_secs_f64());
     // Each misbehaving server is declared down within its timeout and logged.
     let log = Lab::wait_for(Duration::from_secs(15), || {
