@@ -125,8 +125,6 @@ pub(crate) const OPTNAMES: [&str; 35] = [
 
 /// Legal combinations of commands (rows, in Cmd order) and options (columns,
 /// in OPTNAMES order): '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
-/// Legal combinations of commands (rows, in Cmd order) and options (columns,
-/// in OPTNAMES order): '+' compulsory, 'x' illegal, '1' exclusive, ' ' optional.
 /// ipvsadm 1.31's table, with rlvs's laddr column and FULLNAT rows added.
 pub(crate) const COMMANDS_V_OPTIONS: [&[u8; 35]; 17] = [
     b"xx+   xxxxxxxxxxxxxxx   xxxxxxxxxxx",
@@ -145,7 +143,7 @@ pub(crate) const COMMANDS_V_OPTIONS: [&[u8; 35]; 17] = [
     b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
     b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
     b"xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx+",
-    b"  xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+    b" x xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
 ];
 
 pub(crate) const TUNNAMES: [&str; 3] = ["ipip", "gue", "gre"];
