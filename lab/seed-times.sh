@@ -5,6 +5,8 @@
 # plane), on the same kernel in the same run. For each, CYCLES times: stop
 # web1 and time until the master's table drops 10.1.1.244; start it and
 # time until it is back. Usage: seed-times.sh OUTDIR RLVS_BINARY [CYCLES]
+# With RETRY=N in the environment, "retry N" is added to each HTTP_GET
+# (keepalived 2.2.7 ignores the seed's nb_get_retry: retry stays 1).
 set -u
 out=${1:-/labio}; rlvs=${2:-/host/target/release/rlvs}; cycles=${3:-5}
 L=/tmp/seedt; VIP=10.0.0.100
@@ -12,8 +14,10 @@ now() { echo "${EPOCHREALTIME/./}"; }
 secs() { printf '%d.%03d' $(($1 / 1000000)) $((($1 % 1000000) / 1000)); }
 modprobe ip_vs 2>/dev/null; modprobe ip_vs_rr 2>/dev/null
 rm -rf $L; mkdir -p $L
-sed -n '1,$p' /host/tests/golden/keepalived/seed-c2.conf > $L/c2.conf
-sed -n '1,$p' /host/tests/golden/keepalived/seed-c5.conf > $L/c5.conf
+retry_edit='1,$p'
+[ -n "${RETRY:-}" ] && retry_edit="s/^\\( *\\)nb_get_retry 3$/&\\n\\1retry $RETRY/"
+sed "$retry_edit" /host/tests/golden/keepalived/seed-c2.conf > $L/c2.conf
+sed "$retry_edit" /host/tests/golden/keepalived/seed-c5.conf > $L/c5.conf
 ln -sf "$rlvs" $L/keepalived-rlvs; ln -sf "$rlvs" $L/ipvsadm-rlvs
 # The rlvs face is found as "keepalived", its ipvsadm as "ipvsadm".
 mkdir -p $L/rbin; ln -sf "$rlvs" $L/rbin/keepalived; ln -sf "$rlvs" $L/rbin/ipvsadm
@@ -64,7 +68,7 @@ run_impl() {  # run_impl NAME BIN_DIR ADM
 }
 
 {
-  echo "kernel $(uname -r)"
+  echo "kernel $(uname -r) retry ${RETRY:-default}"
   run_impl keepalived /usr/sbin ipvsadm
   run_impl rlvs $L/rbin $L/rbin/ipvsadm
 } 2>&1 | tee $out/seed-times.txt

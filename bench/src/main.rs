@@ -60,6 +60,8 @@ enum Cmd {
     },
     /// The checker side at scale: config load, CPU and memory.
     Checkers {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
         #[arg(long, default_value_t = 1000)]
         vs: usize,
         #[arg(long, default_value_t = 10)]
@@ -170,7 +172,7 @@ fn measure(p: &mut Path, flows: u16, seconds: f64) -> Result<f64> {
     Ok((c1 - c0) as f64 / (t1 - t0).as_secs_f64())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let n = v.len();
     if n % 2 == 1 {
@@ -239,9 +241,9 @@ fn main() -> Result<()> {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
             http::run(runs, seconds, connections, &rlvs.to_string_lossy(), &ring)
         }
-        Cmd::Checkers { vs, rs, delay_loop, seconds, rlvs } => {
+        Cmd::Checkers { runs, vs, rs, delay_loop, seconds, rlvs } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            checkers::run(vs, rs, delay_loop, seconds, &rlvs.to_string_lossy())
+            checkers::run(runs, vs, rs, delay_loop, seconds, &rlvs.to_string_lossy())
         }
         Cmd::Failover { runs, rlvs } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;

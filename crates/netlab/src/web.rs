@@ -134,3 +134,36 @@ pub fn tcp_hold(lab: &Lab, ns: &str, addr: &str, port: u16, n: usize) -> Result<
     .join("\n");
     Ok(lab.ok(ns, &["python3", "-c", &script])?.lines().map(String::from).collect())
 }
+
+const LISTENERS: &str = r#"
+import resource, selectors, socket, sys
+_, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+first, count, addrs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split(",")
+sel = selectors.DefaultSelector()
+for a in addrs:
+    for p in range(first, first + count):
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((a, p)); s.listen(256); s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+print("listening", flush=True)
+while True:
+    for key, _ in sel.select():
+        try:
+            c, _ = key.fileobj.accept(); c.close()
+        except OSError:
+            pass
+"#;
+
+/// Thousands of TCP listeners in one process (ports `first..first+count` on
+/// each of `addrs`) that accept and close, for health checkers at scale;
+/// returns once all of them listen.
+pub fn tcp_listeners(lab: &mut Lab, ns: &str, name: &str, addrs: &[String], first: u16, count: usize) -> Result<()> {
+    let script = lab.dir().join(format!("{name}.py"));
+    std::fs::write(&script, LISTENERS)?;
+    let script = script.to_string_lossy().into_owned();
+    lab.spawn(ns, name, &["python3", &script, &first.to_string(), &count.to_string(), &addrs.join(",")])?;
+    let up = Lab::wait_for(std::time::Duration::from_secs(60), || lab.log(name).contains("listening").then_some(()));
+    anyhow::ensure!(up.is_some(), "listeners did not start: {}", lab.log(name));
+    Ok(())
+}

@@ -108,7 +108,24 @@ pub fn load(path: &std::path::Path, config_id: Option<String>, strict: bool, ref
 
 pub fn run(args: Args) -> Result<()> {
     init_logging(&args.log, args.keepalived_log)?;
+    raise_file_limit();
     serve_until_stopped(args)
+}
+
+/// Every health check in flight holds a socket, and a keepalived.conf can
+/// name thousands of real servers; like keepalived, take the whole hard
+/// limit for open files rather than fail checks at the default 1024.
+fn raise_file_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit write to and read from a valid rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) != 0 {
+                tracing::warn!(limit = lim.rlim_cur, "could not raise the open-file limit");
+            }
+        }
+    }
 }
 
 /// The daemon proper, logging already set up.
