@@ -109,7 +109,9 @@ impl Pool {
     /// weight 0 rather than left out.
     fn add(&mut self, i: usize, out: &mut Out) {
         let r = &mut self.rs[i];
-        let weight = if r.inhibit && r.failed > 0 { 0 } else { real_weight(r.weight) };
+        // Only a first add of a failing inhibited server goes in at 0; an
+        // inhibited server already in the table is edited to its weight.
+        let weight = if r.inhibit && !r.set && r.failed > 0 { 0 } else { real_weight(r.weight) };
         r.set = true;
         out.ops.push(Op::Set { target: Target::Rs(i), weight });
     }
@@ -292,21 +294,40 @@ impl Pool {
         out
     }
 
-    /// clear_services at stop: every destination out, with keepalived's log.
-    pub fn shutdown(&mut self) -> Out {
+    /// clear_service_vs: every destination out, with keepalived's log, when
+    /// the daemon stops (`stopping`) or a reload drops the virtual server.
+    /// A reload runs the down notifiers as any failure would; at stop they
+    /// run only with `omega`.
+    pub fn clear(&mut self, stopping: bool, omega: bool) -> Out {
         let mut out = Out::default();
+        let notify = omega || !stopping;
         for i in 0..self.rs.len() {
-            if self.rs[i].set {
-                out.logs.push(format!("Shutting down service {} from VS {}", self.rs[i].name, self.name));
-                self.rs[i].set = false;
-                self.rs[i].alive = false;
-                out.ops.push(Op::Remove(Target::Rs(i)));
+            let r = &mut self.rs[i];
+            if r.set || stopping {
+                let verb = if stopping { "Shutting down" } else { "Removing" };
+                let inhibited = if r.inhibit && !r.alive { "(inhibited) " } else { "" };
+                out.logs.push(format!("{verb} {inhibited}service {} from VS {}", r.name, self.name));
+            }
+            if !r.set {
+                continue;
+            }
+            r.set = false;
+            out.ops.push(Op::Remove(Target::Rs(i)));
+            if r.alive {
+                r.alive = false;
+                if notify {
+                    out.events.push(Event::RsDown(i));
+                }
             }
         }
         if let Some(s) = self.sorry.as_mut().filter(|s| s.set) {
             s.set = false;
             s.alive = false;
             out.ops.push(Op::Remove(Target::Sorry));
+        }
+        let was_up = std::mem::replace(&mut self.quorum_up, false);
+        if (stopping && omega) || (!stopping && was_up) {
+            out.events.push(Event::QuorumDown);
         }
         out
     }
@@ -414,9 +435,41 @@ mod tests {
             ["Changing weight from 1 to 5 for active service [10.1.1.244]:tcp:80 of VS [10.0.0.100]:tcp:80"]
         );
         assert_eq!(o.ops, [Op::Set { target: Target::Rs(0), weight: 5 }]);
-        let o = p.shutdown();
+        let o = p.clear(true, false);
         assert_eq!(o.ops, [Op::Remove(Target::Rs(0)), Op::Remove(Target::Rs(1))]);
         assert_eq!(o.logs[0], "Shutting down service [10.1.1.244]:tcp:80 from VS [10.0.0.100]:tcp:80");
+        assert!(o.events.is_empty(), "notifiers at stop only with omega");
+    }
+
+    #[test]
+    fn omega_runs_the_down_notifiers_of_live_servers_and_the_quorum_at_stop() {
+        let mut p = pool(3, 1, 0, false, true);
+        p.init();
+        p.checker_changed(1, false);
+        let o = p.clear(true, true);
+        assert_eq!(o.events, [Event::RsDown(0), Event::RsDown(2), Event::QuorumDown]);
+        assert_eq!(o.logs[1], "Shutting down (inhibited) service [10.1.1.245]:tcp:80 from VS [10.0.0.100]:tcp:80");
+        assert_eq!(o.ops.len(), 3, "inhibited servers are removed too: {:?}", o.ops);
+    }
+
+    #[test]
+    fn an_inhibited_server_held_at_zero_for_the_sorry_server_gets_its_weight_back() {
+        let mut p = pool(2, 2, 0, true, true);
+        p.init();
+        let o = p.checker_changed(1, false);
+        assert!(o.ops.contains(&Op::Set { target: Target::Rs(0), weight: 0 }), "{:?}", o.ops);
+        let o = p.checker_changed(1, true);
+        assert!(o.ops.contains(&Op::Set { target: Target::Rs(0), weight: 1 }), "{:?}", o.ops);
+        assert!(o.ops.contains(&Op::Set { target: Target::Rs(1), weight: 1 }), "{:?}", o.ops);
+    }
+
+    #[test]
+    fn a_reload_that_drops_the_virtual_server_notifies_like_a_failure() {
+        let mut p = pool(2, 1, 0, false, false);
+        p.init();
+        let o = p.clear(false, false);
+        assert_eq!(o.events, [Event::RsDown(0), Event::RsDown(1), Event::QuorumDown]);
+        assert_eq!(o.logs[0], "Removing service [10.1.1.244]:tcp:80 from VS [10.0.0.100]:tcp:80");
     }
 
     #[test]

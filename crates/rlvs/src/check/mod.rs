@@ -140,17 +140,8 @@ impl Manager {
     }
 
     fn events(&self, vi: usize, events: &[Event]) {
-        let vs = &self.vss[vi];
-        for e in events {
-            let script = match e {
-                Event::RsUp(i) => vs.notify_up.get(*i).cloned().flatten(),
-                Event::RsDown(i) => vs.notify_down.get(*i).cloned().flatten(),
-                Event::QuorumUp => vs.quorum_up.clone(),
-                Event::QuorumDown => vs.quorum_down.clone(),
-            };
-            if let Some(s) = script {
-                crate::vrrp::scripts::notify(&s, &[]);
-            }
+        for s in self.vss[vi].scripts(events) {
+            crate::vrrp::scripts::notify(&s, &[]);
         }
     }
 
@@ -233,14 +224,28 @@ impl Manager {
         }
     }
 
-    fn shutdown(&mut self) {
+    /// The table emptied as keepalived empties it at stop; with omega, the
+    /// down notifiers run (all at once, each cut off after a second, as
+    /// keepalived bounds them) before the daemon goes on exiting.
+    async fn shutdown(&mut self) {
+        let mut last_words = Vec::new();
         for vi in 0..self.vss.len() {
-            let o = self.vss[vi].pool.shutdown();
-            self.out(vi, o);
+            let omega = self.vss[vi].model.omega;
+            let o = self.vss[vi].pool.clear(true, omega);
+            for l in &o.logs {
+                tracing::info!("{l}");
+            }
+            last_words.extend(self.vss[vi].scripts(&o.events));
+            self.apply(vi, o.ops);
             for key in self.vss[vi].keys.clone() {
                 send(&self.engine, Request::DelService { key });
             }
         }
+        let mut running = tokio::task::JoinSet::new();
+        for s in last_words {
+            running.spawn(async move { crate::vrrp::scripts::notify_before_exit(&s, Duration::from_secs(1)).await });
+        }
+        while running.join_next().await.is_some() {}
     }
 }
 
@@ -361,7 +366,7 @@ async fn run(
                     setup::reload(&mut m, &c);
                 }
                 Command::Stop(done) => {
-                    m.shutdown();
+                    m.shutdown().await;
                     let _ = done.send(());
                     return;
                 }

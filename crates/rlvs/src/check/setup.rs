@@ -8,7 +8,7 @@ use crate::vrrp::scripts::{self, Runnable};
 use rlvs_conf::model::{self as m, Config, LbKind, VirtualServer, VsProtocol, VsTarget, VsgEntry};
 use rlvs_ctl::Request;
 use rlvs_health::checker::{Checker, Style, Timing};
-use rlvs_health::pool::{Pool, RealServer, Target};
+use rlvs_health::pool::{Event, Pool, RealServer, Target};
 use rlvs_lvs::director::TimeoutTriple;
 use rlvs_lvs::types::{svc_flags, DestConfig, FwdMethod, Protocol, ServiceConfig, ServiceKey};
 use std::collections::HashSet;
@@ -56,6 +56,19 @@ pub struct VsRt {
 }
 
 impl VsRt {
+    /// The notify scripts that pool events call for.
+    pub fn scripts(&self, events: &[Event]) -> Vec<Runnable> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::RsUp(i) => self.notify_up.get(*i).cloned().flatten(),
+                Event::RsDown(i) => self.notify_down.get(*i).cloned().flatten(),
+                Event::QuorumUp => self.quorum_up.clone(),
+                Event::QuorumDown => self.quorum_down.clone(),
+            })
+            .collect()
+    }
+
     pub fn dest(&self, t: Target) -> Option<DestConfig> {
         match t {
             Target::Rs(i) => self.dests.get(i).copied(),
@@ -524,9 +537,12 @@ pub fn reload(mg: &mut Manager, c: &Config) {
     for (oi, o) in old.into_iter().enumerate() {
         let Some(mut prev) = o else { continue };
         tracing::info!("Removing Virtual Server {}", prev.pool.name);
-        let out = prev.pool.shutdown();
+        let out = prev.pool.clear(false, prev.model.omega);
         for l in &out.logs {
             tracing::info!("{l}");
+        }
+        for s in prev.scripts(&out.events) {
+            crate::vrrp::scripts::notify(&s, &[]);
         }
         for key in prev.keys.clone() {
             super::send(&mg.engine, Request::DelService { key });

@@ -137,6 +137,19 @@ pub fn notify(r: &Runnable, extra: &[String]) {
     }
 }
 
+/// A notifier run while the daemon stops (keepalived's omega): waited for,
+/// but killed after `limit` so that stopping stays bounded.
+pub async fn notify_before_exit(r: &Runnable, limit: Duration) {
+    match command(r, &[]).kill_on_drop(true).spawn() {
+        Ok(mut child) => {
+            if tokio::time::timeout(limit, child.wait()).await.is_err() {
+                tracing::warn!("notify script {} still running at exit, killed", r.argv[0]);
+            }
+        }
+        Err(e) => tracing::warn!("notify script {} failed to start: {e}", r.argv[0]),
+    }
+}
+
 /// A tracked script's result changed: (script name, ok).
 pub type ScriptResult = (String, bool);
 
