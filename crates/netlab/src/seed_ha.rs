@@ -166,7 +166,7 @@ pub fn replay(lab: &mut Lab, rlvs: &str, c2_conf: &str, c5_conf: &str, out: &mut
     prompt(out, "c2 keepalived", "ip a");
     out(lab.ok(&h.c2, &["ip", "-4", "addr", "show", "dev", "bond0"])?.trim_end());
     prompt(out, "c2", "ipvsadm -Ln");
-    out(lab.ok(&h.c2, &[&ipvsadm, "-Ln"])?.trim_end());
+    out(lab.ok(&h.c2, &[&ipvsadm, "-Ln"])?.trim_end_matches('\n'));
 
     out("== 3.3.1 Test first lvs Is it working");
     for _ in 0..9 {
@@ -250,7 +250,7 @@ pub fn replay(lab: &mut Lab, rlvs: &str, c2_conf: &str, c5_conf: &str, out: &mut
     r.readd = back_at - t0;
     drop(watch);
     prompt(out, "c5", "ipvsadm -Ln");
-    out(lab.ok(&h.c5, &[&ipvsadm, "-Ln"])?.trim_end());
+    out(lab.ok(&h.c5, &[&ipvsadm, "-Ln"])?.trim_end_matches('\n'));
     out("== measured");
     out(&format!("failover (keepalived stopped on c2 -> curl answered through c5): {:.2} s", r.failover.as_secs_f64()));
     out(&format!("web1 stopped -> removed from c5's table: {:.2} s", r.removal.as_secs_f64()));

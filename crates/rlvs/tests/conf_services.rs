@@ -169,3 +169,43 @@ fn virtual_servers_from_keepalived_conf_carry_traffic_and_reload_keeps_connectio
         assert!(w[0].starts_with("rs") && w[0] != w[1], "{got:?}");
     }
 }
+
+/// Every scheduler name keepalived accepts in `lb_algo`, every `lb_kind`,
+/// and persistence with a granularity, as `ipvsadm -Ln` shows them.
+#[test]
+fn every_lb_algo_and_lb_kind_from_keepalived_conf_reaches_the_table() {
+    const ALGOS: [&str; 14] =
+        ["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
+    const KINDS: [(&str, &str); 4] = [("NAT", "Masq"), ("DR", "Route"), ("TUN", "Tunnel"), ("FNAT", "FullNat")];
+    let mut conf = String::from("local_address_group lip {\n    10.2.0.254\n}\n");
+    for (i, algo) in ALGOS.iter().enumerate() {
+        let (kind, _) = KINDS[i % 4];
+        let laddr = if kind == "FNAT" { "    laddr_group_name lip\n" } else { "" };
+        let persist =
+            if i == 0 { "    persistence_timeout 300\n    persistence_granularity 255.255.255.0\n" } else { "" };
+        conf.push_str(&format!(
+            "virtual_server 10.0.0.{} 80 {{\n    lb_algo {algo}\n    lb_kind {kind}\n    protocol TCP\n{laddr}{persist}    real_server 10.2.0.1 80 {{\n        weight 3\n    }}\n}}\n",
+            i + 1
+        ));
+    }
+    let mut lab = Lab::new().unwrap();
+    let dir = lab.host("dir", "eth0", "02:00:00:00:0d:01", "10.2.0.254/24").unwrap();
+    let path = lab.dir().join("algos.conf").to_string_lossy().into_owned();
+    std::fs::write(&path, &conf).unwrap();
+    start_daemon(&mut lab, &dir.clone(), "daemon", &["--engine", "none", "-f", &path]);
+    let listing = Lab::wait_for(Duration::from_secs(15), || {
+        let (l, _, _) = adm(&lab, &dir, "-Ln");
+        (l.matches("-> 10.2.0.1:80").count() == ALGOS.len()).then_some(l)
+    })
+    .unwrap_or_else(|| panic!("{}\n{}", adm(&lab, &dir, "-Ln").0, lab.log("daemon")));
+    assert!(listing.contains("TCP  10.0.0.1:80 rr persistent 300 mask 255.255.255.0\n"), "{listing}");
+    for (i, algo) in ALGOS.iter().enumerate().skip(1) {
+        assert!(listing.contains(&format!("TCP  10.0.0.{}:80 {algo}\n", i + 1)), "{algo}:\n{listing}");
+    }
+    for (_, shown) in KINDS {
+        let rows =
+            listing.lines().filter(|l| l.contains("-> 10.2.0.1:80") && l.contains(&format!(" {shown} "))).count();
+        assert!(rows >= 3, "{shown}:\n{listing}");
+    }
+    assert!(!lab.log("daemon").contains("refused"), "{}", lab.log("daemon"));
+}
