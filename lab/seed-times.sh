@@ -5,7 +5,8 @@
 # plane), on the same kernel in the same run. For each, CYCLES times: stop
 # web1 and time until the master's table drops 10.1.1.244; start it and
 # time until it is back. Usage: seed-times.sh OUTDIR RLVS_BINARY [CYCLES]
-# With RETRY=N in the environment, "retry N" is added to each HTTP_GET
+# With RETRY=N in the environment, "retry N" is added beside each
+# nb_get_retry (real_server level, which its HTTP_GET inherits)
 # (keepalived 2.2.7 ignores the seed's nb_get_retry: retry stays 1).
 set -u
 out=${1:-/labio}; rlvs=${2:-/host/target/release/rlvs}; cycles=${3:-5}
