@@ -3,9 +3,11 @@
 # something is missing: iproute2 and nftables for namespaces and the ingress
 # guard, curl and python3 for the real HTTP clients and servers, ethtool to
 # check offloads, util-linux/procps/coreutils for setpriv, sysctl, sha256sum,
-# keepalived (Debian's 2.2.7) for the VRRP interoperation tests, ping.
+# keepalived (Debian's 2.2.7) for the VRRP interoperation tests, ping,
+# clang and the kernel/libbpf headers to build the XDP program.
 set -euo pipefail
-pkgs=(iproute2 nftables curl python3 ethtool util-linux procps coreutils keepalived iputils-ping)
+pkgs=(iproute2 nftables curl python3 ethtool util-linux procps coreutils keepalived iputils-ping
+  clang libbpf-dev linux-libc-dev)
 # `deps.sh bench` adds what the benchmark harness compares against.
 if [ "${1:-}" = bench ]; then pkgs+=(wrk nginx haproxy); fi
 missing=()

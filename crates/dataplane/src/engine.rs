@@ -3,12 +3,15 @@
 //! blocks. Owning everything on one thread means no lock on the per-packet
 //! path; control requests arrive through a channel and an eventfd wake-up.
 
-use crate::afpacket::{self, RxRing, TxBatch};
+use crate::afpacket::BlockConsumer as _;
+use crate::afpacket::{self, RxFrame, RxRing, TxBatch, PACKET_HOST, VNET_HDR_LEN};
 use crate::iface;
 use crate::netlink::Rtnl;
 use crate::nft::Guard;
 use crate::resolver::{NextHop, Resolver, Waker};
-use crate::xmit::{self, Consumer, Held, IcmpBudget};
+use crate::xdp_io::XdpIo;
+use crate::xmit::{self, Consumer, Held, IcmpBudget, Transmit};
+use crate::xsk::Desc;
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{Request, Response};
 use rlvs_lvs::{Director, FwdMethod, Protocol, ServiceKey, Time};
@@ -21,7 +24,11 @@ use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
-    /// TPACKET_V3 ring in, sendmmsg out, nftables guard.
+    /// AF_XDP when the XDP program attaches, else AF_PACKET.
+    Auto,
+    /// XDP program + AF_XDP sockets.
+    AfXdp,
+    /// TPACKET ring in, sendmmsg out, nftables guard.
     AfPacket,
     /// Tables and control only; no packet is touched (for tests of the faces
     /// and for hosts where raw sockets are not allowed).
@@ -31,6 +38,8 @@ pub enum EngineKind {
 impl EngineKind {
     pub fn name(self) -> &'static str {
         match self {
+            EngineKind::Auto => "auto",
+            EngineKind::AfXdp => "afxdp",
             EngineKind::AfPacket => "afpacket",
             EngineKind::None => "none",
         }
@@ -47,6 +56,8 @@ pub struct EngineConfig {
     pub ring: afpacket::RingVersion,
     pub ring_block_size: usize,
     pub ring_blocks: usize,
+    /// AF_XDP: ask for zero-copy (the driver may not have it; veth has not).
+    pub zero_copy: bool,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +71,7 @@ impl Default for EngineConfig {
             // out (64 KiB and headers).
             ring_block_size: 1 << 17,
             ring_blocks: 128,
+            zero_copy: true,
         }
     }
 }
@@ -104,23 +116,30 @@ pub struct EngineStats {
     pub replies: u64,
 }
 
+/// How frames reach the engine and leave it.
+enum Path {
+    Packet { ring: RxRing, tx: TxBatch, guard: Guard },
+    Xdp(XdpIo),
+}
+
 struct Io {
-    ring: RxRing,
-    tx: TxBatch,
-    guard: Guard,
-    /// What the guard's sets hold now, so it is rewritten only on change.
-    guarded: GuardState,
+    path: Path,
+    /// What the guard's sets or the XDP maps hold now, so they are
+    /// rewritten only on change.
+    filtered: FilterState,
     resolver: Resolver,
     rtnl: Rtnl,
 }
 
+/// What the director owns, as the traffic filter (nftables guard or XDP
+/// program) must know it.
 #[derive(Debug, Default, PartialEq)]
-struct GuardState {
-    services: Vec<ServiceKey>,
-    nat_sources: Vec<(IpAddr, Protocol, u16)>,
-    local: Vec<IpAddr>,
-    fnat_sources: Vec<(IpAddr, Protocol, u16)>,
-    laddrs: Vec<IpAddr>,
+pub(crate) struct FilterState {
+    pub services: Vec<ServiceKey>,
+    pub nat_sources: Vec<(IpAddr, Protocol, u16)>,
+    pub local: Vec<IpAddr>,
+    pub fnat_sources: Vec<(IpAddr, Protocol, u16)>,
+    pub laddrs: Vec<IpAddr>,
 }
 
 struct Engine {
@@ -136,13 +155,34 @@ struct Engine {
     kind: EngineKind,
 }
 
+/// Opens the packet path `kind` asks for; `Auto` tries AF_XDP and falls
+/// back to AF_PACKET, saying why.
+fn open_path(kind: EngineKind, cfg: &EngineConfig, devices: &[String]) -> Result<(Path, EngineKind)> {
+    if matches!(kind, EngineKind::Auto | EngineKind::AfXdp) {
+        match XdpIo::open(devices, 0, cfg.zero_copy) {
+            Ok(x) => {
+                tracing::info!(engine = "afxdp", interfaces = ?devices, sockets = ?x.modes(), "data plane ready");
+                return Ok((Path::Xdp(x), EngineKind::AfXdp));
+            }
+            Err(e) if kind == EngineKind::AfXdp => return Err(e.context("AF_XDP engine")),
+            Err(e) => tracing::info!(reason = format!("{e:#}"), "AF_XDP unavailable; using AF_PACKET"),
+        }
+    }
+    let guard = Guard::install(devices).context("installing the nftables ingress guard")?;
+    let ring = RxRing::new(cfg.ring, cfg.ring_block_size, cfg.ring_blocks, &afpacket::ip_not_loopback_filter())
+        .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
+    let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
+    tracing::info!(engine = "afpacket", ring = ?cfg.ring, interfaces = ?devices, "data plane ready");
+    Ok((Path::Packet { ring, tx, guard }, EngineKind::AfPacket))
+}
+
 /// Starts the engine thread. Setup errors (no permission, no nft, host
 /// namespace) are returned before the thread runs.
 pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)> {
     let waker = Waker::new()?;
-    let io = match cfg.kind {
-        EngineKind::None => None,
-        EngineKind::AfPacket => {
+    let (io, kind) = match cfg.kind {
+        EngineKind::None => (None, EngineKind::None),
+        kind => {
             if iface::in_initial_netns() && !cfg.allow_host_netns {
                 bail!(
                     "refusing to run a raw-frame engine in the host's own network namespace; \
@@ -157,14 +197,10 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
                 }
                 cfg.interfaces.clone()
             };
-            let guard = Guard::install(&devices).context("installing the nftables ingress guard")?;
-            let ring = RxRing::new(cfg.ring, cfg.ring_block_size, cfg.ring_blocks, &afpacket::ip_not_loopback_filter())
-                .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
-            let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
+            let (path, kind) = open_path(kind, &cfg, &devices)?;
             let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
-            tracing::info!(engine = "afpacket", ring = ?cfg.ring, interfaces = ?devices, "data plane ready");
             let rtnl = Rtnl::new().context("opening rtnetlink")?;
-            Some(Io { ring, tx, guard, guarded: GuardState::default(), resolver, rtnl })
+            (Some(Io { path, filtered: FilterState::default(), resolver, rtnl }), kind)
         }
     };
     let (tx, rx) = channel();
@@ -179,9 +215,17 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         stats: EngineStats::default(),
         icmp: IcmpBudget::new(),
         start: Instant::now(),
-        kind: cfg.kind,
+        kind,
     };
-    let t = std::thread::Builder::new().name("rlvs-engine".into()).spawn(move || engine.run(rx, waker, stop))?;
+    let t = std::thread::Builder::new().name("rlvs-engine".into()).spawn(move || {
+        let run = std::panic::AssertUnwindSafe(|| engine.run(rx, waker, stop));
+        if std::panic::catch_unwind(run).is_err() {
+            // A director that no longer forwards must not keep its VIPs:
+            // leaving lets the backup take over at once.
+            tracing::error!("the packet engine failed; rlvs exits");
+            std::process::exit(70);
+        }
+    })?;
     Ok((handle, t))
 }
 
@@ -195,8 +239,10 @@ impl Engine {
         let mut last_stats = Instant::now();
         while !stop.load(Ordering::SeqCst) {
             let mut fds = vec![waker.fd()];
-            if let Some(io) = &self.io {
-                fds.push(io.ring.fd());
+            match self.io.as_ref().map(|io| &io.path) {
+                Some(Path::Packet { ring, .. }) => fds.push(ring.fd()),
+                Some(Path::Xdp(x)) => fds.extend(x.fds()),
+                None => {}
             }
             if let Err(e) = afpacket::poll_readable(&fds, 100) {
                 tracing::error!(error = %e, "poll failed");
@@ -228,21 +274,67 @@ impl Engine {
     fn receive(&mut self) {
         let now = self.now();
         let Some(io) = self.io.as_mut() else { return };
-        let mut c = Consumer {
-            director: &mut self.director,
-            tx: &mut io.tx,
-            hops: &self.hops,
-            pending: &mut self.pending,
-            tun_ident: &mut self.tun_ident,
-            stats: &mut self.stats,
-            icmp: &mut self.icmp,
-            replies: Vec::new(),
-            now,
-        };
-        // Bounded so control requests are answered even under full load.
-        for _ in 0..64 {
-            if !io.ring.next_block(&mut c) {
-                break;
+        match &mut io.path {
+            Path::Packet { ring, tx, .. } => {
+                let mut c = Consumer {
+                    director: &mut self.director,
+                    tx,
+                    hops: &self.hops,
+                    pending: &mut self.pending,
+                    tun_ident: &mut self.tun_ident,
+                    stats: &mut self.stats,
+                    icmp: &mut self.icmp,
+                    replies: Vec::new(),
+                    now,
+                };
+                // Bounded so control requests are answered even under full load.
+                for _ in 0..64 {
+                    if !ring.next_block(&mut c) {
+                        break;
+                    }
+                }
+            }
+            Path::Xdp(x) => {
+                let mut descs = [Desc::default(); 64];
+                let mut recycle = [0u64; 64];
+                for si in 0..x.tx.socks.len() {
+                    // Bounded as above.
+                    for _ in 0..16 {
+                        let n = x.tx.socks[si].receive(&mut descs);
+                        if n == 0 {
+                            break;
+                        }
+                        let ifindex = x.tx.socks[si].ifindex as i32;
+                        let mut kept = 0;
+                        let mut c = Consumer {
+                            director: &mut self.director,
+                            tx: &mut x.tx,
+                            hops: &self.hops,
+                            pending: &mut self.pending,
+                            tun_ident: &mut self.tun_ident,
+                            stats: &mut self.stats,
+                            icmp: &mut self.icmp,
+                            replies: Vec::new(),
+                            now,
+                        };
+                        for d in &descs[..n] {
+                            // SAFETY: the chunk was just received and is ours
+                            // until recycled or completed; the kernel leaves
+                            // 256 bytes of headroom before the frame.
+                            let buf = unsafe { c.tx.socks[si].slice(d.addr, d.len as usize, VNET_HDR_LEN) };
+                            let (hdr, frame) = buf.split_at_mut(VNET_HDR_LEN);
+                            crate::csum::fill_vnet_header(hdr, frame);
+                            c.tx.taken = false;
+                            c.frame(RxFrame { vnet_and_frame: buf, ifindex, pkttype: PACKET_HOST, truncated: false });
+                            if !c.tx.taken {
+                                recycle[kept] = d.addr;
+                                kept += 1;
+                            }
+                        }
+                        c.block_done();
+                        x.tx.socks[si].recycle(&recycle[..kept]);
+                    }
+                }
             }
         }
     }
@@ -254,6 +346,10 @@ impl Engine {
                 Some(h) => {
                     self.hops.insert(addr, h);
                     let mut bufs = Vec::new();
+                    let tx: &mut dyn Transmit = match &mut io.path {
+                        Path::Packet { tx, .. } => tx,
+                        Path::Xdp(x) => &mut x.tx,
+                    };
                     for held in self.pending.remove(&addr).unwrap_or_default() {
                         match (held, addr) {
                             (Held::Routed(mut frame), _) => {
@@ -262,26 +358,18 @@ impl Engine {
                                     bufs.push(frame);
                                     let f = bufs.last_mut().unwrap();
                                     // SAFETY: `bufs` outlives the flush below.
-                                    unsafe { io.tx.queue(h.ifindex, h.dst.0, f) };
+                                    unsafe { tx.queue(h.ifindex, h.dst.0, f) };
                                     self.stats.forwarded += 1;
                                 }
                             }
                             (Held::Tunnel(mut frame, kind), IpAddr::V4(rip)) => {
-                                let n = xmit::tunnel_out(
-                                    &mut io.tx,
-                                    &mut bufs,
-                                    &h,
-                                    rip,
-                                    &mut frame,
-                                    kind,
-                                    &mut self.tun_ident,
-                                );
+                                let n = xmit::tunnel_out(tx, &mut bufs, &h, rip, &mut frame, kind, &mut self.tun_ident);
                                 self.stats.forwarded += n.unwrap_or(0) as u64;
                             }
                             _ => {}
                         }
                     }
-                    io.tx.flush();
+                    tx.flush();
                 }
                 None => {
                     self.hops.remove(&addr);
@@ -340,20 +428,29 @@ impl Engine {
         let mut laddrs: Vec<IpAddr> = infos.iter().flat_map(|s| s.laddrs.iter().copied()).collect();
         laddrs.sort();
         laddrs.dedup();
-        let local = if reread_local || io.guarded.local.is_empty() {
+        let local = if reread_local || io.filtered.local.is_empty() {
             let mut l = io.rtnl.all_addresses().unwrap_or_default();
             l.sort();
             l
         } else {
-            io.guarded.local.clone()
+            io.filtered.local.clone()
         };
-        let want = GuardState { services, nat_sources, local, fnat_sources, laddrs };
-        if want == io.guarded {
+        let want = FilterState { services, nat_sources, local, fnat_sources, laddrs };
+        if want == io.filtered {
             return;
         }
-        match io.guard.update(&want.services, &want.nat_sources, &want.local, &want.fnat_sources, &want.laddrs) {
-            Ok(()) => io.guarded = want,
-            Err(e) => tracing::error!(error = %e, "could not update the nftables guard"),
+        let done = match &mut io.path {
+            Path::Packet { guard, .. } => {
+                guard.update(&want.services, &want.nat_sources, &want.local, &want.fnat_sources, &want.laddrs)
+            }
+            Path::Xdp(x) => match x.prog.as_mut() {
+                Some(p) => p.update(&io.filtered, &want),
+                None => Ok(()),
+            },
+        };
+        match done {
+            Ok(()) => io.filtered = want,
+            Err(e) => tracing::error!(error = format!("{e:#}"), "could not update the traffic filter"),
         }
     }
 }

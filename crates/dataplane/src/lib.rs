@@ -9,11 +9,15 @@
 //! - [`engine`]: the thread that owns the director and runs the loop.
 
 pub mod afpacket;
+mod csum;
 pub mod engine;
 pub mod iface;
 pub mod netlink;
 pub mod nft;
 pub mod resolver;
+pub mod xdp;
+mod xdp_io;
 mod xmit;
+pub mod xsk;
 
 pub use engine::{start, ControlMsg, EngineConfig, EngineKind, Handle};

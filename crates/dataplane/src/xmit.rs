@@ -5,6 +5,26 @@
 //! are rewritten in place in the ring and queued for one batched send.
 
 use crate::afpacket::{self, BlockConsumer, RxFrame, TxBatch, PACKET_HOST};
+
+/// Where frames go out: AF_PACKET's sendmmsg batch, or AF_XDP rings.
+pub(crate) trait Transmit {
+    /// Queues a frame (preceded by its virtio-net header) out of `ifindex`
+    /// to the link-layer address `dst`.
+    ///
+    /// # Safety
+    /// `vnet_and_frame` must stay valid and unmodified until the next `flush`.
+    unsafe fn queue(&mut self, ifindex: i32, dst: [u8; 6], vnet_and_frame: &mut [u8]);
+    fn flush(&mut self);
+}
+
+impl Transmit for TxBatch {
+    unsafe fn queue(&mut self, ifindex: i32, dst: [u8; 6], vnet_and_frame: &mut [u8]) {
+        TxBatch::queue(self, ifindex, dst, vnet_and_frame)
+    }
+    fn flush(&mut self) {
+        TxBatch::flush(self)
+    }
+}
 use crate::engine::EngineStats;
 use crate::resolver::NextHop;
 use rlvs_lvs::conn::Hop;
@@ -37,8 +57,8 @@ pub(crate) enum Held {
 /// buffers go to `bufs`, which must outlive the next flush. Err(mtu) when a
 /// packet that may not be fragmented does not fit: the client should hear
 /// of `mtu` by ICMP.
-pub(crate) fn tunnel_out(
-    tx: &mut TxBatch,
+pub(crate) fn tunnel_out<T: Transmit + ?Sized>(
+    tx: &mut T,
     bufs: &mut Vec<Vec<u8>>,
     hop: &NextHop,
     rip: std::net::Ipv4Addr,
@@ -119,9 +139,9 @@ impl IcmpBudget {
     }
 }
 
-pub(crate) struct Consumer<'a> {
+pub(crate) struct Consumer<'a, T: Transmit> {
     pub director: &'a mut Director,
-    pub tx: &'a mut TxBatch,
+    pub tx: &'a mut T,
     pub hops: &'a HashMap<IpAddr, NextHop>,
     pub pending: &'a mut HashMap<IpAddr, Vec<Held>>,
     /// Outer IP ids of tunnelled packets.
@@ -133,7 +153,7 @@ pub(crate) struct Consumer<'a> {
     pub now: Time,
 }
 
-impl BlockConsumer for Consumer<'_> {
+impl<T: Transmit> BlockConsumer for Consumer<'_, T> {
     fn frame(&mut self, mut f: RxFrame<'_>) {
         self.stats.frames += 1;
         if f.pkttype != PACKET_HOST {
@@ -205,7 +225,7 @@ impl BlockConsumer for Consumer<'_> {
     }
 }
 
-impl Consumer<'_> {
+impl<T: Transmit> Consumer<'_, T> {
     /// Readdresses the frame to the real server's next hop and queues it,
     /// or holds it while the next hop resolves.
     fn send_to_real_server(&mut self, f: &mut RxFrame<'_>, daddr: IpAddr) {

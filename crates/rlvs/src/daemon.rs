@@ -22,9 +22,13 @@ pub struct Args {
     /// Refuse a configuration with any warning.
     #[arg(long)]
     pub strict: bool,
-    /// Packet engine: afpacket, or none for tables without forwarding.
-    #[arg(long, default_value = "afpacket")]
+    /// Packet engine: auto (AF_XDP when its XDP program attaches, else
+    /// AF_PACKET), afxdp, afpacket, or none for tables without forwarding.
+    #[arg(long, env = "RLVS_ENGINE", default_value = "auto", value_parser = ["auto", "afxdp", "afpacket", "none"])]
     pub engine: String,
+    /// AF_XDP: copy mode even where the driver could do zero-copy.
+    #[arg(long)]
+    pub xdp_copy: bool,
     /// Interface to serve (repeatable); default: every interface but lo.
     #[arg(long = "interface", short = 'i')]
     pub interfaces: Vec<String>,
@@ -131,9 +135,11 @@ fn raise_file_limit() {
 /// The daemon proper, logging already set up.
 pub fn serve_until_stopped(args: Args) -> Result<()> {
     let kind = match args.engine.as_str() {
+        "auto" => EngineKind::Auto,
+        "afxdp" => EngineKind::AfXdp,
         "afpacket" => EngineKind::AfPacket,
         "none" => EngineKind::None,
-        other => bail!("unknown engine {other:?} (afpacket or none)"),
+        other => bail!("unknown engine {other:?} (auto, afxdp, afpacket or none)"),
     };
     let config = match &args.config {
         Some(p) => Some(load(p, args.config_id.clone(), args.strict, false)?),
@@ -161,10 +167,11 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         interfaces: args.interfaces.clone(),
         allow_host_netns: args.host_netns,
         ring,
+        zero_copy: !args.xdp_copy,
         ..Default::default()
     };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;
-    tracing::info!(engine = kind.name(), socket = "@rlvs/control", "rlvs daemon running");
+    tracing::info!(socket = "@rlvs/control", "rlvs daemon running");
     // The checker side: its own thread, so nothing it does can hold VRRP up.
     let checkers = config
         .as_ref()

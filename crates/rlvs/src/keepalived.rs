@@ -221,12 +221,17 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         strict: false,
         // Health checks and virtual servers (the checker side) need the
         // data plane; -P runs VRRP alone.
-        engine: if o.vrrp_only { "none".into() } else { "afpacket".into() },
+        engine: if o.vrrp_only {
+            "none".into()
+        } else {
+            std::env::var("RLVS_ENGINE").unwrap_or_else(|_| "auto".into())
+        },
         interfaces: Vec::new(),
         // A real director runs in the host's namespace; rlvs only does so
         // when told (it sends raw frames).
         host_netns: std::env::var_os("RLVS_ALLOW_HOST_NETNS").is_some(),
         ring: "v2".into(),
+        xdp_copy: false,
         log: if o.log_detail { "debug".into() } else { "info".into() },
         keepalived_log: true,
         vrrp_only: o.vrrp_only,

@@ -111,10 +111,15 @@ fn seed_section_2_through_the_ipvsadm_face() {
     let (conns, _, _) = adm(&lab, &t.director, "-Lnc");
     assert_eq!(conns.lines().filter(|l| l.contains("FIN_WAIT")).count(), 10, "{conns}");
 
-    // Stopping the daemon removes its nftables guard.
-    assert!(lab.ok(&t.director, &["nft", "list", "tables"]).unwrap().contains("netdev rlvs"));
+    // Stopping the daemon removes its traffic filter: the nftables guard
+    // (AF_PACKET) or the XDP program (AF_XDP).
+    let filter_present = |lab: &Lab| match engine_of(lab, "daemon").as_str() {
+        "afxdp" => lab.ok(&t.director, &["ip", "link", "show", "dev", "eth0"]).unwrap().contains("prog/xdp"),
+        _ => lab.ok(&t.director, &["nft", "list", "tables"]).unwrap().contains("netdev rlvs"),
+    };
+    assert!(filter_present(&lab), "{}", lab.log("daemon"));
     lab.stop("daemon", libc::SIGTERM).unwrap();
-    assert!(!lab.ok(&t.director, &["nft", "list", "tables"]).unwrap().contains("rlvs"));
+    assert!(!filter_present(&lab));
 }
 
 #[test]

@@ -63,3 +63,15 @@ pub fn golden_seed_listing() -> String {
     let v: serde_json::Value = serde_json::from_str(&first).unwrap();
     v["listing"]["stdout"].as_str().unwrap().to_string()
 }
+
+/// Which packet engine a daemon started as `name` ended up running
+/// ("afxdp" or "afpacket"), from its log.
+pub fn engine_of(lab: &Lab, name: &str) -> String {
+    let log = lab.log(name);
+    let line = log.lines().find(|l| l.contains("data plane ready")).unwrap_or_default();
+    if line.contains("afxdp") {
+        "afxdp".into()
+    } else {
+        "afpacket".into()
+    }
+}
