@@ -1,25 +1,24 @@
-//! The packet loop: one thread that owns the director (all LVS state), the
-//! AF_PACKET ring and transmit batch, and answers control requests between
-//! blocks. Owning everything on one thread means no lock on the per-packet
-//! path; control requests arrive through a channel and an eventfd wake-up.
+//! The engine: the control thread, which answers control requests, keeps
+//! next hops and the traffic filter in step with the tables, expires
+//! connections, and drives the first packet worker between those chores;
+//! and the other workers, one thread each (see worker.rs). Control requests
+//! arrive through a channel and an eventfd wake-up.
 
-use crate::afpacket::BlockConsumer as _;
-use crate::afpacket::{self, RxFrame, RxRing, TxBatch, PACKET_HOST, VNET_HDR_LEN};
+use crate::afpacket::{self, RxRing, TxBatch};
 use crate::iface;
 use crate::netlink::Rtnl;
 use crate::nft::Guard;
-use crate::resolver::{NextHop, Resolver, Waker};
-use crate::xdp_io::XdpIo;
-use crate::xmit::{self, Consumer, Held, IcmpBudget, Transmit};
-use crate::xsk::Desc;
+use crate::resolver::{Resolver, Waker};
+use crate::worker::{Port, Shared, Worker};
+use crate::xdp::Program;
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{Request, Response};
-use rlvs_lvs::{Director, FwdMethod, Protocol, ServiceKey, Time};
+use rlvs_lvs::{Director, FwdMethod, Protocol, ServiceKey};
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +57,9 @@ pub struct EngineConfig {
     pub ring_blocks: usize,
     /// AF_XDP: ask for zero-copy (the driver may not have it; veth has not).
     pub zero_copy: bool,
+    /// AF_XDP: at most this many workers (one per receive queue below it);
+    /// 0 for one per CPU.
+    pub workers: usize,
 }
 
 impl Default for EngineConfig {
@@ -72,6 +74,7 @@ impl Default for EngineConfig {
             ring_block_size: 1 << 17,
             ring_blocks: 128,
             zero_copy: true,
+            workers: 0,
         }
     }
 }
@@ -86,7 +89,7 @@ pub struct ControlMsg {
 pub struct Handle {
     tx: Sender<ControlMsg>,
     waker: Arc<Waker>,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl Handle {
@@ -97,7 +100,7 @@ impl Handle {
     }
 
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.shared.stop.store(true, Ordering::SeqCst);
         self.waker.wake();
     }
 }
@@ -114,16 +117,19 @@ pub struct EngineStats {
     pub icmp_sent: u64,
     /// NAT replies sent back to clients.
     pub replies: u64,
+    /// AF_XDP frames whose TCP/UDP checksum was left partial by a local
+    /// sender (finished on the way out).
+    pub partial_checksums: u64,
 }
 
-/// How frames reach the engine and leave it.
-enum Path {
-    Packet { ring: RxRing, tx: TxBatch, guard: Guard },
-    Xdp(XdpIo),
+/// What keeps the director's own kernel away from the engine's traffic.
+enum Filter {
+    Guard(Guard),
+    Xdp(Program),
 }
 
-struct Io {
-    path: Path,
+struct Ctl {
+    filter: Filter,
     /// What the guard's sets or the XDP maps hold now, so they are
     /// rewritten only on change.
     filtered: FilterState,
@@ -143,26 +149,26 @@ pub(crate) struct FilterState {
 }
 
 struct Engine {
-    director: Director,
-    io: Option<Io>,
-    hops: HashMap<IpAddr, NextHop>,
-    /// Frames held while their next hop resolves.
-    pending: HashMap<IpAddr, Vec<Held>>,
-    tun_ident: u16,
-    stats: EngineStats,
-    icmp: IcmpBudget,
-    start: Instant,
+    shared: Arc<Shared>,
+    /// The first worker, driven by this thread; None without a data plane.
+    worker: Option<Worker>,
+    ctl: Option<Ctl>,
+    /// The other workers' wake-ups and threads.
+    others: Vec<(Arc<Waker>, std::thread::JoinHandle<()>)>,
     kind: EngineKind,
 }
 
 /// Opens the packet path `kind` asks for; `Auto` tries AF_XDP and falls
-/// back to AF_PACKET, saying why.
-fn open_path(kind: EngineKind, cfg: &EngineConfig, devices: &[String]) -> Result<(Path, EngineKind)> {
+/// back to AF_PACKET, saying why. Returns the filter and one port per worker.
+fn open_path(kind: EngineKind, cfg: &EngineConfig, devices: &[String]) -> Result<(Filter, Vec<Port>, EngineKind)> {
     if matches!(kind, EngineKind::Auto | EngineKind::AfXdp) {
-        match XdpIo::open(devices, 0, cfg.zero_copy) {
-            Ok(x) => {
-                tracing::info!(engine = "afxdp", interfaces = ?devices, sockets = ?x.modes(), "data plane ready");
-                return Ok((Path::Xdp(x), EngineKind::AfXdp));
+        let max =
+            if cfg.workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.workers };
+        match crate::xdp_io::open(devices, cfg.zero_copy, max) {
+            Ok((prog, sides)) => {
+                let sockets = crate::xdp_io::modes(&sides);
+                tracing::info!(engine = "afxdp", interfaces = ?devices, workers = sides.len(), ?sockets, "data plane ready");
+                return Ok((Filter::Xdp(prog), sides.into_iter().map(Port::Xdp).collect(), EngineKind::AfXdp));
             }
             Err(e) if kind == EngineKind::AfXdp => return Err(e.context("AF_XDP engine")),
             Err(e) => tracing::info!(reason = format!("{e:#}"), "AF_XDP unavailable; using AF_PACKET"),
@@ -173,77 +179,78 @@ fn open_path(kind: EngineKind, cfg: &EngineConfig, devices: &[String]) -> Result
         .context("opening the AF_PACKET receive ring (needs CAP_NET_RAW)")?;
     let tx = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
     tracing::info!(engine = "afpacket", ring = ?cfg.ring, interfaces = ?devices, "data plane ready");
-    Ok((Path::Packet { ring, tx, guard }, EngineKind::AfPacket))
+    Ok((Filter::Guard(guard), vec![Port::Packet { ring, tx }], EngineKind::AfPacket))
 }
 
-/// Starts the engine thread. Setup errors (no permission, no nft, host
-/// namespace) are returned before the thread runs.
-pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)> {
-    let waker = Waker::new()?;
-    let (io, kind) = match cfg.kind {
-        EngineKind::None => (None, EngineKind::None),
-        kind => {
-            if iface::in_initial_netns() && !cfg.allow_host_netns {
-                bail!(
-                    "refusing to run a raw-frame engine in the host's own network namespace; \
-                     run rlvs in a network namespace, or pass --host-netns on a real director"
-                );
-            }
-            let devices: Vec<String> = if cfg.interfaces.is_empty() {
-                iface::list().into_iter().map(|(_, n)| n).collect()
-            } else {
-                for i in &cfg.interfaces {
-                    iface::index_of(i).with_context(|| format!("no interface {i}"))?;
-                }
-                cfg.interfaces.clone()
-            };
-            let (path, kind) = open_path(kind, &cfg, &devices)?;
-            let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
-            let rtnl = Rtnl::new().context("opening rtnetlink")?;
-            (Some(Io { path, filtered: FilterState::default(), resolver, rtnl }), kind)
-        }
-    };
-    let (tx, rx) = channel();
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = Handle { tx, waker: waker.clone(), stop: stop.clone() };
-    let mut engine = Engine {
-        director: Director::new(),
-        io,
-        hops: HashMap::new(),
-        pending: HashMap::new(),
-        tun_ident: 0,
-        stats: EngineStats::default(),
-        icmp: IcmpBudget::new(),
-        start: Instant::now(),
-        kind,
-    };
-    let t = std::thread::Builder::new().name("rlvs-engine".into()).spawn(move || {
-        let run = std::panic::AssertUnwindSafe(|| engine.run(rx, waker, stop));
-        if std::panic::catch_unwind(run).is_err() {
-            // A director that no longer forwards must not keep its VIPs:
-            // leaving lets the backup take over at once.
-            tracing::error!("the packet engine failed; rlvs exits");
+/// Runs `f` on a thread named `name`; if it panics, the process exits: a
+/// director that no longer forwards must not keep its VIPs (leaving lets
+/// the backup take over at once).
+fn spawn_or_die(name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name(name.clone()).spawn(move || {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            tracing::error!(thread = name, "the packet engine failed; rlvs exits");
             std::process::exit(70);
         }
-    })?;
+    })
+}
+
+/// Starts the engine thread (and its workers). Setup errors (no
+/// permission, no nft, host namespace) are returned before anything runs.
+pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)> {
+    let waker = Waker::new()?;
+    let shared = Arc::new(Shared {
+        director: Mutex::new(Director::new()),
+        hops: RwLock::new(HashMap::new()),
+        start: Instant::now(),
+        stop: Default::default(),
+    });
+    let mut engine =
+        Engine { shared: shared.clone(), worker: None, ctl: None, others: Vec::new(), kind: EngineKind::None };
+    if cfg.kind != EngineKind::None {
+        if iface::in_initial_netns() && !cfg.allow_host_netns {
+            bail!(
+                "refusing to run a raw-frame engine in the host's own network namespace; \
+                 run rlvs in a network namespace, or pass --host-netns on a real director"
+            );
+        }
+        let devices: Vec<String> = if cfg.interfaces.is_empty() {
+            iface::list().into_iter().map(|(_, n)| n).collect()
+        } else {
+            for i in &cfg.interfaces {
+                iface::index_of(i).with_context(|| format!("no interface {i}"))?;
+            }
+            cfg.interfaces.clone()
+        };
+        let (filter, ports, kind) = open_path(cfg.kind, &cfg, &devices)?;
+        let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
+        let rtnl = Rtnl::new().context("opening rtnetlink")?;
+        engine.ctl = Some(Ctl { filter, filtered: FilterState::default(), resolver, rtnl });
+        engine.kind = kind;
+        for (id, port) in ports.into_iter().enumerate() {
+            if id == 0 {
+                engine.worker = Some(Worker::new(0, shared.clone(), port, waker.clone()));
+                continue;
+            }
+            let w = Worker::new(id, shared.clone(), port, Waker::new()?);
+            let wk = w.waker.clone();
+            engine.others.push((wk, spawn_or_die(format!("rlvs-worker-{id}"), move || w.run())?));
+        }
+    }
+    let (tx, rx) = channel();
+    let handle = Handle { tx, waker: waker.clone(), shared: shared.clone() };
+    let t = spawn_or_die("rlvs-engine".into(), move || engine.run(rx, waker))?;
     Ok((handle, t))
 }
 
 impl Engine {
-    fn now(&self) -> Time {
-        Time(self.start.elapsed().as_millis() as u64)
-    }
-
-    fn run(&mut self, rx: Receiver<ControlMsg>, waker: Arc<Waker>, stop: Arc<AtomicBool>) {
+    fn run(&mut self, rx: Receiver<ControlMsg>, waker: Arc<Waker>) {
         let mut last_expire = Instant::now();
         let mut last_stats = Instant::now();
-        while !stop.load(Ordering::SeqCst) {
-            let mut fds = vec![waker.fd()];
-            match self.io.as_ref().map(|io| &io.path) {
-                Some(Path::Packet { ring, .. }) => fds.push(ring.fd()),
-                Some(Path::Xdp(x)) => fds.extend(x.fds()),
-                None => {}
-            }
+        let mut fds = vec![waker.fd()];
+        if let Some(w) = &self.worker {
+            fds.extend(w.fds());
+        }
+        while !self.shared.stop.load(Ordering::SeqCst) {
             if let Err(e) = afpacket::poll_readable(&fds, 100) {
                 tracing::error!(error = %e, "poll failed");
             }
@@ -252,128 +259,55 @@ impl Engine {
                 self.control(msg);
             }
             self.apply_resolver_updates();
-            self.receive();
+            if let Some(w) = self.worker.as_mut() {
+                w.receive();
+            }
             if last_expire.elapsed().as_millis() >= 1000 {
-                let now = self.now();
-                let n = self.director.expire(now);
+                let now = self.shared.now();
+                let n = self.shared.director.lock().unwrap_or_else(|e| e.into_inner()).expire(now);
                 if n > 0 {
                     tracing::trace!(expired = n, "connections expired");
                 }
                 // The director's own addresses change (VIPs come and go).
-                self.sync_guard(true);
+                self.sync_filter(true);
                 last_expire = Instant::now();
             }
             if last_stats.elapsed().as_secs() >= 10 {
-                tracing::debug!(stats = ?self.stats, conns = self.director.conn_count(), "engine");
+                if let Some(w) = &self.worker {
+                    let conns = self.shared.director.lock().unwrap_or_else(|e| e.into_inner()).conn_count();
+                    tracing::debug!(stats = ?w.stats, conns, "engine");
+                }
                 last_stats = Instant::now();
             }
         }
-        tracing::info!(stats = ?self.stats, "engine stopped");
+        for (wk, t) in self.others.drain(..) {
+            wk.wake();
+            let _ = t.join();
+        }
+        let stats = self.worker.as_ref().map(|w| w.stats).unwrap_or_default();
+        tracing::info!(?stats, "engine stopped");
     }
 
-    fn receive(&mut self) {
-        let now = self.now();
-        let Some(io) = self.io.as_mut() else { return };
-        match &mut io.path {
-            Path::Packet { ring, tx, .. } => {
-                let mut c = Consumer {
-                    director: &mut self.director,
-                    tx,
-                    hops: &self.hops,
-                    pending: &mut self.pending,
-                    tun_ident: &mut self.tun_ident,
-                    stats: &mut self.stats,
-                    icmp: &mut self.icmp,
-                    replies: Vec::new(),
-                    now,
+    /// New next hops into the shared table; the workers send what they held.
+    fn apply_resolver_updates(&mut self) {
+        let Some(ctl) = self.ctl.as_mut() else { return };
+        let mut changed = false;
+        {
+            let mut hops = self.shared.hops.write().unwrap_or_else(|e| e.into_inner());
+            while let Ok((addr, hop)) = ctl.resolver.updates.try_recv() {
+                changed = true;
+                match hop {
+                    Some(h) => hops.insert(addr, h),
+                    None => hops.remove(&addr),
                 };
-                // Bounded so control requests are answered even under full load.
-                for _ in 0..64 {
-                    if !ring.next_block(&mut c) {
-                        break;
-                    }
-                }
-            }
-            Path::Xdp(x) => {
-                let mut descs = [Desc::default(); 64];
-                let mut recycle = [0u64; 64];
-                for si in 0..x.tx.socks.len() {
-                    // Bounded as above.
-                    for _ in 0..16 {
-                        let n = x.tx.socks[si].receive(&mut descs);
-                        if n == 0 {
-                            break;
-                        }
-                        let ifindex = x.tx.socks[si].ifindex as i32;
-                        let mut kept = 0;
-                        let mut c = Consumer {
-                            director: &mut self.director,
-                            tx: &mut x.tx,
-                            hops: &self.hops,
-                            pending: &mut self.pending,
-                            tun_ident: &mut self.tun_ident,
-                            stats: &mut self.stats,
-                            icmp: &mut self.icmp,
-                            replies: Vec::new(),
-                            now,
-                        };
-                        for d in &descs[..n] {
-                            // SAFETY: the chunk was just received and is ours
-                            // until recycled or completed; the kernel leaves
-                            // 256 bytes of headroom before the frame.
-                            let buf = unsafe { c.tx.socks[si].slice(d.addr, d.len as usize, VNET_HDR_LEN) };
-                            let (hdr, frame) = buf.split_at_mut(VNET_HDR_LEN);
-                            crate::csum::fill_vnet_header(hdr, frame);
-                            c.tx.taken = false;
-                            c.frame(RxFrame { vnet_and_frame: buf, ifindex, pkttype: PACKET_HOST, truncated: false });
-                            if !c.tx.taken {
-                                recycle[kept] = d.addr;
-                                kept += 1;
-                            }
-                        }
-                        c.block_done();
-                        x.tx.socks[si].recycle(&recycle[..kept]);
-                    }
-                }
             }
         }
-    }
-
-    fn apply_resolver_updates(&mut self) {
-        let Some(io) = self.io.as_mut() else { return };
-        while let Ok((addr, hop)) = io.resolver.updates.try_recv() {
-            match hop {
-                Some(h) => {
-                    self.hops.insert(addr, h);
-                    let mut bufs = Vec::new();
-                    let tx: &mut dyn Transmit = match &mut io.path {
-                        Path::Packet { tx, .. } => tx,
-                        Path::Xdp(x) => &mut x.tx,
-                    };
-                    for held in self.pending.remove(&addr).unwrap_or_default() {
-                        match (held, addr) {
-                            (Held::Routed(mut frame), _) => {
-                                let vnet = afpacket::VNET_HDR_LEN;
-                                if rlvs_lvs::fwd::dr::rewrite(&mut frame[vnet..], h.src, h.dst).is_ok() {
-                                    bufs.push(frame);
-                                    let f = bufs.last_mut().unwrap();
-                                    // SAFETY: `bufs` outlives the flush below.
-                                    unsafe { tx.queue(h.ifindex, h.dst.0, f) };
-                                    self.stats.forwarded += 1;
-                                }
-                            }
-                            (Held::Tunnel(mut frame, kind), IpAddr::V4(rip)) => {
-                                let n = xmit::tunnel_out(tx, &mut bufs, &h, rip, &mut frame, kind, &mut self.tun_ident);
-                                self.stats.forwarded += n.unwrap_or(0) as u64;
-                            }
-                            _ => {}
-                        }
-                    }
-                    tx.flush();
-                }
-                None => {
-                    self.hops.remove(&addr);
-                }
+        if changed {
+            if let Some(w) = self.worker.as_mut() {
+                w.release_pending();
+            }
+            for (wk, _) in &self.others {
+                wk.wake();
             }
         }
     }
@@ -387,69 +321,73 @@ impl Engine {
                 | Request::GetService { .. }
                 | Request::ListConns
         );
-        let now = self.now();
-        let resp = rlvs_ctl::handle(&mut self.director, msg.req, now, self.kind.name());
-        (msg.reply)(resp);
-        if !mutating {
-            return;
-        }
-        self.sync_guard(false);
-        let Some(io) = &self.io else { return };
-        let mut addrs: Vec<IpAddr> =
-            self.director.services().iter().flat_map(|s| s.dests.iter().map(|d| d.config.addr)).collect();
-        addrs.sort();
-        addrs.dedup();
-        self.hops.retain(|a, _| addrs.contains(a));
-        io.resolver.watch(addrs);
+        let now = self.shared.now();
+        let addrs = {
+            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            let resp = rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name());
+            (msg.reply)(resp);
+            if !mutating {
+                return;
+            }
+            let mut addrs: Vec<IpAddr> =
+                d.services().iter().flat_map(|s| s.dests.iter().map(|d| d.config.addr)).collect();
+            addrs.sort();
+            addrs.dedup();
+            addrs
+        };
+        self.sync_filter(false);
+        let Some(ctl) = &self.ctl else { return };
+        self.shared.hops.write().unwrap_or_else(|e| e.into_inner()).retain(|a, _| addrs.contains(a));
+        ctl.resolver.watch(addrs);
     }
 
-    /// Brings the nft guard's sets in line with the tables (and, when
+    /// Brings the traffic filter in line with the tables (and, when
     /// `reread_local`, with the director's current addresses).
-    fn sync_guard(&mut self, reread_local: bool) {
-        let Some(io) = self.io.as_mut() else { return };
-        let services = self.director.service_keys();
-        let infos = self.director.services();
-        let sources = |method: FwdMethod| -> Vec<(IpAddr, Protocol, u16)> {
-            let mut v: Vec<(IpAddr, Protocol, u16)> = infos
-                .iter()
-                .flat_map(|s| {
-                    let p = s.key.protocol;
-                    s.dests
-                        .iter()
-                        .filter(move |d| d.config.fwd == method)
-                        .map(move |d| (d.config.addr, p, d.config.port))
-                })
-                .collect();
-            v.sort();
-            v.dedup();
-            v
+    fn sync_filter(&mut self, reread_local: bool) {
+        let Some(ctl) = self.ctl.as_mut() else { return };
+        let (services, nat_sources, fnat_sources, laddrs) = {
+            let d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            let services = d.service_keys();
+            let infos = d.services();
+            let sources = |method: FwdMethod| -> Vec<(IpAddr, Protocol, u16)> {
+                let mut v: Vec<(IpAddr, Protocol, u16)> = infos
+                    .iter()
+                    .flat_map(|s| {
+                        let p = s.key.protocol;
+                        s.dests
+                            .iter()
+                            .filter(move |d| d.config.fwd == method)
+                            .map(move |d| (d.config.addr, p, d.config.port))
+                    })
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            };
+            let mut laddrs: Vec<IpAddr> = infos.iter().flat_map(|s| s.laddrs.iter().copied()).collect();
+            laddrs.sort();
+            laddrs.dedup();
+            (services, sources(FwdMethod::Masq), sources(FwdMethod::FullNat), laddrs)
         };
-        let (nat_sources, fnat_sources) = (sources(FwdMethod::Masq), sources(FwdMethod::FullNat));
-        let mut laddrs: Vec<IpAddr> = infos.iter().flat_map(|s| s.laddrs.iter().copied()).collect();
-        laddrs.sort();
-        laddrs.dedup();
-        let local = if reread_local || io.filtered.local.is_empty() {
-            let mut l = io.rtnl.all_addresses().unwrap_or_default();
+        let local = if reread_local || ctl.filtered.local.is_empty() {
+            let mut l = ctl.rtnl.all_addresses().unwrap_or_default();
             l.sort();
             l
         } else {
-            io.filtered.local.clone()
+            ctl.filtered.local.clone()
         };
         let want = FilterState { services, nat_sources, local, fnat_sources, laddrs };
-        if want == io.filtered {
+        if want == ctl.filtered {
             return;
         }
-        let done = match &mut io.path {
-            Path::Packet { guard, .. } => {
+        let done = match &mut ctl.filter {
+            Filter::Guard(guard) => {
                 guard.update(&want.services, &want.nat_sources, &want.local, &want.fnat_sources, &want.laddrs)
             }
-            Path::Xdp(x) => match x.prog.as_mut() {
-                Some(p) => p.update(&io.filtered, &want),
-                None => Ok(()),
-            },
+            Filter::Xdp(p) => p.update(&ctl.filtered, &want),
         };
         match done {
-            Ok(()) => io.filtered = want,
+            Ok(()) => ctl.filtered = want,
             Err(e) => tracing::error!(error = format!("{e:#}"), "could not update the traffic filter"),
         }
     }

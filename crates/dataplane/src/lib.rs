@@ -15,6 +15,7 @@ pub mod iface;
 pub mod netlink;
 pub mod nft;
 pub mod resolver;
+mod worker;
 pub mod xdp;
 mod xdp_io;
 mod xmit;

@@ -9,7 +9,6 @@ use crate::xdp::Program;
 use crate::xmit::Transmit;
 use crate::xsk::{BindMode, Xsk};
 use anyhow::{Context, Result};
-use std::os::fd::RawFd;
 
 pub(crate) struct XdpTx {
     pub socks: Vec<Xsk>,
@@ -23,22 +22,27 @@ pub(crate) struct XdpTx {
 
 impl Transmit for XdpTx {
     unsafe fn queue(&mut self, ifindex: i32, dst: [u8; 6], vnet_and_frame: &mut [u8]) {
-        let Some(s) = self.socks.iter_mut().find(|s| s.ifindex as i32 == ifindex) else {
+        if !self.socks.iter().any(|s| s.ifindex as i32 == ifindex) {
             return self.fallback.queue(ifindex, dst, vnet_and_frame);
-        };
+        }
         // Frames leave AF_XDP as CHECKSUM_NONE: nobody finishes them later.
         csum::complete(vnet_and_frame);
         let frame = &vnet_and_frame[VNET_HDR_LEN..];
-        match s.offset_of(frame.as_ptr()) {
-            Some(addr) => {
+        // Back out of the socket it came in on, from where it lies; else a
+        // copy through the first socket of the egress interface.
+        let mut first = None;
+        for (i, s) in self.socks.iter_mut().enumerate().filter(|(_, s)| s.ifindex as i32 == ifindex) {
+            if let Some(addr) = s.offset_of(frame.as_ptr()) {
                 if s.send_in_place(addr, frame.len() as u32) {
                     self.taken = true;
                 }
+                return;
             }
-            None => {
-                s.send_copy(frame);
-                self.copies += 1;
-            }
+            first.get_or_insert(i);
+        }
+        if let Some(i) = first {
+            self.socks[i].send_copy(frame);
+            self.copies += 1;
         }
     }
 
@@ -50,35 +54,34 @@ impl Transmit for XdpTx {
     }
 }
 
-pub(crate) struct XdpIo {
-    /// Held for its lifetime: dropping it detaches the program.
-    pub prog: Option<Program>,
-    pub tx: XdpTx,
+/// Attaches the program to `devices`, opens a socket on every receive queue
+/// of each (a queue without one would hand its frames to the kernel), and
+/// deals the queue numbers out to at most `max_workers` sides.
+pub(crate) fn open(devices: &[String], zero_copy: bool, max_workers: usize) -> Result<(Program, Vec<XdpTx>)> {
+    let mut ifaces = Vec::new();
+    for d in devices {
+        let index = iface::index_of(d).with_context(|| format!("no interface {d}"))?;
+        let mac = iface::mac_of(index).with_context(|| format!("reading the MAC of {d}"))?;
+        ifaces.push((index, d.clone(), mac));
+    }
+    let mut prog = Program::attach(&ifaces)?;
+    let queues = ifaces.iter().map(|(_, n, _)| rx_queues(n)).max().unwrap_or(1);
+    let workers = queues.min(max_workers.max(1) as u32) as usize;
+    let mut sides = Vec::new();
+    for _ in 0..workers {
+        let fallback = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
+        sides.push(XdpTx { socks: Vec::new(), fallback, taken: false, copies: 0 });
+    }
+    for q in 0..queues {
+        let socks = open_sockets(&mut prog, &ifaces, q, zero_copy)?;
+        sides[q as usize % workers].socks.extend(socks);
+    }
+    Ok((prog, sides))
 }
 
-impl XdpIo {
-    /// Attaches the program to `devices` and opens this worker's sockets on
-    /// `queue` of each (the ones that have that queue).
-    pub fn open(devices: &[String], queue: u32, zero_copy: bool) -> Result<XdpIo> {
-        let mut ifaces = Vec::new();
-        for d in devices {
-            let index = iface::index_of(d).with_context(|| format!("no interface {d}"))?;
-            let mac = iface::mac_of(index).with_context(|| format!("reading the MAC of {d}"))?;
-            ifaces.push((index, d.clone(), mac));
-        }
-        let mut prog = Program::attach(&ifaces)?;
-        let socks = open_sockets(&mut prog, &ifaces, queue, zero_copy)?;
-        let fallback = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
-        Ok(XdpIo { prog: Some(prog), tx: XdpTx { socks, fallback, taken: false, copies: 0 } })
-    }
-
-    pub fn fds(&self) -> Vec<RawFd> {
-        self.tx.socks.iter().map(|s| s.fd()).collect()
-    }
-
-    pub fn modes(&self) -> Vec<(u32, BindMode)> {
-        self.tx.socks.iter().map(|s| (s.ifindex, s.mode)).collect()
-    }
+/// How each socket of a side ended up bound.
+pub(crate) fn modes(sides: &[XdpTx]) -> Vec<(u32, u32, BindMode)> {
+    sides.iter().flat_map(|x| x.socks.iter().map(|s| (s.ifindex, s.queue, s.mode))).collect()
 }
 
 /// Opens a socket on `queue` of every interface that has it and registers

@@ -128,12 +128,49 @@ impl Lab {
     /// Plugs a new interface of host `ns` into `segment` (BRIDGE is the
     /// default one), with an address unless `cidr` is empty.
     pub fn plug(&mut self, ns: &str, ifname: &str, segment: &str, mac: &str, cidr: &str) -> Result<()> {
+        self.plug_queues(ns, ifname, segment, mac, cidr, 1)
+    }
+
+    /// As [`Lab::plug`], with `queues` transmit and receive queues on both
+    /// ends: the switch spreads flows over them by hash, as a multi-queue
+    /// NIC's RSS would.
+    pub fn plug_queues(
+        &mut self,
+        ns: &str,
+        ifname: &str,
+        segment: &str,
+        mac: &str,
+        cidr: &str,
+        queues: u32,
+    ) -> Result<()> {
         let sw = self.switch()?;
         // Switch ports are named after the host and its interface; both are
         // short, the port name must stay within 15 bytes.
         let host = ns.rsplit('-').next().unwrap_or(ns);
         let port = format!("v{host}{ifname}");
-        ip(&["-n", &sw, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns", ns])?;
+        let q = queues.to_string();
+        ip(&[
+            "-n",
+            &sw,
+            "link",
+            "add",
+            &port,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            ifname,
+            "netns",
+            ns,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+        ])?;
         ip(&["-n", &sw, "link", "set", &port, "master", segment, "up"])?;
         ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
         if !cidr.is_empty() {

@@ -75,3 +75,22 @@ pub fn engine_of(lab: &Lab, name: &str) -> String {
         "afpacket".into()
     }
 }
+
+/// A daemon's log without its terminal colours.
+pub fn plain_log(lab: &Lab, name: &str) -> String {
+    let log = lab.log(name);
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for e in chars.by_ref() {
+                if e == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
