@@ -3,7 +3,10 @@
 //! It refuses to run in the host's own network namespace.
 
 use anyhow::{bail, Result};
-use rlvs_wire::{EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr};
+use rlvs_wire::{
+    EtherType, EthernetAddress, EthernetRepr, IpProtocol, Ipv4Packet, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr,
+    UdpPacket, UdpRepr,
+};
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,28 @@ pub struct GenArgs {
     pub flows: u16,
     pub seconds: f64,
     pub max_packets: u64,
+    /// TCP SYNs, each from a new (source address, port), instead of UDP.
+    pub syn: bool,
+}
+
+/// A 60-byte SYN (54 bytes and Ethernet padding) from `src`:`sport`.
+fn syn_frame(a: &GenArgs, src: Ipv4Addr, sport: u16, f: &mut [u8]) {
+    let tcp =
+        TcpRepr { src_port: sport, dst_port: a.dport, seq: 1, ack: 0, flags: TcpFlags(TcpFlags::SYN), window: 64240 };
+    let ip = Ipv4Repr {
+        src,
+        dst: a.dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: 20,
+        ttl: 64,
+        ident: sport,
+        dont_frag: true,
+    };
+    f.fill(0);
+    EthernetRepr { src: a.src_mac, dst: a.dst_mac, ethertype: EtherType::Ipv4 }.emit(f);
+    ip.emit(&mut f[14..]);
+    tcp.emit(&mut f[34..54]);
+    TcpPacket::new_checked(&mut f[34..54]).unwrap().fill_checksum_v4(src, a.dst);
 }
 
 /// Frames of 64 bytes on the wire without FCS: 14 + 20 + 8 + 18 payload.
@@ -60,7 +85,10 @@ pub fn run(a: GenArgs) -> Result<u64> {
     let one: i32 = 1;
     // SAFETY: PACKET_QDISC_BYPASS takes an int.
     unsafe { libc::setsockopt(fd, libc::SOL_PACKET, 20, &one as *const i32 as *const libc::c_void, 4) };
-    let mut frames = frames(&a);
+    let mut frames = if a.syn { vec![vec![0u8; 60]; 64] } else { frames(&a) };
+    // SYN sources: 10.2.0.2-250, every port from 1024 up: 16 million
+    // connections before one repeats.
+    let mut tuple: u64 = 0;
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = ifindex as i32;
@@ -75,8 +103,19 @@ pub fn run(a: GenArgs) -> Result<u64> {
         iovs.clear();
         msgs.clear();
         for _ in 0..BATCH {
-            let f = &mut frames[next];
-            next = (next + 1) % a.flows as usize;
+            let f = if a.syn {
+                let f = &mut frames[next];
+                next = (next + 1) % 64;
+                let host = 2 + (tuple / 64512 % 249) as u8;
+                let port = 1024 + (tuple % 64512) as u16;
+                tuple += 1;
+                syn_frame(&a, Ipv4Addr::new(10, 2, 0, host), port, f);
+                f
+            } else {
+                let f = &mut frames[next];
+                next = (next + 1) % a.flows as usize;
+                f
+            };
             iovs.push(libc::iovec { iov_base: f.as_mut_ptr() as *mut libc::c_void, iov_len: f.len() });
         }
         for iov in iovs.iter_mut() {
