@@ -5,12 +5,39 @@
 //! `latency`, `conns` (memory per connection), `checkers`, `failover`.
 
 mod checkers;
+mod conns;
 mod failover;
 mod gen;
 mod http;
 mod pps;
 
 use anyhow::{Context, Result};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+/// Heap bytes in use, for `conns`.
+pub(crate) static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+
+struct Counting;
+
+// SAFETY: forwards to the system allocator, only counting.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(l.size() as isize, Ordering::Relaxed);
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        ALLOCATED.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        System.realloc(p, l, new)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 use clap::{Parser, Subcommand};
 use rlvs_wire::EthernetAddress;
 use std::net::Ipv4Addr;
@@ -45,8 +72,9 @@ enum Cmd {
         #[arg(long, default_value = "target/release/rlvs")]
         rlvs: String,
     },
-    /// HTTP requests/s (wrk, nginx real servers) through rlvs NAT and FULLNAT
-    /// against direct, nft DNAT and HAProxy TCP mode.
+    /// HTTP requests/s (wrk, nginx real servers) and UDP latency through rlvs
+    /// DR, NAT and FULLNAT per engine, against direct, kernel ip_forward, nft
+    /// netdev fwd, nft DNAT and HAProxy TCP mode.
     Http {
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -56,9 +84,30 @@ enum Cmd {
         connections: u32,
         #[arg(long, default_value = "target/release/rlvs")]
         rlvs: String,
-        /// The daemon's AF_PACKET receive ring (v2 or v3).
-        #[arg(long, default_value = "v2")]
-        ring: String,
+        #[arg(long, value_delimiter = ',', default_value = "afxdp,afpacket")]
+        engines: Vec<String>,
+        /// UDP round trips per path and run for the latency table (0: none).
+        #[arg(long, default_value_t = 20000)]
+        pings: u32,
+    },
+    /// Heap bytes per tracked connection with a million connections.
+    Conns {
+        #[arg(long, default_value_t = 1_000_000)]
+        count: u32,
+    },
+    /// (internal) UDP echo server for the latency measurement.
+    Echo {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, value_delimiter = ',')]
+        addrs: Vec<String>,
+    },
+    /// (internal) UDP round trips; prints p50 and p99 in microseconds.
+    Ping {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        count: u32,
     },
     /// The checker side at scale: config load, CPU and memory.
     Checkers {
@@ -111,10 +160,13 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
 
 fn main() -> Result<()> {
     match Cli::parse().cmd {
-        Cmd::Http { runs, seconds, connections, rlvs, ring } => {
+        Cmd::Http { runs, seconds, connections, rlvs, engines, pings } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            http::run(runs, seconds, connections, &rlvs.to_string_lossy(), &ring)
+            http::run(runs, seconds, connections, &rlvs.to_string_lossy(), &engines, pings)
         }
+        Cmd::Echo { port, addrs } => http::echo(port, &addrs),
+        Cmd::Conns { count } => conns::run(count),
+        Cmd::Ping { to, count } => http::ping_client(&to, count),
         Cmd::Checkers { runs, vs, rs, delay_loop, seconds, rlvs } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
             checkers::run(runs, vs, rs, delay_loop, seconds, &rlvs.to_string_lossy())

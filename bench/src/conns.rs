@@ -1,0 +1,68 @@
+//! Memory per tracked connection: one million TCP connections (a SYN each,
+//! from distinct client addresses and ports) through the sans-IO director,
+//! in-process, with every heap byte counted by the bench's allocator. For
+//! DR (one index), and NAT and FULLNAT (a second index for replies, and a
+//! local port for FULLNAT). The figure is the heap growth divided by the
+//! connection count: table slots, both hash indexes with their spare
+//! capacity, and anything else a connection costs.
+
+use crate::ALLOCATED;
+use anyhow::{bail, Result};
+use rlvs_lvs::conn::Hop;
+use rlvs_lvs::{DestConfig, Director, FwdMethod, Protocol, ServiceConfig, ServiceKey, Time, Verdict};
+use rlvs_wire::{IpProtocol, Ipv4Repr, TcpFlags, TcpPacket, TcpRepr};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+
+fn syn(src: Ipv4Addr, sport: u16, buf: &mut [u8; 40]) {
+    let dst = Ipv4Addr::new(10, 0, 0, 100);
+    let ip = Ipv4Repr { src, dst, protocol: IpProtocol::Tcp, payload_len: 20, ttl: 64, ident: 1, dont_frag: true };
+    ip.emit(&mut buf[..]);
+    TcpRepr { src_port: sport, dst_port: 80, seq: 1, ack: 0, flags: TcpFlags(TcpFlags::SYN), window: 64240 }
+        .emit(&mut buf[20..]);
+    TcpPacket::new_checked(&mut buf[20..]).unwrap().fill_checksum_v4(src, dst);
+}
+
+fn one(method: FwdMethod, n: u32) -> Result<(f64, usize)> {
+    let now = Time(1000);
+    let mut d = Director::new();
+    let key = ServiceKey::new(Protocol::Tcp, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100)), 80);
+    d.add_service(key, ServiceConfig { scheduler: "rr".into(), ..Default::default() }, now)?;
+    if method == FwdMethod::FullNat {
+        for i in 0..64 {
+            d.add_laddr(&key, IpAddr::V4(Ipv4Addr::new(192, 168, 100, 100 + i)))?;
+        }
+    }
+    for i in 2..4 {
+        d.add_dest(&key, DestConfig::new(IpAddr::V4(Ipv4Addr::new(192, 168, 100, i)), 80, method, 1), now)?;
+    }
+    let hop = Hop {
+        ifindex: 2,
+        local: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 2]),
+        peer: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 1]),
+    };
+    let mut buf = [0u8; 40];
+    let before = ALLOCATED.load(Ordering::SeqCst);
+    for i in 0..n {
+        let src = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + i / 60000);
+        syn(src, 1024 + (i % 60000) as u16, &mut buf);
+        if !matches!(d.process_ipv4(&buf, Some(hop), now), Verdict::Forward(_)) {
+            bail!("connection {i} was not scheduled");
+        }
+    }
+    let after = ALLOCATED.load(Ordering::SeqCst);
+    if d.conn_count() != n as usize {
+        bail!("{} connections tracked, {n} expected", d.conn_count());
+    }
+    Ok(((after - before) as f64 / f64::from(n), d.conn_count()))
+}
+
+pub fn run(n: u32) -> Result<()> {
+    println!("| method | connections | heap bytes per connection |");
+    println!("|---|---|---|");
+    for (name, m) in [("DR", FwdMethod::DirectRoute), ("NAT", FwdMethod::Masq), ("FULLNAT", FwdMethod::FullNat)] {
+        let (per, count) = one(m, n)?;
+        println!("| {name} | {count} | {per:.1} |");
+    }
+    Ok(())
+}
