@@ -355,14 +355,15 @@ impl Director {
     pub fn conns(&self, now: Time) -> Vec<ConnInfo> {
         self.conns
             .iter()
-            .map(|(_, c)| ConnInfo {
+            .map(|(_, c)| (c, self.conns.target(c)))
+            .map(|(c, t)| ConnInfo {
                 protocol: c.key.protocol,
                 caddr: c.key.caddr,
                 cport: c.key.cport,
                 vaddr: c.key.vaddr,
                 vport: c.key.vport,
-                daddr: c.daddr,
-                dport: c.dport,
+                daddr: t.daddr,
+                dport: t.dport,
                 state: c.state.name().to_string(),
                 expires: now.secs_until(c.expires),
             })

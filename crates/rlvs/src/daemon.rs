@@ -29,6 +29,10 @@ pub struct Args {
     /// AF_XDP: copy mode even where the driver could do zero-copy.
     #[arg(long)]
     pub xdp_copy: bool,
+    /// AF_XDP: at most this many worker threads, one per receive queue
+    /// (0: one per CPU).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
     /// Interface to serve (repeatable); default: every interface but lo.
     #[arg(long = "interface", short = 'i')]
     pub interfaces: Vec<String>,
@@ -168,6 +172,7 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         allow_host_netns: args.host_netns,
         ring,
         zero_copy: !args.xdp_copy,
+        workers: args.workers,
         ..Default::default()
     };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;

@@ -232,6 +232,7 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         host_netns: std::env::var_os("RLVS_ALLOW_HOST_NETNS").is_some(),
         ring: "v2".into(),
         xdp_copy: false,
+        workers: 0,
         log: if o.log_detail { "debug".into() } else { "info".into() },
         keepalived_log: true,
         vrrp_only: o.vrrp_only,

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 const SERVICES: usize = 1000;
 const REAL_SERVERS: usize = 10;
 
+/// A refusing server leaves after its retry, `delay_before_retry` after the
+/// first refusal: ten seconds, so that listing 10,000 entries (a second or
+/// more in a debug build) has time to see the complete table first.
 fn config() -> String {
     let mut s = String::new();
     for v in 0..SERVICES {
@@ -26,7 +29,7 @@ fn config() -> String {
         ));
         for r in 0..REAL_SERVERS {
             s.push_str(&format!(
-                " real_server 10.2.0.{} {port} {{\n  weight 1\n  TCP_CHECK {{\n   connect_timeout 3\n  }}\n }}\n",
+                " real_server 10.2.0.{} {port} {{\n  weight 1\n  TCP_CHECK {{\n   connect_timeout 3\n   delay_before_retry 10\n  }}\n }}\n",
                 r + 1
             ));
         }

@@ -218,10 +218,15 @@ fn real_server_behind_a_second_interface() {
     let got = lab.dir().join("received.txt");
     let recv = format!(
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('{VIP}',9))\n\
-         f=open('{}','a')\nwhile True:\n  d,a=s.recvfrom(100)\n  f.write(d.decode()+' '+a[0]+'\\n');f.flush()\n",
+         f=open('{}','a')\nopen('{}.ready','w').close()\nwhile True:\n  d,a=s.recvfrom(100)\n  f.write(d.decode()+' '+a[0]+'\\n');f.flush()\n",
+        got.display(),
         got.display()
     );
     lab.spawn(&rs, "udp-sink", &["python3", "-c", &recv]).unwrap();
+    // On a loaded machine python may take a while to bind; a datagram
+    // before that would be refused by the real server, not lost by rlvs.
+    let ready = got.with_extension("txt.ready");
+    assert!(Lab::wait_for(std::time::Duration::from_secs(20), || ready.exists().then_some(())).is_some());
     lab.ok(&dir, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
     start_daemon(&mut lab, &dir, "daemon", &[]);
     assert_eq!(adm(&lab, &dir, &format!("-A -u {VIP}:9 -s rr")).2, 0);

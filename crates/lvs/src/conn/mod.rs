@@ -2,13 +2,15 @@
 //! `ip_vs_conn_in_get` looks them up (protocol, client address and port,
 //! virtual address and port).
 
+mod shared;
 pub mod tcp;
 
 use crate::dest::DestId;
 use crate::time::Time;
 use crate::types::{FwdMethod, Protocol};
 use ahash::RandomState;
-use std::collections::HashMap;
+use hashbrown::HashTable;
+use shared::Shared;
 use std::net::IpAddr;
 use tcp::TcpState;
 
@@ -34,7 +36,7 @@ pub struct OutKey {
 
 /// The link a client's packets came in on: where its replies go back out.
 /// Learnt from the first frame, so replies need no route lookup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Hop {
     pub ifindex: i32,
     /// The director's own address on that link.
@@ -59,12 +61,21 @@ impl ConnState {
     }
 }
 
+/// Where a connection goes: the destination it was bound to and the
+/// address and port its packets are sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub dest: DestId,
+    pub daddr: IpAddr,
+    pub dport: u16,
+}
+
+/// One tracked connection. What many connections share (their target, the
+/// FULLNAT local address, the reply link) is held by the table and named
+/// here by number; ask the table for it.
 #[derive(Debug, Clone)]
 pub struct Conn {
     pub key: ConnKey,
-    pub daddr: IpAddr,
-    pub dport: u16,
-    pub dest: DestId,
     pub fwd: FwdMethod,
     pub state: ConnState,
     /// IP_VS_CONN_F_INACTIVE: counted in the destination's inactconns.
@@ -74,26 +85,44 @@ pub struct Conn {
     pub expires: Time,
     /// The persistence template that placed it (ip_vs_control_add).
     pub control: Option<TemplateId>,
-    /// Where replies to the client leave (NAT), learnt from its first frame.
-    pub return_hop: Option<Hop>,
-    /// FULLNAT: the local address and port the real server sees.
-    pub fnat: Option<(IpAddr, u16)>,
     /// FULLNAT TCP: the offsets into the director's sequence and timestamp
     /// space (see fwd::tcpseq).
     pub seq_adjust: Option<crate::fwd::tcpseq::SeqAdjust>,
+    target: u32,
+    /// FULLNAT: the local address's number (0: not FULLNAT) and port.
+    local: u16,
+    lport: u16,
+    /// Where replies to the client leave (NAT), learnt from its first
+    /// frame (0: not known).
+    return_hop: u16,
 }
 
 impl Conn {
-    /// The key its replies arrive with, for methods whose replies pass the
-    /// director.
-    pub fn out_key(&self) -> Option<OutKey> {
-        let (caddr, cport) = match (self.fwd, self.fnat) {
-            (FwdMethod::Masq, _) => (self.key.caddr, self.key.cport),
-            (FwdMethod::FullNat, Some(local)) => local,
-            _ => return None,
-        };
-        Some(OutKey { protocol: self.key.protocol, daddr: self.daddr, dport: self.dport, caddr, cport })
+    /// A connection to be inserted; the table fills in what it shares.
+    pub fn new(key: ConnKey, fwd: FwdMethod, state: ConnState, expires: Time, control: Option<TemplateId>) -> Conn {
+        Conn {
+            key,
+            fwd,
+            state,
+            inactive: true,
+            no_output: !matches!(fwd, FwdMethod::Masq | FwdMethod::FullNat),
+            expires,
+            control,
+            seq_adjust: None,
+            target: 0,
+            local: 0,
+            lport: 0,
+            return_hop: 0,
+        }
     }
+}
+
+/// A connection taken out of the table, with what it shared resolved.
+#[derive(Debug)]
+pub struct Removed {
+    pub conn: Conn,
+    pub target: Target,
+    pub fnat: Option<(IpAddr, u16)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,17 +130,56 @@ pub struct ConnId(pub u32);
 
 /// A persistence template's handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TemplateId(pub u32);
+pub struct TemplateId(std::num::NonZeroU32);
 
-/// Connections in a slab with a hash index. The hasher is keyed randomly per
-/// table so that clients cannot aim collisions at it.
-#[derive(Debug, Default)]
+impl TemplateId {
+    /// The template in slot `index` (stored plus one, so that an absent
+    /// template costs a connection no more than a present one).
+    pub fn new(index: u32) -> TemplateId {
+        TemplateId(std::num::NonZeroU32::new(index + 1).expect("template slot below u32::MAX"))
+    }
+
+    pub fn index(self) -> u32 {
+        self.0.get() - 1
+    }
+}
+
+/// Connections in a slab with two hash indexes (requests' keys, and the
+/// reply keys of connections whose replies pass the director). The
+/// indexes hold only slot numbers, four bytes a bucket; the keys they are
+/// compared with live in the slots. The hasher is keyed randomly per table
+/// so that clients cannot aim collisions at it.
 pub struct ConnTable {
-    index: HashMap<ConnKey, u32, RandomState>,
-    /// Replies' keys of the connections whose replies pass the director.
-    out_index: HashMap<OutKey, u32, RandomState>,
+    hasher: RandomState,
+    index: HashTable<u32>,
+    out_index: HashTable<u32>,
     slots: Vec<Option<Conn>>,
     free: Vec<u32>,
+    targets: Shared<Target>,
+    locals: Shared<IpAddr>,
+    hops: Shared<Hop>,
+}
+
+impl Default for ConnTable {
+    fn default() -> ConnTable {
+        ConnTable {
+            hasher: RandomState::new(),
+            index: HashTable::new(),
+            out_index: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            // A connection's slot is a u32, so its target's number fits one.
+            targets: Shared::with_limit(u32::MAX),
+            locals: Shared::with_limit(u32::from(u16::MAX)),
+            hops: Shared::with_limit(u32::from(u16::MAX)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnTable").field("len", &self.index.len()).finish()
+    }
 }
 
 impl ConnTable {
@@ -123,18 +191,71 @@ impl ConnTable {
         self.index.is_empty()
     }
 
+    pub fn target(&self, c: &Conn) -> Target {
+        self.targets.get(c.target).expect("a live connection's target is named")
+    }
+
+    /// FULLNAT: the local address and port the real server sees.
+    pub fn fnat(&self, c: &Conn) -> Option<(IpAddr, u16)> {
+        self.locals.get(u32::from(c.local)).map(|a| (a, c.lport))
+    }
+
+    pub fn return_hop(&self, c: &Conn) -> Option<Hop> {
+        self.hops.get(u32::from(c.return_hop))
+    }
+
+    /// Remembers the link replies to `id` leave by. Only 65,535 distinct
+    /// links are remembered at a time (source MACs are the sender's to
+    /// choose); past that a reply goes by a route lookup instead.
+    pub fn set_return_hop(&mut self, id: ConnId, hop: Option<Hop>) {
+        let number = hop.and_then(|h| self.hops.acquire(h)).unwrap_or(0) as u16;
+        let c = self.slots[id.0 as usize].as_mut().expect("live connection id");
+        let old = std::mem::replace(&mut c.return_hop, number);
+        self.hops.release(u32::from(old));
+    }
+
+    /// The key replies to `c` arrive with, for methods whose replies pass
+    /// the director.
+    pub fn out_key(&self, c: &Conn) -> Option<OutKey> {
+        Self::out_key_in(&self.targets, &self.locals, c)
+    }
+
+    fn out_key_in(targets: &Shared<Target>, locals: &Shared<IpAddr>, c: &Conn) -> Option<OutKey> {
+        let (caddr, cport) = match c.fwd {
+            FwdMethod::Masq => (c.key.caddr, c.key.cport),
+            FwdMethod::FullNat => (locals.get(u32::from(c.local))?, c.lport),
+            _ => return None,
+        };
+        let t = targets.get(c.target)?;
+        Some(OutKey { protocol: c.key.protocol, daddr: t.daddr, dport: t.dport, caddr, cport })
+    }
+
+    fn slot(slots: &[Option<Conn>], i: u32) -> &Conn {
+        slots[i as usize].as_ref().expect("indexed slot is live")
+    }
+
     pub fn lookup(&self, key: &ConnKey) -> Option<ConnId> {
-        self.index.get(key).map(|&i| ConnId(i))
+        let h = self.hasher.hash_one(key);
+        self.index.find(h, |&i| Self::slot(&self.slots, i).key == *key).map(|&i| ConnId(i))
     }
 
     /// ip_vs_conn_out_get: the connection a reply belongs to.
     pub fn lookup_out(&self, key: &OutKey) -> Option<ConnId> {
-        self.out_index.get(key).map(|&i| ConnId(i))
+        let h = self.hasher.hash_one(key);
+        self.out_index.find(h, |&i| self.out_key(Self::slot(&self.slots, i)).as_ref() == Some(key)).map(|&i| ConnId(i))
     }
 
-    pub fn insert(&mut self, c: Conn) -> ConnId {
+    /// Adds `c`, going to `target` (and, FULLNAT, from `fnat`). None when
+    /// the table cannot name one more distinct local address (65,535).
+    pub fn insert(&mut self, mut c: Conn, target: Target, fnat: Option<(IpAddr, u16)>) -> Option<ConnId> {
+        if let Some((laddr, lport)) = fnat {
+            c.local = self.locals.acquire(laddr)? as u16;
+            c.lport = lport;
+        }
+        c.target = self.targets.acquire(target).expect("fewer targets than connection slots");
+        c.return_hop = 0;
         let key = c.key;
-        let out = c.out_key();
+        let out = self.out_key(&c);
         let i = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(c);
@@ -145,23 +266,50 @@ impl ConnTable {
                 self.slots.len() as u32 - 1
             }
         };
-        self.index.insert(key, i);
-        if let Some(o) = out {
-            self.out_index.insert(o, i);
+        // A key already indexed (the caller replaces a connection) points
+        // to the new slot, as HashMap::insert would have it.
+        let (hasher, slots, targets, locals) = (&self.hasher, &self.slots, &self.targets, &self.locals);
+        let out_key = |j: u32| slots[j as usize].as_ref().and_then(|c| Self::out_key_in(targets, locals, c));
+        let rehash = |&j: &u32| hasher.hash_one(Self::slot(slots, j).key);
+        let h = hasher.hash_one(key);
+        match self.index.find_mut(h, |&j| j != i && slots[j as usize].as_ref().is_some_and(|c| c.key == key)) {
+            Some(j) => *j = i,
+            None => {
+                self.index.insert_unique(h, i, rehash);
+            }
         }
-        ConnId(i)
+        if let Some(o) = out {
+            let rehash_out = |&j: &u32| hasher.hash_one(out_key(j).expect("indexed by its reply key"));
+            let h = hasher.hash_one(o);
+            match self.out_index.find_mut(h, |&j| j != i && out_key(j) == Some(o)) {
+                Some(j) => *j = i,
+                None => {
+                    self.out_index.insert_unique(h, i, rehash_out);
+                }
+            }
+        }
+        Some(ConnId(i))
     }
 
-    pub fn remove(&mut self, id: ConnId) -> Conn {
+    pub fn remove(&mut self, id: ConnId) -> Removed {
+        let out = self.out_key(self.get(id));
         let c = self.slots[id.0 as usize].take().expect("live connection id");
-        self.index.remove(&c.key);
-        if let Some(o) = c.out_key() {
-            if self.out_index.get(&o) == Some(&id.0) {
-                self.out_index.remove(&o);
+        let h = self.hasher.hash_one(c.key);
+        if let Ok(e) = self.index.find_entry(h, |&j| j == id.0) {
+            e.remove();
+        }
+        if let Some(o) = out {
+            let h = self.hasher.hash_one(o);
+            if let Ok(e) = self.out_index.find_entry(h, |&j| j == id.0) {
+                e.remove();
             }
         }
         self.free.push(id.0);
-        c
+        let removed = Removed { target: self.target(&c), fnat: self.fnat(&c), conn: c };
+        self.targets.release(removed.conn.target);
+        self.locals.release(u32::from(removed.conn.local));
+        self.hops.release(u32::from(removed.conn.return_hop));
+        removed
     }
 
     pub fn get(&self, id: ConnId) -> &Conn {

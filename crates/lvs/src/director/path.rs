@@ -3,6 +3,7 @@
 //! the timers that expire connections and purge the destination trash.
 
 use super::*;
+use crate::conn::{Removed, Target};
 
 impl Director {
     // ------------------------------------------------------------ packet path
@@ -84,10 +85,12 @@ impl Director {
         };
         let c = self.conns.get_mut(cid);
         c.expires = now + Span::from_secs(u64::from(timeout));
-        let client = c.fnat.map(|_| (c.key.caddr, c.key.cport));
-        let reply =
-            Reply { vaddr: c.key.vaddr, vport: c.key.vport, client, hop: c.return_hop, seq_adjust: c.seq_adjust };
-        let d = self.dests.get_mut(c.dest);
+        let c = self.conns.get(cid);
+        let client = (c.fwd == FwdMethod::FullNat).then_some((c.key.caddr, c.key.cport));
+        let (vaddr, vport, seq_adjust) = (c.key.vaddr, c.key.vport, c.seq_adjust);
+        let (hop, dest) = (self.conns.return_hop(c), self.conns.target(c).dest);
+        let reply = Reply { vaddr, vport, client, hop, seq_adjust };
+        let d = self.dests.get_mut(dest);
         d.stats.count_out(bytes);
         if let Some(sid) = d.svc {
             self.services[sid.0 as usize].as_mut().unwrap().stats.count_out(bytes);
@@ -177,11 +180,17 @@ impl Director {
         } else {
             None
         };
-        let cid = self.bind_new_conn(key, did, dport, now, control, fnat);
+        let Some(cid) = self.bind_new_conn(key, Target { dest: did, daddr, dport }, now, control, fnat) else {
+            if let Some((laddr, lport)) = fnat {
+                let local = fullnat::LocalKey { laddr, protocol: key.protocol, raddr: daddr, rport: dport };
+                self.ports.release(local, lport);
+            }
+            return Verdict::Drop(DropReason::NoLocalPort);
+        };
         if let (Some((laddr, lport)), Some(seg)) = (fnat, seg) {
             self.conns.get_mut(cid).seq_adjust = Some(self.seq_adjust(seg, (laddr, lport), (daddr, dport), now));
         }
-        self.conns.get_mut(cid).return_hop = ingress;
+        self.conns.set_return_hop(cid, ingress);
         let verdict = self.forward(cid, flags, bytes, now);
         if svc_flags & crate::types::svc_flags::ONEPACKET != 0 && key.protocol == Protocol::Udp {
             // One-packet scheduling: every datagram is scheduled on its own.
@@ -198,20 +207,26 @@ impl Director {
             .copied()
     }
 
+    /// Binds a new connection to `target`; None (nothing changed) when the
+    /// table cannot take its FULLNAT local address.
     fn bind_new_conn(
         &mut self,
         key: ConnKey,
-        did: DestId,
-        dport: u16,
+        target: Target,
         now: Time,
         control: Option<TemplateId>,
         fnat: Option<(IpAddr, u16)>,
-    ) -> ConnId {
+    ) -> Option<ConnId> {
+        let state = match key.protocol {
+            Protocol::Udp => ConnState::Udp,
+            _ => ConnState::Tcp(TcpState::None),
+        };
+        let fwd = self.dests.get(target.dest).fwd;
+        let cid = self.conns.insert(Conn::new(key, fwd, state, now, control), target, fnat)?;
         if let Some(t) = control {
             self.templates.get_mut(t).controlled += 1;
         }
-        let d = self.dests.get_mut(did);
-        let fwd = d.fwd;
+        let d = self.dests.get_mut(target.dest);
         // New connections start inactive (IP_VS_CONN_F_INACTIVE is part of the
         // destination's conn_flags) and become active on reaching ESTABLISHED.
         d.inactconns += 1;
@@ -221,29 +236,12 @@ impl Director {
         let sid = d.svc.expect("scheduled destination is in a service");
         self.services[sid.0 as usize].as_mut().unwrap().stats.conns += 1;
         self.stats.conns += 1;
-        let state = match key.protocol {
-            Protocol::Udp => ConnState::Udp,
-            _ => ConnState::Tcp(TcpState::None),
-        };
-        self.conns.insert(Conn {
-            key,
-            daddr: d.addr,
-            dport,
-            dest: did,
-            fwd,
-            state,
-            inactive: true,
-            no_output: !matches!(fwd, FwdMethod::Masq | FwdMethod::FullNat),
-            expires: now,
-            control,
-            return_hop: None,
-            fnat,
-            seq_adjust: None,
-        })
+        Some(cid)
     }
 
     fn forward(&mut self, cid: ConnId, flags: Option<TcpFlags>, bytes: usize, now: Time) -> Verdict {
-        let did = self.conns.get(cid).dest;
+        let target = self.conns.target(self.conns.get(cid));
+        let did = target.dest;
         if !self.dests.get(did).available {
             // expire_nodest_conn is 0 by default: drop without refreshing the timer.
             return Verdict::Drop(DropReason::DestUnavailable);
@@ -258,12 +256,12 @@ impl Director {
                 .then(|| crate::fwd::tun::TunKind::from_config(d.tun_type, d.tun_port, d.tun_flags))
                 .flatten()
         });
-        let c = self.conns.get_mut(cid);
+        let c = self.conns.get(cid);
         let fwd = Forward {
             method: c.fwd,
-            snat: c.fnat,
-            daddr: c.daddr,
-            dport: c.dport,
+            snat: self.conns.fnat(c),
+            daddr: target.daddr,
+            dport: target.dport,
             dest: did,
             tun,
             seq_adjust: c.seq_adjust,
@@ -280,6 +278,7 @@ impl Director {
     /// set_tcp_state: moves the connection and its destination's counters;
     /// returns the new state's timeout.
     fn set_tcp_state(&mut self, cid: ConnId, dir: Direction, flags: TcpFlags) -> u32 {
+        let dest = self.conns.target(self.conns.get(cid)).dest;
         let c = self.conns.get_mut(cid);
         let mut dir = dir;
         if c.no_output {
@@ -294,7 +293,7 @@ impl Director {
         };
         let new = tcp::next_state(old, dir, flags);
         if new != old {
-            let d = self.dests.get_mut(c.dest);
+            let d = self.dests.get_mut(dest);
             if !c.inactive && new != TcpState::Established {
                 d.activeconns -= 1;
                 d.inactconns += 1;
@@ -352,15 +351,15 @@ impl Director {
     }
 
     pub(super) fn expire_conn(&mut self, cid: ConnId, now: Time) {
-        let c = self.conns.remove(cid);
-        if let Some((laddr, lport)) = c.fnat {
-            let local = fullnat::LocalKey { laddr, protocol: c.key.protocol, raddr: c.daddr, rport: c.dport };
+        let Removed { conn: c, target, fnat } = self.conns.remove(cid);
+        if let Some((laddr, lport)) = fnat {
+            let local = fullnat::LocalKey { laddr, protocol: c.key.protocol, raddr: target.daddr, rport: target.dport };
             self.ports.release(local, lport);
         }
         if let Some(t) = c.control {
             self.templates.get_mut(t).controlled -= 1;
         }
-        let d = self.dests.get_mut(c.dest);
+        let d = self.dests.get_mut(target.dest);
         if c.inactive {
             d.inactconns -= 1;
         } else {

@@ -49,7 +49,7 @@ pub(crate) struct Templates {
 
 impl Templates {
     pub fn get_mut(&mut self, id: TemplateId) -> &mut Template {
-        self.slots[id.0 as usize].as_mut().expect("live template")
+        self.slots[id.index() as usize].as_mut().expect("live template")
     }
 
     fn insert(&mut self, t: Template) -> TemplateId {
@@ -57,11 +57,11 @@ impl Templates {
         let id = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(t);
-                TemplateId(i)
+                TemplateId::new(i)
             }
             None => {
                 self.slots.push(Some(t));
-                TemplateId(self.slots.len() as u32 - 1)
+                TemplateId::new(self.slots.len() as u32 - 1)
             }
         };
         self.index.insert(key, id);
@@ -69,16 +69,16 @@ impl Templates {
     }
 
     fn remove(&mut self, id: TemplateId) -> Template {
-        let t = self.slots[id.0 as usize].take().expect("live template");
+        let t = self.slots[id.index() as usize].take().expect("live template");
         if self.index.get(&t.key) == Some(&id) {
             self.index.remove(&t.key);
         }
-        self.free.push(id.0);
+        self.free.push(id.index());
         t
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (TemplateId, &Template)> {
-        self.slots.iter().enumerate().filter_map(|(i, t)| t.as_ref().map(|t| (TemplateId(i as u32), t)))
+        self.slots.iter().enumerate().filter_map(|(i, t)| t.as_ref().map(|t| (TemplateId::new(i as u32), t)))
     }
 
     pub fn len(&self) -> usize {
