@@ -213,11 +213,10 @@ pub fn run(o: &Options, rlvs: &str) -> Result<()> {
     let mut summary = Vec::new();
     for &fl in &flows {
         println!();
-        println!(
-            "{} {}:",
-            if o.syn { "TCP SYNs (every one a new connection)" } else { "64-byte UDP," },
-            if o.syn { String::new() } else { format!("{fl} flows") }
-        );
+        match o.syn {
+            true => println!("TCP SYNs (every one a new connection):"),
+            false => println!("64-byte UDP, {fl} flow{}:", if fl == 1 { "" } else { "s" }),
+        }
         println!();
         println!("| run | {} |", names.join(" | "));
         println!("|---|{}", "---|".repeat(names.len()));
@@ -246,7 +245,7 @@ pub fn run(o: &Options, rlvs: &str) -> Result<()> {
     println!("| traffic | forwarder | pps (median of {}) | ratio to ip_forward | ratio to nft fwd |", o.runs);
     println!("|---|---|---|---|---|");
     for (fl, name, m, rk, rn) in summary {
-        let t = if o.syn { "SYN".to_string() } else { format!("UDP, {fl} flows") };
+        let t = if o.syn { "SYN".to_string() } else { format!("UDP, {fl} flow{}", if fl == 1 { "" } else { "s" }) };
         println!("| {t} | {name} | {m:.0} | {rk:.3} | {rn:.3} |");
     }
     drop(paths);
