@@ -355,13 +355,13 @@ impl Director {
     pub fn conns(&self, now: Time) -> Vec<ConnInfo> {
         self.conns
             .iter()
-            .map(|(_, c)| (c, self.conns.target(c)))
-            .map(|(c, t)| ConnInfo {
-                protocol: c.key.protocol,
-                caddr: c.key.caddr,
-                cport: c.key.cport,
-                vaddr: c.key.vaddr,
-                vport: c.key.vport,
+            .map(|(_, c)| (c, self.conns.key(c), self.conns.target(c)))
+            .map(|(c, k, t)| ConnInfo {
+                protocol: k.protocol,
+                caddr: k.caddr,
+                cport: k.cport,
+                vaddr: k.vaddr,
+                vport: k.vport,
                 daddr: t.daddr,
                 dport: t.dport,
                 state: c.state.name().to_string(),

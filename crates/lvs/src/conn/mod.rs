@@ -75,7 +75,7 @@ pub struct Target {
 /// here by number; ask the table for it.
 #[derive(Debug, Clone)]
 pub struct Conn {
-    pub key: ConnKey,
+    key: StoredKey,
     pub fwd: FwdMethod,
     pub state: ConnState,
     /// IP_VS_CONN_F_INACTIVE: counted in the destination's inactconns.
@@ -99,9 +99,9 @@ pub struct Conn {
 
 impl Conn {
     /// A connection to be inserted; the table fills in what it shares.
-    pub fn new(key: ConnKey, fwd: FwdMethod, state: ConnState, expires: Time, control: Option<TemplateId>) -> Conn {
+    pub fn new(fwd: FwdMethod, state: ConnState, expires: Time, control: Option<TemplateId>) -> Conn {
         Conn {
-            key,
+            key: StoredKey { caddr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), cport: 0, virtual_side: 0 },
             fwd,
             state,
             inactive: true,
@@ -117,10 +117,21 @@ impl Conn {
     }
 }
 
+/// A connection's key as its slot keeps it: the client side whole, the
+/// virtual side (protocol, address, port), which thousands of connections
+/// share, by number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct StoredKey {
+    caddr: IpAddr,
+    cport: u16,
+    virtual_side: u32,
+}
+
 /// A connection taken out of the table, with what it shared resolved.
 #[derive(Debug)]
 pub struct Removed {
     pub conn: Conn,
+    pub key: ConnKey,
     pub target: Target,
     pub fnat: Option<(IpAddr, u16)>,
 }
@@ -155,6 +166,7 @@ pub struct ConnTable {
     out_index: HashTable<u32>,
     slots: Vec<Option<Conn>>,
     free: Vec<u32>,
+    virtual_sides: Shared<(Protocol, IpAddr, u16)>,
     targets: Shared<Target>,
     locals: Shared<IpAddr>,
     hops: Shared<Hop>,
@@ -168,7 +180,8 @@ impl Default for ConnTable {
             out_index: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            // A connection's slot is a u32, so its target's number fits one.
+            // A connection's slot is a u32, so these numbers fit one.
+            virtual_sides: Shared::with_limit(u32::MAX),
             targets: Shared::with_limit(u32::MAX),
             locals: Shared::with_limit(u32::from(u16::MAX)),
             hops: Shared::with_limit(u32::from(u16::MAX)),
@@ -189,6 +202,21 @@ impl ConnTable {
 
     pub fn is_empty(&self) -> bool {
         self.index.is_empty()
+    }
+
+    pub fn key(&self, c: &Conn) -> ConnKey {
+        Self::key_in(&self.virtual_sides, c)
+    }
+
+    fn key_in(virtual_sides: &Shared<(Protocol, IpAddr, u16)>, c: &Conn) -> ConnKey {
+        let (protocol, vaddr, vport) = virtual_sides.get(c.key.virtual_side).expect("a live connection's key is named");
+        ConnKey { protocol, caddr: c.key.caddr, cport: c.key.cport, vaddr, vport }
+    }
+
+    /// How `key` is kept in a slot, if any connection has its virtual side.
+    fn stored(&self, key: &ConnKey) -> Option<StoredKey> {
+        let virtual_side = self.virtual_sides.find(&(key.protocol, key.vaddr, key.vport))?;
+        Some(StoredKey { caddr: key.caddr, cport: key.cport, virtual_side })
     }
 
     pub fn target(&self, c: &Conn) -> Target {
@@ -217,17 +245,23 @@ impl ConnTable {
     /// The key replies to `c` arrive with, for methods whose replies pass
     /// the director.
     pub fn out_key(&self, c: &Conn) -> Option<OutKey> {
-        Self::out_key_in(&self.targets, &self.locals, c)
+        Self::out_key_in(&self.virtual_sides, &self.targets, &self.locals, c)
     }
 
-    fn out_key_in(targets: &Shared<Target>, locals: &Shared<IpAddr>, c: &Conn) -> Option<OutKey> {
+    fn out_key_in(
+        virtual_sides: &Shared<(Protocol, IpAddr, u16)>,
+        targets: &Shared<Target>,
+        locals: &Shared<IpAddr>,
+        c: &Conn,
+    ) -> Option<OutKey> {
         let (caddr, cport) = match c.fwd {
             FwdMethod::Masq => (c.key.caddr, c.key.cport),
             FwdMethod::FullNat => (locals.get(u32::from(c.local))?, c.lport),
             _ => return None,
         };
         let t = targets.get(c.target)?;
-        Some(OutKey { protocol: c.key.protocol, daddr: t.daddr, dport: t.dport, caddr, cport })
+        let (protocol, _, _) = virtual_sides.get(c.key.virtual_side)?;
+        Some(OutKey { protocol, daddr: t.daddr, dport: t.dport, caddr, cport })
     }
 
     fn slot(slots: &[Option<Conn>], i: u32) -> &Conn {
@@ -235,8 +269,9 @@ impl ConnTable {
     }
 
     pub fn lookup(&self, key: &ConnKey) -> Option<ConnId> {
+        let key = self.stored(key)?;
         let h = self.hasher.hash_one(key);
-        self.index.find(h, |&i| Self::slot(&self.slots, i).key == *key).map(|&i| ConnId(i))
+        self.index.find(h, |&i| Self::slot(&self.slots, i).key == key).map(|&i| ConnId(i))
     }
 
     /// ip_vs_conn_out_get: the connection a reply belongs to.
@@ -247,12 +282,14 @@ impl ConnTable {
 
     /// Adds `c`, going to `target` (and, FULLNAT, from `fnat`). None when
     /// the table cannot name one more distinct local address (65,535).
-    pub fn insert(&mut self, mut c: Conn, target: Target, fnat: Option<(IpAddr, u16)>) -> Option<ConnId> {
+    pub fn insert(&mut self, mut c: Conn, key: ConnKey, target: Target, fnat: Option<(IpAddr, u16)>) -> Option<ConnId> {
         if let Some((laddr, lport)) = fnat {
             c.local = self.locals.acquire(laddr)? as u16;
             c.lport = lport;
         }
         c.target = self.targets.acquire(target).expect("fewer targets than connection slots");
+        let virtual_side = self.virtual_sides.acquire((key.protocol, key.vaddr, key.vport)).expect("fewer than slots");
+        c.key = StoredKey { caddr: key.caddr, cport: key.cport, virtual_side };
         c.return_hop = 0;
         let key = c.key;
         let out = self.out_key(&c);
@@ -268,8 +305,10 @@ impl ConnTable {
         };
         // A key already indexed (the caller replaces a connection) points
         // to the new slot, as HashMap::insert would have it.
-        let (hasher, slots, targets, locals) = (&self.hasher, &self.slots, &self.targets, &self.locals);
-        let out_key = |j: u32| slots[j as usize].as_ref().and_then(|c| Self::out_key_in(targets, locals, c));
+        let (hasher, slots, virtual_sides) = (&self.hasher, &self.slots, &self.virtual_sides);
+        let (targets, locals) = (&self.targets, &self.locals);
+        let out_key =
+            |j: u32| slots[j as usize].as_ref().and_then(|c| Self::out_key_in(virtual_sides, targets, locals, c));
         let rehash = |&j: &u32| hasher.hash_one(Self::slot(slots, j).key);
         let h = hasher.hash_one(key);
         match self.index.find_mut(h, |&j| j != i && slots[j as usize].as_ref().is_some_and(|c| c.key == key)) {
@@ -305,7 +344,8 @@ impl ConnTable {
             }
         }
         self.free.push(id.0);
-        let removed = Removed { target: self.target(&c), fnat: self.fnat(&c), conn: c };
+        let removed = Removed { key: self.key(&c), target: self.target(&c), fnat: self.fnat(&c), conn: c };
+        self.virtual_sides.release(removed.conn.key.virtual_side);
         self.targets.release(removed.conn.target);
         self.locals.release(u32::from(removed.conn.local));
         self.hops.release(u32::from(removed.conn.return_hop));
@@ -327,5 +367,82 @@ impl ConnTable {
     /// Ids of connections whose timer has run out at `now`.
     pub fn expired(&self, now: Time) -> Vec<ConnId> {
         self.iter().filter(|(_, c)| c.expires <= now).map(|(id, _)| id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn v4(d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, d))
+    }
+
+    fn key(cport: u16) -> ConnKey {
+        ConnKey { protocol: Protocol::Tcp, caddr: v4(1), cport, vaddr: v4(100), vport: 80 }
+    }
+
+    fn target() -> Target {
+        Target { dest: DestId { index: 0, generation: 1 }, daddr: v4(2), dport: 8080 }
+    }
+
+    fn nat() -> Conn {
+        Conn::new(FwdMethod::Masq, ConnState::Tcp(TcpState::None), Time::ZERO, None)
+    }
+
+    #[test]
+    fn both_sides_find_a_nat_connection_and_shared_values_go_with_the_last_one() {
+        let mut t = ConnTable::default();
+        let a = t.insert(nat(), key(1000), target(), None).unwrap();
+        let b = t.insert(nat(), key(1001), target(), None).unwrap();
+        assert_eq!(t.lookup(&key(1000)), Some(a));
+        assert_eq!(t.key(t.get(b)), key(1001));
+        assert_eq!(t.target(t.get(b)), target());
+        let reply = OutKey { protocol: Protocol::Tcp, daddr: v4(2), dport: 8080, caddr: v4(1), cport: 1001 };
+        assert_eq!(t.lookup_out(&reply), Some(b));
+        let udp = ConnKey { protocol: Protocol::Udp, ..key(1000) };
+        assert_eq!(t.lookup(&udp), None, "the protocol is part of the virtual side");
+
+        let gone = t.remove(a);
+        assert_eq!((gone.key, gone.target, gone.fnat), (key(1000), target(), None));
+        assert_eq!(t.lookup(&key(1000)), None);
+        assert_eq!(t.lookup(&key(1001)), Some(b), "b still names the shared values");
+        t.remove(b);
+        assert!(t.virtual_sides.find(&(Protocol::Tcp, v4(100), 80)).is_none());
+        assert!(t.targets.find(&target()).is_none());
+        assert_eq!(t.lookup_out(&reply), None);
+    }
+
+    #[test]
+    fn a_fullnat_connection_is_found_by_its_local_address_and_a_replaced_key_by_its_newest_slot() {
+        let mut t = ConnTable::default();
+        let c = Conn::new(FwdMethod::FullNat, ConnState::Tcp(TcpState::None), Time::ZERO, None);
+        let a = t.insert(c.clone(), key(1000), target(), Some((v4(254), 5000))).unwrap();
+        let reply = OutKey { protocol: Protocol::Tcp, daddr: v4(2), dport: 8080, caddr: v4(254), cport: 5000 };
+        assert_eq!(t.lookup_out(&reply), Some(a));
+        assert_eq!(t.fnat(t.get(a)), Some((v4(254), 5000)));
+        let b = t.insert(c, key(1000), target(), Some((v4(254), 5000))).unwrap();
+        assert_eq!(t.lookup(&key(1000)), Some(b));
+        assert_eq!(t.lookup_out(&reply), Some(b));
+        t.remove(a);
+        assert_eq!(t.lookup(&key(1000)), Some(b), "removing the replaced slot leaves the new one indexed");
+        assert_eq!(t.lookup_out(&reply), Some(b));
+    }
+
+    #[test]
+    fn a_return_hop_is_remembered_and_released() {
+        let mut t = ConnTable::default();
+        let a = t.insert(nat(), key(1000), target(), None).unwrap();
+        let hop = Hop {
+            ifindex: 3,
+            local: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 1]),
+            peer: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 2]),
+        };
+        t.set_return_hop(a, Some(hop));
+        assert_eq!(t.return_hop(t.get(a)), Some(hop));
+        t.set_return_hop(a, None);
+        assert_eq!(t.return_hop(t.get(a)), None);
+        assert!(t.hops.find(&hop).is_none());
     }
 }

@@ -45,6 +45,11 @@ impl<T: Copy + Eq + Hash> Shared<T> {
         Some(n)
     }
 
+    /// The number `value` has, if a connection names it.
+    pub fn find(&self, value: &T) -> Option<u32> {
+        self.numbers.get(value).copied()
+    }
+
     pub fn get(&self, number: u32) -> Option<T> {
         let slot = self.values.get((number as usize).checked_sub(1)?)?;
         slot.as_ref().map(|&(v, _)| v)
@@ -77,6 +82,8 @@ mod tests {
         let mut s = Shared::with_limit(2);
         let a = s.acquire("a").unwrap();
         assert_eq!(s.acquire("a"), Some(a));
+        assert_eq!(s.find(&"a"), Some(a));
+        assert_eq!(s.find(&"z"), None);
         let b = s.acquire("b").unwrap();
         assert_ne!(a, b);
         assert_ne!(a, 0);

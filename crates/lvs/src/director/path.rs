@@ -86,8 +86,9 @@ impl Director {
         let c = self.conns.get_mut(cid);
         c.expires = now + Span::from_secs(u64::from(timeout));
         let c = self.conns.get(cid);
-        let client = (c.fwd == FwdMethod::FullNat).then_some((c.key.caddr, c.key.cport));
-        let (vaddr, vport, seq_adjust) = (c.key.vaddr, c.key.vport, c.seq_adjust);
+        let ck = self.conns.key(c);
+        let client = (c.fwd == FwdMethod::FullNat).then_some((ck.caddr, ck.cport));
+        let (vaddr, vport, seq_adjust) = (ck.vaddr, ck.vport, c.seq_adjust);
         let (hop, dest) = (self.conns.return_hop(c), self.conns.target(c).dest);
         let reply = Reply { vaddr, vport, client, hop, seq_adjust };
         let d = self.dests.get_mut(dest);
@@ -222,7 +223,7 @@ impl Director {
             _ => ConnState::Tcp(TcpState::None),
         };
         let fwd = self.dests.get(target.dest).fwd;
-        let cid = self.conns.insert(Conn::new(key, fwd, state, now, control), target, fnat)?;
+        let cid = self.conns.insert(Conn::new(fwd, state, now, control), key, target, fnat)?;
         if let Some(t) = control {
             self.templates.get_mut(t).controlled += 1;
         }
@@ -351,9 +352,9 @@ impl Director {
     }
 
     pub(super) fn expire_conn(&mut self, cid: ConnId, now: Time) {
-        let Removed { conn: c, target, fnat } = self.conns.remove(cid);
+        let Removed { conn: c, key, target, fnat } = self.conns.remove(cid);
         if let Some((laddr, lport)) = fnat {
-            let local = fullnat::LocalKey { laddr, protocol: c.key.protocol, raddr: target.daddr, rport: target.dport };
+            let local = fullnat::LocalKey { laddr, protocol: key.protocol, raddr: target.daddr, rport: target.dport };
             self.ports.release(local, lport);
         }
         if let Some(t) = c.control {
