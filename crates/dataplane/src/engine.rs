@@ -14,7 +14,6 @@ use crate::xdp::Program;
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{Request, Response};
 use rlvs_lvs::{Director, FwdMethod, Protocol, ServiceKey};
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -200,7 +199,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
     let waker = Waker::new()?;
     let shared = Arc::new(Shared {
         director: Mutex::new(Director::new()),
-        hops: RwLock::new(HashMap::new()),
+        hops: RwLock::new(Default::default()),
         start: Instant::now(),
         stop: Default::default(),
     });

@@ -9,7 +9,7 @@
 
 use crate::afpacket::{BlockConsumer, RxFrame, RxRing, TxBatch, PACKET_HOST, VNET_HDR_LEN};
 use crate::engine::EngineStats;
-use crate::resolver::{NextHop, Waker};
+use crate::resolver::Waker;
 use crate::xdp_io::XdpTx;
 use crate::xmit::{self, Consumer, Held, IcmpBudget, Transmit};
 use crate::xsk::Desc;
@@ -24,7 +24,7 @@ use std::time::Instant;
 /// What every worker and the control side share.
 pub(crate) struct Shared {
     pub director: Mutex<Director>,
-    pub hops: RwLock<HashMap<IpAddr, NextHop>>,
+    pub hops: RwLock<crate::xmit::HopTable>,
     pub start: Instant,
     pub stop: AtomicBool,
 }
@@ -45,7 +45,7 @@ pub(crate) struct Worker {
     shared: Arc<Shared>,
     port: Port,
     /// Frames held while their next hop resolves.
-    pending: HashMap<IpAddr, Vec<Held>>,
+    pending: HashMap<IpAddr, Vec<Held>, ahash::RandomState>,
     tun_ident: u16,
     pub stats: EngineStats,
     icmp: IcmpBudget,
@@ -58,7 +58,7 @@ impl Worker {
             id,
             shared,
             port,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
             tun_ident: (id as u16) << 12,
             stats: EngineStats::default(),
             icmp: IcmpBudget::new(),

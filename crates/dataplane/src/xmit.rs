@@ -35,6 +35,11 @@ use rlvs_lvs::fwd::tun::{self, TunKind};
 use rlvs_lvs::{Director, FwdMethod, Time, Verdict};
 use rlvs_wire::{EtherType, EthernetFrame, EthernetRepr, Ipv4Packet};
 use std::collections::HashMap;
+
+/// Next hops by real server address, looked up for every forwarded frame:
+/// ahash rather than SipHash (the keys come from the configuration, not
+/// from the network).
+pub type HopTable = HashMap<IpAddr, NextHop, ahash::RandomState>;
 use std::net::IpAddr;
 
 /// Frames held while their next hop resolves (as the kernel's neighbour
@@ -142,8 +147,8 @@ impl IcmpBudget {
 pub(crate) struct Consumer<'a, T: Transmit> {
     pub director: &'a mut Director,
     pub tx: &'a mut T,
-    pub hops: &'a HashMap<IpAddr, NextHop>,
-    pub pending: &'a mut HashMap<IpAddr, Vec<Held>>,
+    pub hops: &'a HopTable,
+    pub pending: &'a mut HashMap<IpAddr, Vec<Held>, ahash::RandomState>,
     /// Outer IP ids of tunnelled packets.
     pub tun_ident: &'a mut u16,
     pub stats: &'a mut EngineStats,
