@@ -205,11 +205,8 @@ impl ConnTable {
     }
 
     pub fn key(&self, c: &Conn) -> ConnKey {
-        Self::key_in(&self.virtual_sides, c)
-    }
-
-    fn key_in(virtual_sides: &Shared<(Protocol, IpAddr, u16)>, c: &Conn) -> ConnKey {
-        let (protocol, vaddr, vport) = virtual_sides.get(c.key.virtual_side).expect("a live connection's key is named");
+        let (protocol, vaddr, vport) =
+            self.virtual_sides.get(c.key.virtual_side).expect("a live connection's key is named");
         ConnKey { protocol, caddr: c.key.caddr, cport: c.key.cport, vaddr, vport }
     }
 
@@ -290,7 +287,6 @@ impl ConnTable {
         c.target = self.targets.acquire(target).expect("fewer targets than connection slots");
         let virtual_side = self.virtual_sides.acquire((key.protocol, key.vaddr, key.vport)).expect("fewer than slots");
         c.key = StoredKey { caddr: key.caddr, cport: key.cport, virtual_side };
-        c.return_hop = 0;
         let key = c.key;
         let out = self.out_key(&c);
         let i = match self.free.pop() {
