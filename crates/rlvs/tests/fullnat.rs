@@ -36,10 +36,7 @@ fn fullnat_rr_10mb_each_way_udp_with_unrouted_real_servers() {
     for (svc, port) in [(format!("-t {VIP}:80"), 8080), (format!("-u {VIP}:53"), 5353)] {
         let mut cmds = vec![format!("-A {svc} -s rr"), format!("--add-laddr {svc} -z {LIP}")];
         cmds.extend(servers.iter().map(|s| format!("-a {svc} -r {s}:{port} --fullnat")));
-        for cmd in cmds {
-            let (_, err, code) = adm(&lab, &director, &cmd);
-            assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
-        }
+        adm_ok(&lab, &director, cmds);
     }
     let (listing, _, _) = adm(&lab, &director, "-Ln");
     assert!(listing.contains(&format!("  -> {:<28} FullNat 1", "172.16.0.2:8080")), "{listing}");

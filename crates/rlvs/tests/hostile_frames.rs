@@ -111,20 +111,21 @@ fn broken_frames_from_either_side_leave_the_director_forwarding() {
     lab.ok(&director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
     lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
     start_daemon(&mut lab, &director.clone(), "daemon", &[]);
-    for cmd in [
-        format!("-A -t {VIP}:80 -s rr"),
-        format!("-a -t {VIP}:80 -r 192.168.100.2:8080 -m"),
-        format!("-a -t {VIP}:80 -r 192.168.100.3:8080 -m"),
-        format!("-A -u {VIP}:80 -s rr"),
-        format!("-a -u {VIP}:80 -r 192.168.100.2:8080 -m"),
-        format!("-A -t {VIP}:81 -s rr"),
-        format!("--add-laddr -t {VIP}:81 -z 192.168.100.254"),
-        format!("-a -t {VIP}:81 -r 192.168.100.2:8080 --fullnat"),
-        format!("-a -t {VIP}:81 -r 192.168.100.3:8080 --fullnat"),
-    ] {
-        let (_, err, code) = adm(&lab, &director, &cmd);
-        assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
-    }
+    adm_ok(
+        &lab,
+        &director,
+        [
+            format!("-A -t {VIP}:80 -s rr"),
+            format!("-a -t {VIP}:80 -r 192.168.100.2:8080 -m"),
+            format!("-a -t {VIP}:80 -r 192.168.100.3:8080 -m"),
+            format!("-A -u {VIP}:80 -s rr"),
+            format!("-a -u {VIP}:80 -r 192.168.100.2:8080 -m"),
+            format!("-A -t {VIP}:81 -s rr"),
+            format!("--add-laddr -t {VIP}:81 -z 192.168.100.254"),
+            format!("-a -t {VIP}:81 -r 192.168.100.2:8080 --fullnat"),
+            format!("-a -t {VIP}:81 -r 192.168.100.3:8080 --fullnat"),
+        ],
+    );
     let fetch = |port: u16| {
         let url = format!("http://{VIP}:{port}/");
         lab.run(&client, &["curl", "-s", "--max-time", "3", &url]).ok().filter(|o| o.status.success())

@@ -54,10 +54,7 @@ fn ipv6_dr_nat_and_fullnat_alternate() {
     cmds.push(format!("-A -t [{VIP}]:82 -s rr"));
     cmds.push(format!("--add-laddr -t [{VIP}]:82 -z fd00:2::1"));
     cmds.extend(private.iter().map(|r| format!("-a -t [{VIP}]:82 -r [{r}]:8080 --fullnat")));
-    for cmd in &cmds {
-        let (_, err, code) = adm(&lab, &director, cmd);
-        assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
-    }
+    adm_ok(&lab, &director, &cmds);
     for r in &private {
         let url = format!("http://[{r}]:8080/");
         let ok = Lab::wait_for(std::time::Duration::from_secs(10), || {

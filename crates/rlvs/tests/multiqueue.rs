@@ -31,18 +31,19 @@ fn two_queues_two_workers_and_every_reply_finds_its_connection() {
     lab.ok(&director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
     lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
     start_daemon(&mut lab, &director.clone(), "daemon", &[]);
-    for cmd in [
-        format!("-A -t {VIP}:80 -s rr"),
-        format!("-a -t {VIP}:80 -r 192.168.100.2:8080 -m"),
-        format!("-a -t {VIP}:80 -r 192.168.100.3:8080 -m"),
-        format!("-A -t {VIP}:81 -s rr"),
-        format!("--add-laddr -t {VIP}:81 -z 192.168.100.254"),
-        format!("-a -t {VIP}:81 -r 192.168.100.2:8080 --fullnat"),
-        format!("-a -t {VIP}:81 -r 192.168.100.3:8080 --fullnat"),
-    ] {
-        let (_, err, code) = adm(&lab, &director, &cmd);
-        assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
-    }
+    adm_ok(
+        &lab,
+        &director,
+        [
+            format!("-A -t {VIP}:80 -s rr"),
+            format!("-a -t {VIP}:80 -r 192.168.100.2:8080 -m"),
+            format!("-a -t {VIP}:80 -r 192.168.100.3:8080 -m"),
+            format!("-A -t {VIP}:81 -s rr"),
+            format!("--add-laddr -t {VIP}:81 -z 192.168.100.254"),
+            format!("-a -t {VIP}:81 -r 192.168.100.2:8080 --fullnat"),
+            format!("-a -t {VIP}:81 -r 192.168.100.3:8080 --fullnat"),
+        ],
+    );
     for ip in ["192.168.100.2", "192.168.100.3"] {
         let url = format!("http://{ip}:8080/");
         let up = Lab::wait_for(std::time::Duration::from_secs(10), || {

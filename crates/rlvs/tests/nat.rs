@@ -38,23 +38,24 @@ fn build(big: &[u8]) -> Nat {
     lab.ok(&director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
     lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
     start_daemon(&mut lab, &director.clone(), "daemon", &[]);
-    for cmd in [
-        format!("-A -t {VIP}:80 -s rr"),
-        format!("-a -t {VIP}:80 -r 192.168.100.2:8080 -m"),
-        format!("-a -t {VIP}:80 -r 192.168.100.3:8080 -m"),
-        format!("-A -u {VIP}:53 -s rr"),
-        format!("-a -u {VIP}:53 -r 192.168.100.2:5353 -m"),
-        format!("-a -u {VIP}:53 -r 192.168.100.3:5353 -m"),
-        format!("-A -t {VIP}:81 -s rr -p 300"),
-        format!("-a -t {VIP}:81 -r 192.168.100.2:8080 -m"),
-        format!("-a -t {VIP}:81 -r 192.168.100.3:8080 -m"),
-        format!("-A -t {VIP}:7000 -s wlc"),
-        format!("-a -t {VIP}:7000 -r 192.168.100.2 -m -w 3"),
-        format!("-a -t {VIP}:7000 -r 192.168.100.3 -m -w 1"),
-    ] {
-        let (_, err, code) = adm(&lab, &director, &cmd);
-        assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
-    }
+    adm_ok(
+        &lab,
+        &director,
+        [
+            format!("-A -t {VIP}:80 -s rr"),
+            format!("-a -t {VIP}:80 -r 192.168.100.2:8080 -m"),
+            format!("-a -t {VIP}:80 -r 192.168.100.3:8080 -m"),
+            format!("-A -u {VIP}:53 -s rr"),
+            format!("-a -u {VIP}:53 -r 192.168.100.2:5353 -m"),
+            format!("-a -u {VIP}:53 -r 192.168.100.3:5353 -m"),
+            format!("-A -t {VIP}:81 -s rr -p 300"),
+            format!("-a -t {VIP}:81 -r 192.168.100.2:8080 -m"),
+            format!("-a -t {VIP}:81 -r 192.168.100.3:8080 -m"),
+            format!("-A -t {VIP}:7000 -s wlc"),
+            format!("-a -t {VIP}:7000 -r 192.168.100.2 -m -w 3"),
+            format!("-a -t {VIP}:7000 -r 192.168.100.3 -m -w 1"),
+        ],
+    );
     // The web servers must be up before the first curl counts.
     for ip in ["192.168.100.2", "192.168.100.3"] {
         let ns = director.clone();

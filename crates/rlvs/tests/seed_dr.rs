@@ -41,14 +41,15 @@ fn seed_section_2_through_the_ipvsadm_face() {
     // 2.3: vs.sh start: VIP on lo:1, then the three ipvsadm commands.
     lab.ok(&t.director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo", "label", "lo:1"]).unwrap();
     start_daemon(&mut lab, &t.director.clone(), "daemon", &[]);
-    for cmd in [
-        format!("-A -t {VIP}:80 -s rr"),
-        format!("-a -t {VIP}:80 -r {WEB1} -g -w 1"),
-        format!("-a -t {VIP}:80 -r {WEB2} -g -w 1"),
-    ] {
-        let (_, err, code) = adm(&lab, &t.director, &cmd);
-        assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
-    }
+    adm_ok(
+        &lab,
+        &t.director,
+        [
+            format!("-A -t {VIP}:80 -s rr"),
+            format!("-a -t {VIP}:80 -r {WEB1} -g -w 1"),
+            format!("-a -t {VIP}:80 -r {WEB2} -g -w 1"),
+        ],
+    );
     let (listing, _, code) = adm(&lab, &t.director, "-Ln");
     assert_eq!(code, 0);
     assert_eq!(listing, golden_seed_listing(), "ipvsadm -Ln must be byte-identical to ipvsadm 1.31's");

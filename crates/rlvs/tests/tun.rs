@@ -24,14 +24,15 @@ fn tun_ipip_and_gue_rr_10mb_each_way_and_udp() {
     lab.ok(&t.director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
     start_daemon(&mut lab, &t.director.clone(), "daemon", &[]);
     for svc in [format!("-t {VIP}:80"), format!("-u {VIP}:5353")] {
-        for cmd in [
-            format!("-A {svc} -s rr"),
-            format!("-a {svc} -r {WEB1} -i"),
-            format!("-a {svc} -r {WEB2} -i --tun-type gue --tun-port 6080 --tun-csum"),
-        ] {
-            let (_, err, code) = adm(&lab, &t.director, &cmd);
-            assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
-        }
+        adm_ok(
+            &lab,
+            &t.director,
+            [
+                format!("-A {svc} -s rr"),
+                format!("-a {svc} -r {WEB1} -i"),
+                format!("-a {svc} -r {WEB2} -i --tun-type gue --tun-port 6080 --tun-csum"),
+            ],
+        );
     }
     let (info, _, _) = adm(&lab, &t.director, "-Ln --tun-info");
     assert!(info.contains("Tunnel  ipip") && info.contains("Tunnel  gue:6080:+c"), "{info}");

@@ -43,6 +43,15 @@ pub fn adm(lab: &Lab, ns: &str, args: &str) -> (String, String, i32) {
     )
 }
 
+/// Runs each ipvsadm command in `ns`; every one must succeed.
+pub fn adm_ok<S: AsRef<str>>(lab: &Lab, ns: &str, cmds: impl IntoIterator<Item = S>) {
+    for cmd in cmds {
+        let cmd = cmd.as_ref();
+        let (_, err, code) = adm(lab, ns, cmd);
+        assert_eq!(code, 0, "ipvsadm {cmd}: {err}");
+    }
+}
+
 /// `n` bytes that compress badly, the same every run.
 pub fn payload(n: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
