@@ -107,10 +107,7 @@ fn broken_frames_from_either_side_leave_the_director_forwarding() {
         web::start_on(&mut lab, &ns, &format!("web-{name}"), name, &[], 8080).unwrap();
         servers.push(ns);
     }
-    lab.ok(&director, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
-    lab.ok(&director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
-    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
-    start_daemon(&mut lab, &director.clone(), "daemon", &[]);
+    start_nat_director(&mut lab, &director, &client, VIP);
     adm_ok(
         &lab,
         &director,

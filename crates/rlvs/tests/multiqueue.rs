@@ -27,10 +27,7 @@ fn two_queues_two_workers_and_every_reply_finds_its_connection() {
         lab.ok(&ns, &["ip", "route", "add", "10.1.1.0/24", "via", "192.168.100.254"]).unwrap();
         web::start_on(&mut lab, &ns, &format!("web-{name}"), name, &[], 8080).unwrap();
     }
-    lab.ok(&director, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
-    lab.ok(&director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
-    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
-    start_daemon(&mut lab, &director.clone(), "daemon", &[]);
+    start_nat_director(&mut lab, &director, &client, VIP);
     adm_ok(
         &lab,
         &director,

@@ -34,10 +34,7 @@ fn build(big: &[u8]) -> Nat {
         web::udp_echo(&mut lab, &ns, &format!("udp-{name}"), name, 5353).unwrap();
         web::tcp_greeter(&mut lab, &ns, &format!("greet-{name}"), name, 7000).unwrap();
     }
-    lab.ok(&director, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
-    lab.ok(&director, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]).unwrap();
-    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
-    start_daemon(&mut lab, &director.clone(), "daemon", &[]);
+    start_nat_director(&mut lab, &director, &client, VIP);
     adm_ok(
         &lab,
         &director,

@@ -30,6 +30,15 @@ pub fn start_daemon(lab: &mut Lab, ns: &str, name: &str, extra: &[&str]) {
     assert!(up.is_some(), "daemon {name} did not come up:\n{}", lab.log(name));
 }
 
+/// The usual NAT/FULLNAT director: it routes, holds `vip` on lo and runs
+/// the daemon; `client` reaches `vip` on its own link.
+pub fn start_nat_director(lab: &mut Lab, director: &str, client: &str, vip: &str) {
+    lab.ok(director, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]).unwrap();
+    lab.ok(director, &["ip", "addr", "add", &format!("{vip}/32"), "dev", "lo"]).unwrap();
+    lab.ok(client, &["ip", "route", "add", vip, "dev", "eth0"]).unwrap();
+    start_daemon(lab, director, "daemon", &[]);
+}
+
 /// Runs ipvsadm in `ns`, returning (stdout, stderr, exit code).
 pub fn adm(lab: &Lab, ns: &str, args: &str) -> (String, String, i32) {
     let path = ipvsadm(lab);
