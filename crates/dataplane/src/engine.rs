@@ -325,7 +325,11 @@ impl Engine {
             let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
             let resp = rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name());
             (msg.reply)(resp);
-            if !mutating {
+            // Without a packet engine there is no filter to follow the
+            // tables and no next hop to resolve; the walk below over every
+            // real server would make a bulk load (`ipvsadm -R`) quadratic
+            // for nothing.
+            if !mutating || self.ctl.is_none() {
                 return;
             }
             let mut addrs: Vec<IpAddr> =
