@@ -155,16 +155,7 @@ struct Engine {
     /// The other workers' wake-ups and threads.
     others: Vec<(Arc<Waker>, std::thread::JoinHandle<()>)>,
     kind: EngineKind,
-    /// Table changes the filter and resolver have not followed yet: when
-    /// the first came and when the latest did. A bulk load (`ipvsadm -R`,
-    /// a keepalived.conf) is followed once at its end, not once a line.
-    unfollowed: Option<(Instant, Instant)>,
 }
-
-/// How long the tables must stay still before the filter follows them,
-/// and how long a stream of changes may hold it back at most.
-const FOLLOW_QUIET: std::time::Duration = std::time::Duration::from_millis(1);
-const FOLLOW_AT_MOST: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Opens the packet path `kind` asks for; `Auto` tries AF_XDP and falls
 /// back to AF_PACKET, saying why. Returns the filter and one port per worker.
@@ -212,14 +203,8 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         start: Instant::now(),
         stop: Default::default(),
     });
-    let mut engine = Engine {
-        shared: shared.clone(),
-        worker: None,
-        ctl: None,
-        others: Vec::new(),
-        kind: EngineKind::None,
-        unfollowed: None,
-    };
+    let mut engine =
+        Engine { shared: shared.clone(), worker: None, ctl: None, others: Vec::new(), kind: EngineKind::None };
     if cfg.kind != EngineKind::None {
         if iface::in_initial_netns() && !cfg.allow_host_netns {
             bail!(
@@ -265,18 +250,12 @@ impl Engine {
             fds.extend(w.fds());
         }
         while !self.shared.stop.load(Ordering::SeqCst) {
-            let timeout = if self.unfollowed.is_some() { 1 } else { 100 };
-            if let Err(e) = afpacket::poll_readable(&fds, timeout) {
+            if let Err(e) = afpacket::poll_readable(&fds, 100) {
                 tracing::error!(error = %e, "poll failed");
             }
             waker.drain();
             while let Ok(msg) = rx.try_recv() {
                 self.control(msg);
-            }
-            if let Some((first, latest)) = self.unfollowed {
-                if latest.elapsed() >= FOLLOW_QUIET || first.elapsed() >= FOLLOW_AT_MOST {
-                    self.follow_tables();
-                }
             }
             self.apply_resolver_updates();
             if let Some(w) = self.worker.as_mut() {
@@ -342,25 +321,17 @@ impl Engine {
                 | Request::ListConns
         );
         let now = self.shared.now();
-        let resp = {
-            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
-            rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name())
-        };
-        (msg.reply)(resp);
-        // Without a packet engine there is no filter to follow the tables
-        // and no next hop to resolve.
-        if mutating && self.ctl.is_some() {
-            let at = Instant::now();
-            self.unfollowed = Some((self.unfollowed.map_or(at, |(first, _)| first), at));
-        }
-    }
-
-    /// Brings the filter and the resolver in line with the tables: every
-    /// real server's next hop watched, none kept for a server gone.
-    fn follow_tables(&mut self) {
-        self.unfollowed = None;
         let addrs = {
-            let d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            let resp = rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name());
+            (msg.reply)(resp);
+            // Without a packet engine there is no filter to follow the
+            // tables and no next hop to resolve; the walk below over every
+            // real server would make a bulk load (`ipvsadm -R`) quadratic
+            // for nothing.
+            if !mutating || self.ctl.is_none() {
+                return;
+            }
             let mut addrs: Vec<IpAddr> =
                 d.services().iter().flat_map(|s| s.dests.iter().map(|d| d.config.addr)).collect();
             addrs.sort();
