@@ -267,6 +267,23 @@ impl Lab {
         Ok(None)
     }
 
+    /// Waits (up to 30 s) until something in `ns` listens on `port`
+    /// (`proto` "tcp" or "udp"): a server spawned a moment ago may not have
+    /// bound yet on a loaded machine, and a test that sends to it then
+    /// measures the server's start-up, not the director.
+    pub fn wait_listening(&self, ns: &str, proto: &str, port: u16, name: &str) -> Result<()> {
+        let flag = if proto == "udp" { "-Hlnu" } else { "-Hlnt" };
+        let filter = format!("sport = :{port}");
+        let up = Lab::wait_for(Duration::from_secs(30), || {
+            let out = self.run(ns, &["ss", flag, &filter]).ok()?;
+            (out.status.success() && !out.stdout.is_empty()).then_some(())
+        });
+        if up.is_none() {
+            bail!("{name} did not listen on {proto} port {port} in 30 s: {}", self.log(name));
+        }
+        Ok(())
+    }
+
     /// Polls `f` every 50 ms until it returns Some or `timeout` passes.
     pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
         let deadline = Instant::now() + timeout;

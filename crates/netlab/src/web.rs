@@ -54,7 +54,7 @@ pub fn start_on(lab: &mut Lab, ns: &str, name: &str, body: &str, extra: &[(&str,
     std::fs::write(&script, SERVER)?;
     let (s, r) = (script.to_string_lossy().into_owned(), root.to_string_lossy().into_owned());
     lab.spawn(ns, name, &["python3", &s, &r, &port.to_string()])?;
-    Ok(())
+    lab.wait_listening(ns, "tcp", port, name)
 }
 
 /// A UDP request/response server: answers every datagram with
@@ -76,7 +76,7 @@ pub fn udp_echo_on(lab: &mut Lab, ns: &str, name: &str, tag: &str, addr: &str, p
     ]
     .join("\n");
     lab.spawn(ns, name, &["python3", "-c", &script])?;
-    Ok(())
+    lab.wait_listening(ns, "udp", port, name)
 }
 
 /// Sends `n` datagrams to `addr:port` from `ns`, one socket each, and
@@ -117,7 +117,7 @@ pub fn tcp_greeter(lab: &mut Lab, ns: &str, name: &str, tag: &str, port: u16) ->
     ]
     .join("\n");
     lab.spawn(ns, name, &["python3", "-c", &script])?;
-    Ok(())
+    lab.wait_listening(ns, "tcp", port, name)
 }
 
 /// Opens `n` TCP connections to `addr:port` from `ns` one after the other,

@@ -45,7 +45,8 @@ fn hung_and_garbage_servers_are_bounded_and_vrrp_fails_over_on_time() {
     std::fs::write(&forever, "#!/bin/sh\nexec sleep 1000\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&forever, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    lab.wait_listening(&rs, "tcp", 81, "hang").unwrap();
+    lab.wait_listening(&rs, "tcp", 82, "garbage").unwrap();
     let vs = |port: u16, check: &str| {
         format!(
             "virtual_server 10.0.0.100 {port} {{\n delay_loop 1\n lb_algo rr\n lb_kind DR\n protocol TCP\n \
