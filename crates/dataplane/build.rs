@@ -8,6 +8,7 @@ use std::process::Command;
 fn main() {
     let src = "bpf/rlvs_xdp.c";
     println!("cargo:rerun-if-changed={src}");
+    println!("cargo:rerun-if-changed=bpf/rlvs_maps.h");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("rlvs_xdp.o");
     let arch_include = format!("/usr/include/{}-linux-gnu", std::env::var("CARGO_CFG_TARGET_ARCH").unwrap());
     let status = Command::new("clang")

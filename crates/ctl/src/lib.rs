@@ -152,7 +152,7 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
         Request::Info => Response::Info(Info {
             version: (1, 2, 1),
             conn_tab_size: 4096,
-            num_services: director.services().len() as u32,
+            num_services: director.service_count() as u32,
             engine: engine.to_string(),
         }),
         Request::AddService { key, config } => unit(director.add_service(key, config, now)),

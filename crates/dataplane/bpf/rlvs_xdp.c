@@ -25,42 +25,11 @@
 #include <linux/ipv6.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
-
-#define MAX_QUEUES 64
-#define MAX_IFACES 16
-#define MAX_ENTRIES 65536
-
-// family 4 or 6; addr holds the IPv4 address in its first 4 bytes.
-struct flow_key {
-	__u8 family;
-	__u8 proto;
-	__u16 port; // network order
-	__u8 addr[16];
-};
-
-struct addr_key {
-	__u8 family;
-	__u8 pad[3];
-	__u8 addr[16];
-};
-
-// slot: which block of MAX_QUEUES entries of xsks holds this interface's
-// sockets (one program serves every interface, and a socket only takes
-// frames of the device and queue it is bound to).
-struct iface {
-	__u8 mac[6];
-	__u16 slot;
-};
-
-struct config {
-	__u16 lport_first;
-	__u16 lport_last;
-	__u32 pad;
-};
+#include "rlvs_maps.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
-	__uint(max_entries, MAX_QUEUES * MAX_IFACES);
+	__uint(max_entries, RLVS_MAX_QUEUES * RLVS_MAX_IFACES);
 	__type(key, __u32);
 	__type(value, __u32);
 } xsks SEC(".maps");
@@ -69,22 +38,22 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 256);
 	__type(key, __u32);
-	__type(value, struct iface);
+	__type(value, struct rlvs_iface);
 } ifaces SEC(".maps");
 
 #define FLOW_MAP(name)                                  \
 	struct {                                        \
 		__uint(type, BPF_MAP_TYPE_HASH);        \
-		__uint(max_entries, MAX_ENTRIES);       \
-		__type(key, struct flow_key);           \
+		__uint(max_entries, RLVS_FILTER_ENTRIES); \
+		__type(key, struct rlvs_flow_key);      \
 		__type(value, __u8);                    \
 	} name SEC(".maps")
 
 #define ADDR_MAP(name)                                  \
 	struct {                                        \
 		__uint(type, BPF_MAP_TYPE_HASH);        \
-		__uint(max_entries, MAX_ENTRIES);       \
-		__type(key, struct addr_key);           \
+		__uint(max_entries, RLVS_FILTER_ENTRIES); \
+		__type(key, struct rlvs_addr_key);      \
 		__type(value, __u8);                    \
 	} name SEC(".maps")
 
@@ -99,42 +68,41 @@ struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct config);
+	__type(value, struct rlvs_settings);
 } settings SEC(".maps");
 
-// 0: redirected, 1: passed.
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, RLVS_CNT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
 
 static __always_inline int pass(void)
 {
-	__u32 k = 1;
+	__u32 k = RLVS_CNT_PASSED;
 	__u64 *n = bpf_map_lookup_elem(&counters, &k);
 	if (n)
 		*n += 1;
 	return XDP_PASS;
 }
 
-static __always_inline int to_engine(struct xdp_md *ctx, const struct iface *own)
+static __always_inline int to_engine(struct xdp_md *ctx, const struct rlvs_iface *own)
 {
-	__u32 k = 0;
+	__u32 k = RLVS_CNT_TO_ENGINE;
 	__u64 *n = bpf_map_lookup_elem(&counters, &k);
 	if (n)
 		*n += 1;
 	// No socket on this queue (engine stopping): the kernel's, as before.
-	return bpf_redirect_map(&xsks, own->slot * MAX_QUEUES + ctx->rx_queue_index, XDP_PASS);
+	return bpf_redirect_map(&xsks, own->slot * RLVS_MAX_QUEUES + ctx->rx_queue_index, XDP_PASS);
 }
 
 static __always_inline int ours(struct xdp_md *ctx, __u8 family, __u8 proto,
 				const __u8 *saddr, const __u8 *daddr, int alen,
 				__u16 sport, __u16 dport)
 {
-	struct flow_key fk = {};
-	struct addr_key ak = {};
+	struct rlvs_flow_key fk = {};
+	struct rlvs_addr_key ak = {};
 
 	fk.family = family;
 	fk.proto = proto;
@@ -160,7 +128,7 @@ static __always_inline int ours(struct xdp_md *ctx, __u8 family, __u8 proto,
 		return 1;
 	if (bpf_map_lookup_elem(&fnatsources, &fk) && bpf_map_lookup_elem(&laddrs, &ak)) {
 		__u32 zero = 0;
-		struct config *c = bpf_map_lookup_elem(&settings, &zero);
+		struct rlvs_settings *c = bpf_map_lookup_elem(&settings, &zero);
 		__u16 p = bpf_ntohs(dport);
 		if (c && p >= c->lport_first && p <= c->lport_last)
 			return 1;
@@ -175,7 +143,7 @@ int rlvs_xdp(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	__u32 ifindex = ctx->ingress_ifindex;
-	struct iface *own;
+	struct rlvs_iface *own;
 	__u8 saddr[16] = {}, daddr[16] = {};
 	__u8 proto;
 	void *l4;

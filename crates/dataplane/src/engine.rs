@@ -5,20 +5,20 @@
 //! arrive through a channel and an eventfd wake-up.
 
 use crate::afpacket::{self, RxRing, TxBatch};
+use crate::filter::{Filter, Follower};
 use crate::iface;
 use crate::netlink::Rtnl;
 use crate::nft::Guard;
 use crate::resolver::{Resolver, Waker};
 use crate::worker::{Port, Shared, Worker};
-use crate::xdp::Program;
 use anyhow::{bail, Context, Result};
-use rlvs_ctl::{Request, Response};
-use rlvs_lvs::{Director, FwdMethod, Protocol, ServiceKey};
-use std::net::IpAddr;
+use rlvs_ctl::{CtlError, Request, Response};
+use rlvs_lvs::director::Event;
+use rlvs_lvs::{Director, IpvsError};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EngineKind {
@@ -59,6 +59,11 @@ pub struct EngineConfig {
     /// AF_XDP: at most this many workers (one per receive queue below it);
     /// 0 for one per CPU.
     pub workers: usize,
+    /// How many rules each table of the traffic filter takes (services,
+    /// port-zero services, NAT and FULLNAT real servers, local addresses,
+    /// the director's addresses); past that, requests that would add one
+    /// are refused.
+    pub filter_entries: u32,
 }
 
 impl Default for EngineConfig {
@@ -74,6 +79,7 @@ impl Default for EngineConfig {
             ring_blocks: 128,
             zero_copy: true,
             workers: 0,
+            filter_entries: crate::maps::FILTER_ENTRIES,
         }
     }
 }
@@ -83,17 +89,37 @@ pub struct ControlMsg {
     pub reply: Box<dyn FnOnce(Response) + Send>,
 }
 
+/// Called on the engine thread with every table event (services, real
+/// servers, local addresses), after the change is in the data plane.
+pub type Subscriber = Box<dyn FnMut(&Event) + Send>;
+
+enum Msg {
+    Control(ControlMsg),
+    Subscribe(Subscriber),
+}
+
 /// How other threads talk to the engine thread.
 #[derive(Clone)]
 pub struct Handle {
-    tx: Sender<ControlMsg>,
+    tx: Sender<Msg>,
     waker: Arc<Waker>,
     shared: Arc<Shared>,
 }
 
 impl Handle {
+    /// Queues a request; its reply is called once the change it made is in
+    /// the data plane (traffic filter and next-hop watch), so a client that
+    /// sees the reply can send traffic at once.
     pub fn send(&self, msg: ControlMsg) {
-        if self.tx.send(msg).is_ok() {
+        if self.tx.send(Msg::Control(msg)).is_ok() {
+            self.waker.wake();
+        }
+    }
+
+    /// Has `f` called with the table events of every request sent after
+    /// this call.
+    pub fn subscribe(&self, f: Subscriber) {
+        if self.tx.send(Msg::Subscribe(f)).is_ok() {
             self.waker.wake();
         }
     }
@@ -104,47 +130,10 @@ impl Handle {
     }
 }
 
-/// Counters of what the engine did with frames, for logs and metrics.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct EngineStats {
-    pub frames: u64,
-    pub forwarded: u64,
-    pub not_ours: u64,
-    pub dropped: u64,
-    pub waiting_for_neighbour: u64,
-    pub truncated: u64,
-    pub icmp_sent: u64,
-    /// NAT replies sent back to clients.
-    pub replies: u64,
-    /// AF_XDP frames whose TCP/UDP checksum was left partial by a local
-    /// sender (finished on the way out).
-    pub partial_checksums: u64,
-}
-
-/// What keeps the director's own kernel away from the engine's traffic.
-enum Filter {
-    Guard(Guard),
-    Xdp(Program),
-}
-
 struct Ctl {
     filter: Filter,
-    /// What the guard's sets or the XDP maps hold now, so they are
-    /// rewritten only on change.
-    filtered: FilterState,
     resolver: Resolver,
     rtnl: Rtnl,
-}
-
-/// What the director owns, as the traffic filter (nftables guard or XDP
-/// program) must know it.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct FilterState {
-    pub services: Vec<ServiceKey>,
-    pub nat_sources: Vec<(IpAddr, Protocol, u16)>,
-    pub local: Vec<IpAddr>,
-    pub fnat_sources: Vec<(IpAddr, Protocol, u16)>,
-    pub laddrs: Vec<IpAddr>,
 }
 
 struct Engine {
@@ -155,7 +144,22 @@ struct Engine {
     /// The other workers' wake-ups and threads.
     others: Vec<(Arc<Waker>, std::thread::JoinHandle<()>)>,
     kind: EngineKind,
+    follower: Follower,
+    subscribers: Vec<Subscriber>,
+    /// A test hook (RLVS_TEST_FILTER_DELAY_MS): the traffic filter follows
+    /// a change this much later, while packets keep flowing, which holds
+    /// open the window an answer sent before the filter would fall into.
+    filter_delay: Duration,
+    /// When the delayed filter changes are applied.
+    filter_due: Option<Instant>,
+    /// Answers waiting for their changes to reach the data plane.
+    held: Vec<(Box<dyn FnOnce(Response) + Send>, Response)>,
 }
+
+/// Requests applied together before the data plane catches up and their
+/// replies go out; bounded so that worker 0's packets are not held up by
+/// a bulk load.
+const BATCH: usize = 256;
 
 /// Opens the packet path `kind` asks for; `Auto` tries AF_XDP and falls
 /// back to AF_PACKET, saying why. Returns the filter and one port per worker.
@@ -163,7 +167,7 @@ fn open_path(kind: EngineKind, cfg: &EngineConfig, devices: &[String]) -> Result
     if matches!(kind, EngineKind::Auto | EngineKind::AfXdp) {
         let max =
             if cfg.workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.workers };
-        match crate::xdp_io::open(devices, cfg.zero_copy, max) {
+        match crate::xdp_io::open(devices, cfg.zero_copy, max, cfg.filter_entries) {
             Ok((prog, sides)) => {
                 let sockets = crate::xdp_io::modes(&sides);
                 tracing::info!(engine = "afxdp", interfaces = ?devices, workers = sides.len(), ?sockets, "data plane ready");
@@ -203,8 +207,22 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         start: Instant::now(),
         stop: Default::default(),
     });
-    let mut engine =
-        Engine { shared: shared.clone(), worker: None, ctl: None, others: Vec::new(), kind: EngineKind::None };
+    let filter_delay = std::env::var("RLVS_TEST_FILTER_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_millis);
+    let mut engine = Engine {
+        shared: shared.clone(),
+        worker: None,
+        ctl: None,
+        others: Vec::new(),
+        kind: EngineKind::None,
+        follower: Follower::new(cfg.filter_entries as usize),
+        subscribers: Vec::new(),
+        filter_delay,
+        filter_due: None,
+        held: Vec::new(),
+    };
     if cfg.kind != EngineKind::None {
         if iface::in_initial_netns() && !cfg.allow_host_netns {
             bail!(
@@ -223,8 +241,12 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         let (filter, ports, kind) = open_path(cfg.kind, &cfg, &devices)?;
         let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
         let rtnl = Rtnl::new().context("opening rtnetlink")?;
-        engine.ctl = Some(Ctl { filter, filtered: FilterState::default(), resolver, rtnl });
+        engine.ctl = Some(Ctl { filter, resolver, rtnl });
         engine.kind = kind;
+        // The director's own addresses before any request: replies to them
+        // (health checks) are never the engine's.
+        engine.reread_local();
+        engine.catch_up();
         for (id, port) in ports.into_iter().enumerate() {
             if id == 0 {
                 engine.worker = Some(Worker::new(0, shared.clone(), port, waker.clone()));
@@ -242,20 +264,37 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
 }
 
 impl Engine {
-    fn run(&mut self, rx: Receiver<ControlMsg>, waker: Arc<Waker>) {
+    fn run(&mut self, rx: Receiver<Msg>, waker: Arc<Waker>) {
         let mut last_expire = Instant::now();
         let mut last_stats = Instant::now();
         let mut fds = vec![waker.fd()];
         if let Some(w) = &self.worker {
             fds.extend(w.fds());
         }
+        let mut batch = Vec::with_capacity(BATCH);
         while !self.shared.stop.load(Ordering::SeqCst) {
             if let Err(e) = afpacket::poll_readable(&fds, 100) {
                 tracing::error!(error = %e, "poll failed");
             }
             waker.drain();
-            while let Ok(msg) = rx.try_recv() {
-                self.control(msg);
+            while let Ok(m) = rx.try_recv() {
+                match m {
+                    Msg::Control(c) => batch.push(c),
+                    Msg::Subscribe(f) => {
+                        self.control(&mut batch);
+                        self.subscribers.push(f);
+                    }
+                }
+                if batch.len() == BATCH {
+                    self.control(&mut batch);
+                    if let Some(w) = self.worker.as_mut() {
+                        w.receive();
+                    }
+                }
+            }
+            self.control(&mut batch);
+            if self.filter_due.is_some_and(|t| Instant::now() >= t) {
+                self.catch_up();
             }
             self.apply_resolver_updates();
             if let Some(w) = self.worker.as_mut() {
@@ -268,7 +307,8 @@ impl Engine {
                     tracing::trace!(expired = n, "connections expired");
                 }
                 // The director's own addresses change (VIPs come and go).
-                self.sync_filter(true);
+                self.reread_local();
+                self.catch_up();
                 last_expire = Instant::now();
             }
             if last_stats.elapsed().as_secs() >= 10 {
@@ -296,8 +336,9 @@ impl Engine {
             while let Ok((addr, hop)) = ctl.resolver.updates.try_recv() {
                 changed = true;
                 match hop {
-                    Some(h) => hops.insert(addr, h),
-                    None => hops.remove(&addr),
+                    // An answer for an address no longer watched is stale.
+                    Some(h) if self.follower.watches(addr) => hops.insert(addr, h),
+                    _ => hops.remove(&addr),
                 };
             }
         }
@@ -311,87 +352,80 @@ impl Engine {
         }
     }
 
-    fn control(&mut self, msg: ControlMsg) {
-        let mutating = !matches!(
-            msg.req,
-            Request::Info
-                | Request::GetTimeouts
-                | Request::ListServices
-                | Request::GetService { .. }
-                | Request::ListConns
-        );
-        let now = self.shared.now();
-        let addrs = {
-            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
-            let resp = rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name());
-            (msg.reply)(resp);
-            // Without a packet engine there is no filter to follow the
-            // tables and no next hop to resolve; the walk below over every
-            // real server would make a bulk load (`ipvsadm -R`) quadratic
-            // for nothing.
-            if !mutating || self.ctl.is_none() {
-                return;
-            }
-            let mut addrs: Vec<IpAddr> =
-                d.services().iter().flat_map(|s| s.dests.iter().map(|d| d.config.addr)).collect();
-            addrs.sort();
-            addrs.dedup();
-            addrs
-        };
-        self.sync_filter(false);
-        let Some(ctl) = &self.ctl else { return };
-        self.shared.hops.write().unwrap_or_else(|e| e.into_inner()).retain(|a, _| addrs.contains(a));
-        ctl.resolver.watch(addrs);
-    }
-
-    /// Brings the traffic filter in line with the tables (and, when
-    /// `reread_local`, with the director's current addresses).
-    fn sync_filter(&mut self, reread_local: bool) {
-        let Some(ctl) = self.ctl.as_mut() else { return };
-        let (services, nat_sources, fnat_sources, laddrs) = {
-            let d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
-            let services = d.service_keys();
-            let infos = d.services();
-            let sources = |method: FwdMethod| -> Vec<(IpAddr, Protocol, u16)> {
-                let mut v: Vec<(IpAddr, Protocol, u16)> = infos
-                    .iter()
-                    .flat_map(|s| {
-                        let p = s.key.protocol;
-                        s.dests
-                            .iter()
-                            .filter(move |d| d.config.fwd == method)
-                            .map(move |d| (d.config.addr, p, d.config.port))
-                    })
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
-            };
-            let mut laddrs: Vec<IpAddr> = infos.iter().flat_map(|s| s.laddrs.iter().copied()).collect();
-            laddrs.sort();
-            laddrs.dedup();
-            (services, sources(FwdMethod::Masq), sources(FwdMethod::FullNat), laddrs)
-        };
-        let local = if reread_local || ctl.filtered.local.is_empty() {
-            let mut l = ctl.rtnl.all_addresses().unwrap_or_default();
-            l.sort();
-            l
-        } else {
-            ctl.filtered.local.clone()
-        };
-        let want = FilterState { services, nat_sources, local, fnat_sources, laddrs };
-        if want == ctl.filtered {
+    /// Applies a batch of requests to the director, brings the data plane
+    /// up to date with what they changed, and only then replies: a client
+    /// that has its answer finds the change in force.
+    fn control(&mut self, batch: &mut Vec<ControlMsg>) {
+        if batch.is_empty() {
             return;
         }
-        let done = match &mut ctl.filter {
-            Filter::Guard(guard) => {
-                guard.update(&want.services, &want.nat_sources, &want.local, &want.fnat_sources, &want.laddrs)
+        let now = self.shared.now();
+        {
+            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            for msg in batch.drain(..) {
+                let refused = self.ctl.as_ref().and(self.follower.refuses(&msg.req));
+                let resp = match refused {
+                    Some(why) => {
+                        tracing::error!(request = ?msg.req, "refused: {why}");
+                        Response::Error(CtlError::Ipvs(IpvsError::NoMemory))
+                    }
+                    None => rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name()),
+                };
+                self.held.push((msg.reply, resp));
+                // Each request's events before the next one's check for room.
+                while let Some(e) = d.poll_event() {
+                    self.follower.event(&e);
+                    for s in &mut self.subscribers {
+                        s(&e);
+                    }
+                }
             }
-            Filter::Xdp(p) => p.update(&ctl.filtered, &want),
-        };
-        match done {
-            Ok(()) => ctl.filtered = want,
-            Err(e) => tracing::error!(error = format!("{e:#}"), "could not update the traffic filter"),
         }
+        self.catch_up();
+    }
+
+    fn reread_local(&mut self) {
+        let Some(ctl) = self.ctl.as_mut() else { return };
+        match ctl.rtnl.all_addresses() {
+            Ok(addrs) => self.follower.set_local(&addrs),
+            Err(e) => tracing::warn!(error = %e, "could not read the director's addresses"),
+        }
+    }
+
+    /// Applies what changed since the last call to the traffic filter and
+    /// the next-hop watch: only the rules that came or went, so a change
+    /// costs the same in a table of ten services or of ten thousand.
+    /// Then the answers held for those changes go out.
+    fn catch_up(&mut self) {
+        if !self.filter_delay.is_zero() && self.ctl.is_some() && self.follower.filter_changes() {
+            let due = *self.filter_due.get_or_insert_with(|| Instant::now() + self.filter_delay);
+            if Instant::now() < due {
+                return;
+            }
+        }
+        self.filter_due = None;
+        self.apply_delta();
+        for (reply, resp) in self.held.drain(..) {
+            reply(resp);
+        }
+    }
+
+    fn apply_delta(&mut self) {
+        let delta = self.follower.take();
+        let Some(ctl) = self.ctl.as_mut() else { return };
+        if delta.is_empty() {
+            return;
+        }
+        if let Err(e) = ctl.filter.apply(&delta.added, &delta.removed) {
+            tracing::error!(error = format!("{e:#}"), "could not update the traffic filter; retrying every second");
+            self.follower.requeue(delta.added, delta.removed);
+        }
+        if !delta.unwatch.is_empty() {
+            let mut hops = self.shared.hops.write().unwrap_or_else(|e| e.into_inner());
+            for a in &delta.unwatch {
+                hops.remove(a);
+            }
+        }
+        ctl.resolver.watch(delta.watch, delta.unwatch);
     }
 }

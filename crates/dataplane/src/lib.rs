@@ -11,14 +11,17 @@
 pub mod afpacket;
 mod csum;
 pub mod engine;
+pub mod filter;
 pub mod iface;
+pub mod maps;
 pub mod netlink;
 pub mod nft;
 pub mod resolver;
+pub mod stats;
 mod worker;
 pub mod xdp;
 mod xdp_io;
 mod xmit;
 pub mod xsk;
 
-pub use engine::{start, ControlMsg, EngineConfig, EngineKind, Handle};
+pub use engine::{start, ControlMsg, EngineConfig, EngineKind, Handle, Subscriber};

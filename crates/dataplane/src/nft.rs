@@ -5,10 +5,9 @@
 //! copy must be dropped at ingress or it would answer with RSTs. ARP, ICMP and
 //! every other port of the VIP still reach the kernel.
 
+use crate::filter::Rule;
 use anyhow::{bail, Context, Result};
-use rlvs_lvs::{Protocol, ServiceKey};
 use std::io::Write;
-use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 pub const TABLE: &str = "rlvs";
@@ -72,61 +71,29 @@ impl Guard {
         Ok(Guard { installed: true })
     }
 
-    /// Makes the drop sets exactly what is given, for both families:
-    /// - services: (address, protocol, port), or (address, protocol) for
-    ///   port-zero services, which take every port;
-    /// - NAT real servers (address, protocol, port): their replies to
-    ///   anyone but the director itself, which the engine rewrites and the
-    ///   kernel must not forward as they are;
-    /// - the director's own addresses, whose traffic from real servers
-    ///   (health checks, say) stays the kernel's;
-    /// - FULLNAT real servers and local addresses: replies to the local
-    ///   addresses in rlvs's port range are the engine's.
-    pub fn update(
-        &self,
-        services: &[ServiceKey],
-        nat_sources: &[(IpAddr, Protocol, u16)],
-        local: &[IpAddr],
-        fnat_sources: &[(IpAddr, Protocol, u16)],
-        laddrs: &[IpAddr],
-    ) -> Result<()> {
-        let carried = |p: Protocol| matches!(p, Protocol::Tcp | Protocol::Udp);
+    /// Adds and removes set elements, both families, in one transaction.
+    /// The sets (see bpf/rlvs_xdp.c for the same rules in XDP):
+    /// - services: (address, protocol, port), or (address, protocol) in
+    ///   anyport for port-zero services, which take every port;
+    /// - natreplies: NAT real servers (address, protocol, port), whose
+    ///   replies to anyone but the director (local) the engine rewrites and
+    ///   the kernel must not forward as they are;
+    /// - fnatsources and laddrs: FULLNAT real servers and local addresses:
+    ///   replies to the local addresses in rlvs's port range are the engine's.
+    pub fn apply(&self, added: &[Rule], removed: &[Rule]) -> Result<()> {
         let mut script = String::new();
-        for v6 in [false, true] {
-            let fam = |a: &IpAddr| a.is_ipv6() == v6;
-            let v = if v6 { "6" } else { "4" };
-            let services_of = |port_zero: bool| -> Vec<String> {
-                services
-                    .iter()
-                    .filter(|k| k.fwmark == 0 && fam(&k.addr) && carried(k.protocol) && (k.port == 0) == port_zero)
-                    .map(|k| {
-                        if port_zero {
-                            format!("{} . {}", k.addr, k.protocol.number())
-                        } else {
-                            format!("{} . {} . {}", k.addr, k.protocol.number(), k.port)
-                        }
-                    })
-                    .collect()
-            };
-            let triples = |t: &[(IpAddr, Protocol, u16)]| -> Vec<String> {
-                t.iter()
-                    .filter(|(a, p, _)| fam(a) && carried(*p))
-                    .map(|(a, p, port)| format!("{a} . {} . {port}", p.number()))
-                    .collect()
-            };
-            let addrs = |a: &[IpAddr]| -> Vec<String> { a.iter().filter(|a| fam(a)).map(|a| a.to_string()).collect() };
-            for (set, elems) in [
-                ("services", services_of(false)),
-                ("anyport", services_of(true)),
-                ("natreplies", triples(nat_sources)),
-                ("local", addrs(local)),
-                ("fnatsources", triples(fnat_sources)),
-                ("laddrs", addrs(laddrs)),
-            ] {
-                script.push_str(&format!("flush set netdev {TABLE} {set}{v}\n"));
-                if !elems.is_empty() {
-                    script.push_str(&format!("add element netdev {TABLE} {set}{v} {{ {} }}\n", elems.join(", ")));
-                }
+        for (verb, rules) in [("delete", removed), ("add", added)] {
+            for r in rules {
+                let v = if r.addr().is_ipv6() { "6" } else { "4" };
+                let elem = match *r {
+                    Rule::Service { addr, protocol, port: 0 } => format!("{addr} . {}", protocol.number()),
+                    Rule::Service { addr, protocol, port }
+                    | Rule::NatSource { addr, protocol, port }
+                    | Rule::FnatSource { addr, protocol, port } => format!("{addr} . {} . {port}", protocol.number()),
+                    Rule::Laddr(a) | Rule::Local(a) => a.to_string(),
+                };
+                let set = r.table().name();
+                script.push_str(&format!("{verb} element netdev {TABLE} {set}{v} {{ {elem} }}\n"));
             }
         }
         nft(&script)

@@ -8,7 +8,8 @@
 use crate::iface;
 use crate::netlink::Rtnl;
 use rlvs_wire::EthernetAddress;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
@@ -57,7 +58,7 @@ impl Waker {
 }
 
 pub struct Resolver {
-    watch: Sender<Vec<IpAddr>>,
+    watch: Sender<(Vec<IpAddr>, Vec<IpAddr>)>,
     pub updates: Receiver<(IpAddr, Option<NextHop>)>,
 }
 
@@ -70,9 +71,11 @@ impl Resolver {
         Ok(Resolver { watch: watch_tx, updates: upd_rx })
     }
 
-    /// Replaces the set of addresses to keep resolved.
-    pub fn watch(&self, addrs: Vec<IpAddr>) {
-        let _ = self.watch.send(addrs);
+    /// Starts keeping `add` resolved and stops for `remove`.
+    pub fn watch(&self, add: Vec<IpAddr>, remove: Vec<IpAddr>) {
+        if !add.is_empty() || !remove.is_empty() {
+            let _ = self.watch.send((add, remove));
+        }
     }
 }
 
@@ -80,40 +83,69 @@ struct Entry {
     hop: Option<NextHop>,
     /// When resolution was last kicked, while unresolved.
     kicked: Option<Instant>,
+    /// When it is looked at next, and how long after that while unresolved.
+    due: Instant,
+    retry: Duration,
 }
 
-fn run(mut rtnl: Rtnl, watch: Receiver<Vec<IpAddr>>, updates: Sender<(IpAddr, Option<NextHop>)>, waker: Arc<Waker>) {
+const FIRST_RETRY: Duration = Duration::from_millis(10);
+/// Resolved next hops are re-read this often; unresolved ones at most this
+/// long apart once their retries have backed off.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// Each address is looked at when it is due, not all of them on every
+/// turn: a table of thousands of real servers costs the same netlink
+/// traffic per second whether one of them is unresolved or all are.
+fn run(
+    mut rtnl: Rtnl,
+    watch: Receiver<(Vec<IpAddr>, Vec<IpAddr>)>,
+    updates: Sender<(IpAddr, Option<NextHop>)>,
+    waker: Arc<Waker>,
+) {
     let mut entries: HashMap<IpAddr, Entry> = HashMap::new();
-    let mut last_refresh = Instant::now();
+    let mut due: BinaryHeap<Reverse<(Instant, IpAddr)>> = BinaryHeap::new();
     loop {
-        let pending = entries.values().any(|e| e.hop.is_none());
-        let wait = if pending { Duration::from_millis(10) } else { Duration::from_millis(500) };
+        let wait = due.peek().map_or(REFRESH, |Reverse((t, _))| t.saturating_duration_since(Instant::now()));
         match watch.recv_timeout(wait) {
-            Ok(addrs) => {
-                entries.retain(|a, _| addrs.contains(a));
-                for a in addrs {
-                    entries.entry(a).or_insert(Entry { hop: None, kicked: None });
+            Ok((add, remove)) => {
+                for a in remove {
+                    entries.remove(&a);
+                }
+                let now = Instant::now();
+                for a in add {
+                    entries.insert(a, Entry { hop: None, kicked: None, due: now, retry: FIRST_RETRY });
+                    due.push(Reverse((now, a)));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        let refresh = last_refresh.elapsed() >= Duration::from_secs(1);
-        if refresh {
-            last_refresh = Instant::now();
-        }
+        let now = Instant::now();
         let mut changed = false;
-        for (addr, e) in entries.iter_mut() {
-            if e.hop.is_some() && !refresh {
-                continue;
+        while let Some(&Reverse((t, addr))) = due.peek() {
+            if t > now {
+                break;
             }
-            let hop = resolve(&mut rtnl, *addr, e);
+            due.pop();
+            // A removed (or re-added) address leaves a stale turn behind.
+            let Some(e) = entries.get_mut(&addr).filter(|e| e.due == t) else { continue };
+            let hop = resolve(&mut rtnl, addr, e);
             if hop != e.hop {
                 tracing::info!(real_server = %addr, next_hop = ?hop, "next hop changed");
                 e.hop = hop;
-                let _ = updates.send((*addr, hop));
+                let _ = updates.send((addr, hop));
                 changed = true;
             }
+            let after = if hop.is_some() {
+                e.retry = FIRST_RETRY;
+                REFRESH
+            } else {
+                let r = e.retry;
+                e.retry = (r * 2).min(REFRESH);
+                r
+            };
+            e.due = now + after;
+            due.push(Reverse((e.due, addr)));
         }
         if changed {
             waker.wake();

@@ -8,8 +8,8 @@
 //! docs/ARCHITECTURE.md for the measured cost).
 
 use crate::afpacket::{BlockConsumer, RxFrame, RxRing, TxBatch, PACKET_HOST, VNET_HDR_LEN};
-use crate::engine::EngineStats;
 use crate::resolver::Waker;
+use crate::stats::EngineStats;
 use crate::xdp_io::XdpTx;
 use crate::xmit::{self, Consumer, Held, IcmpBudget, Transmit};
 use crate::xsk::Desc;

@@ -4,79 +4,14 @@
 //! the AF_PACKET engine, with the same rules (see bpf/rlvs_xdp.c), and
 //! also decides which frames the engine gets at all.
 
-use crate::engine::FilterState;
+use crate::filter::{Rule, Table};
+use crate::maps::{AddrKey, FlowKey, Iface, Settings, MAX_IFACES, MAX_QUEUES};
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::{Array, HashMap, MapData, XskMap};
 use aya::programs::{Xdp, XdpMode};
-use aya::Ebpf;
-use rlvs_lvs::Protocol;
-use std::net::IpAddr;
+use aya::{Ebpf, EbpfLoader};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rlvs_xdp.o"));
-pub const MAX_QUEUES: u32 = 64;
-pub const MAX_IFACES: u16 = 16;
-
-#[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-struct FlowKey {
-    family: u8,
-    proto: u8,
-    port: u16,
-    addr: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-struct AddrKey {
-    family: u8,
-    pad: [u8; 3],
-    addr: [u8; 16],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Iface {
-    mac: [u8; 6],
-    slot: u16,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Settings {
-    lport_first: u16,
-    lport_last: u16,
-    pad: u32,
-}
-
-// SAFETY: plain C structs without padding holes the kernel could mind.
-unsafe impl aya::Pod for FlowKey {}
-unsafe impl aya::Pod for AddrKey {}
-unsafe impl aya::Pod for Iface {}
-unsafe impl aya::Pod for Settings {}
-
-fn addr_bytes(a: IpAddr) -> (u8, [u8; 16]) {
-    let mut b = [0u8; 16];
-    match a {
-        IpAddr::V4(v) => {
-            b[..4].copy_from_slice(&v.octets());
-            (4, b)
-        }
-        IpAddr::V6(v) => (6, v.octets()),
-    }
-}
-
-fn flow(a: IpAddr, p: Protocol, port: u16) -> Option<FlowKey> {
-    if !matches!(p, Protocol::Tcp | Protocol::Udp) {
-        return None;
-    }
-    let (family, addr) = addr_bytes(a);
-    Some(FlowKey { family, proto: p.number(), port: port.to_be(), addr })
-}
-
-fn addr_key(a: IpAddr) -> AddrKey {
-    let (family, addr) = addr_bytes(a);
-    AddrKey { family, pad: [0; 3], addr }
-}
 
 /// The program attached to the served interfaces, and its maps.
 pub struct Program {
@@ -92,15 +27,20 @@ pub fn built() -> bool {
 
 impl Program {
     /// Loads the program and attaches it in driver mode (veth has one) to
-    /// every interface of `ifaces` (index, name, MAC).
-    pub fn attach(ifaces: &[(u32, String, [u8; 6])]) -> Result<Program> {
+    /// every interface of `ifaces` (index, name, MAC); each filter map
+    /// takes `entries` rules.
+    pub fn attach(ifaces: &[(u32, String, [u8; 6])], entries: u32) -> Result<Program> {
         if !built() {
             bail!("this build has no XDP program (clang was missing when rlvs was built)");
         }
         if ifaces.len() > usize::from(MAX_IFACES) {
             bail!("AF_XDP serves at most {MAX_IFACES} interfaces");
         }
-        let mut bpf = Ebpf::load(OBJECT).context("loading the XDP program")?;
+        let mut loader = EbpfLoader::new();
+        for t in Table::ALL {
+            loader.map_max_entries(t.name(), entries);
+        }
+        let mut bpf = loader.load(OBJECT).context("loading the XDP program")?;
         let prog: &mut Xdp = bpf
             .program_mut("rlvs_xdp")
             .ok_or_else(|| anyhow!("no rlvs_xdp in the object"))?
@@ -148,46 +88,42 @@ impl Program {
         Ok(())
     }
 
-    /// Rewrites the rule maps from `old` to `want`, entry by entry.
-    pub(crate) fn update(&mut self, old: &FilterState, want: &FilterState) -> Result<()> {
-        let services = |s: &FilterState, any: bool| -> Vec<FlowKey> {
-            s.services
-                .iter()
-                .filter(|k| k.fwmark == 0 && (k.port == 0) == any)
-                .filter_map(|k| flow(k.addr, k.protocol, k.port))
-                .collect()
-        };
-        let triples = |t: &[(IpAddr, Protocol, u16)]| -> Vec<FlowKey> {
-            t.iter().filter_map(|&(a, p, port)| flow(a, p, port)).collect()
-        };
-        self.sync_flows("services", services(old, false), services(want, false))?;
-        self.sync_flows("anyport", services(old, true), services(want, true))?;
-        self.sync_flows("natreplies", triples(&old.nat_sources), triples(&want.nat_sources))?;
-        self.sync_flows("fnatsources", triples(&old.fnat_sources), triples(&want.fnat_sources))?;
-        let addrs = |a: &[IpAddr]| -> Vec<AddrKey> { a.iter().map(|&x| addr_key(x)).collect() };
-        self.sync_addrs("local", addrs(&old.local), addrs(&want.local))?;
-        self.sync_addrs("laddrs", addrs(&old.laddrs), addrs(&want.laddrs))?;
-        Ok(())
-    }
-
-    fn sync_flows(&mut self, name: &str, old: Vec<FlowKey>, new: Vec<FlowKey>) -> Result<()> {
-        let mut m: HashMap<&mut MapData, FlowKey, u8> = HashMap::try_from(self.map(name)?)?;
-        for k in old.iter().filter(|k| !new.contains(k)) {
-            let _ = m.remove(k);
+    /// Adds and removes rules, entry by entry.
+    pub fn apply(&mut self, added: &[Rule], removed: &[Rule]) -> Result<()> {
+        for r in removed {
+            self.set(*r, false)?;
         }
-        for k in new.iter().filter(|k| !old.contains(k)) {
-            m.insert(k, 1, 0).with_context(|| format!("XDP map {name} is full"))?;
+        for r in added {
+            self.set(*r, true)?;
         }
         Ok(())
     }
 
-    fn sync_addrs(&mut self, name: &str, old: Vec<AddrKey>, new: Vec<AddrKey>) -> Result<()> {
-        let mut m: HashMap<&mut MapData, AddrKey, u8> = HashMap::try_from(self.map(name)?)?;
-        for k in old.iter().filter(|k| !new.contains(k)) {
-            let _ = m.remove(k);
-        }
-        for k in new.iter().filter(|k| !old.contains(k)) {
-            m.insert(k, 1, 0).with_context(|| format!("XDP map {name} is full"))?;
+    fn set(&mut self, r: Rule, present: bool) -> Result<()> {
+        let name = r.table().name();
+        let map = self.map(name)?;
+        let flow = match r {
+            Rule::Service { addr, protocol, port }
+            | Rule::NatSource { addr, protocol, port }
+            | Rule::FnatSource { addr, protocol, port } => FlowKey::new(addr, protocol, port),
+            Rule::Laddr(_) | Rule::Local(_) => None,
+        };
+        match flow {
+            Some(k) => {
+                let mut m: HashMap<&mut MapData, FlowKey, u8> = HashMap::try_from(map)?;
+                match present {
+                    true => m.insert(k, 1, 0).with_context(|| format!("adding to XDP map {name}"))?,
+                    false => m.remove(&k).with_context(|| format!("removing from XDP map {name}"))?,
+                }
+            }
+            None => {
+                let k = AddrKey::new(r.addr());
+                let mut m: HashMap<&mut MapData, AddrKey, u8> = HashMap::try_from(map)?;
+                match present {
+                    true => m.insert(k, 1, 0).with_context(|| format!("adding to XDP map {name}"))?,
+                    false => m.remove(&k).with_context(|| format!("removing from XDP map {name}"))?,
+                }
+            }
         }
         Ok(())
     }

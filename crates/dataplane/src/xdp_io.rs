@@ -57,14 +57,19 @@ impl Transmit for XdpTx {
 /// Attaches the program to `devices`, opens a socket on every receive queue
 /// of each (a queue without one would hand its frames to the kernel), and
 /// deals the queue numbers out to at most `max_workers` sides.
-pub(crate) fn open(devices: &[String], zero_copy: bool, max_workers: usize) -> Result<(Program, Vec<XdpTx>)> {
+pub(crate) fn open(
+    devices: &[String],
+    zero_copy: bool,
+    max_workers: usize,
+    filter_entries: u32,
+) -> Result<(Program, Vec<XdpTx>)> {
     let mut ifaces = Vec::new();
     for d in devices {
         let index = iface::index_of(d).with_context(|| format!("no interface {d}"))?;
         let mac = iface::mac_of(index).with_context(|| format!("reading the MAC of {d}"))?;
         ifaces.push((index, d.clone(), mac));
     }
-    let mut prog = Program::attach(&ifaces)?;
+    let mut prog = Program::attach(&ifaces, filter_entries)?;
     let queues = ifaces.iter().map(|(_, n, _)| rx_queues(n)).max().unwrap_or(1);
     let workers = queues.min(max_workers.max(1) as u32) as usize;
     let mut sides = Vec::new();

@@ -25,8 +25,8 @@ impl Transmit for TxBatch {
         TxBatch::flush(self)
     }
 }
-use crate::engine::EngineStats;
 use crate::resolver::NextHop;
+use crate::stats::EngineStats;
 use rlvs_lvs::conn::Hop;
 use rlvs_lvs::director::DropReason;
 use rlvs_lvs::fwd::nat::{self, Side};

@@ -52,6 +52,21 @@ pub struct Dest {
 }
 
 impl Dest {
+    /// What ipvsadm set (and lists) for it.
+    pub fn config(&self) -> DestConfig {
+        DestConfig {
+            addr: self.addr,
+            port: self.port,
+            fwd: self.fwd,
+            weight: self.weight,
+            u_threshold: self.u_threshold,
+            l_threshold: self.l_threshold,
+            tun_type: self.tun_type,
+            tun_port: self.tun_port,
+            tun_flags: self.tun_flags,
+        }
+    }
+
     pub fn new(cfg: &DestConfig, svc: SvcId, svc_key: ServiceKey) -> Self {
         Dest {
             addr: cfg.addr,

@@ -180,6 +180,11 @@ pub struct Director {
     ports: fullnat::PortPool,
     /// FULLNAT's secret for initial sequence numbers and timestamp clock.
     isn_key: std::collections::hash_map::RandomState,
+    /// Slots of `services` freed by deletions, reused first.
+    free_services: Vec<SvcId>,
+    /// Changes not yet taken by the shell (see events.rs).
+    events: std::collections::VecDeque<Event>,
+    conn_events: bool,
 }
 
 impl Director {
@@ -199,8 +204,8 @@ impl Director {
         validate_service(&key, &config)?;
         let sched = sched::create(&config.scheduler, crate::dest::DestList::new(&[], &self.dests), now)
             .ok_or(IpvsError::NotFound)?;
-        let id = match self.services.iter().position(Option::is_none) {
-            Some(i) => SvcId(i as u32),
+        let id = match self.free_services.pop() {
+            Some(id) => id,
             None => {
                 self.services.push(None);
                 SvcId(self.services.len() as u32 - 1)
@@ -218,6 +223,7 @@ impl Director {
         });
         self.by_key.insert(key, id);
         self.order.push(id);
+        self.emit(Event::ServiceAdded(key));
         Ok(())
     }
 
@@ -228,18 +234,31 @@ impl Director {
         if svc.config.scheduler != config.scheduler {
             svc.sched = sched::create(&config.scheduler, svc.dest_list(&self.dests), now).ok_or(IpvsError::NotFound)?;
         }
+        let changed = svc.config != config;
         svc.config = config;
+        if changed {
+            self.emit(Event::ServiceChanged(*key));
+        }
         Ok(())
     }
 
     pub fn del_service(&mut self, key: &ServiceKey, now: Time) -> Result<(), IpvsError> {
         let id = self.service_id(key)?;
         let svc = self.services[id.0 as usize].take().unwrap();
+        self.free_services.push(id);
         self.by_key.remove(key);
-        self.order.retain(|&o| o != id);
-        for d in svc.dests {
-            self.move_to_trash(d, now);
+        if let Some(i) = self.order.iter().position(|&o| o == id) {
+            self.order.remove(i);
         }
+        for d in svc.dests {
+            let dest = self.dests.get(d).config();
+            self.move_to_trash(d, now);
+            self.emit(Event::DestRemoved { service: *key, dest });
+        }
+        for laddr in svc.laddrs {
+            self.emit(Event::LaddrRemoved { service: *key, laddr });
+        }
+        self.emit(Event::ServiceRemoved(*key));
         Ok(())
     }
 
@@ -275,6 +294,8 @@ impl Director {
         svc.dests.insert(0, id);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         svc.sched.dest_added(list, 0);
+        let dest = self.dests.get(id).config();
+        self.emit(Event::DestAdded { service: *key, dest });
         Ok(())
     }
 
@@ -283,9 +304,15 @@ impl Director {
         validate_dest(&cfg)?;
         let idx = self.svc(sid).position(&self.dests, cfg.addr, cfg.port).ok_or(IpvsError::NotFound)?;
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
-        self.dests.get_mut(svc.dests[idx]).update(&cfg, false);
+        let d = self.dests.get_mut(svc.dests[idx]);
+        let old = d.config();
+        d.update(&cfg, false);
+        let new = d.config();
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         svc.sched.dest_updated(list, idx);
+        if old != new {
+            self.emit(Event::DestChanged { service: *key, old, new });
+        }
         Ok(())
     }
 
@@ -296,7 +323,9 @@ impl Director {
         let id = svc.dests.remove(idx);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         svc.sched.dest_removed(list, idx);
+        let dest = self.dests.get(id).config();
         self.move_to_trash(id, now);
+        self.emit(Event::DestRemoved { service: *key, dest });
         Ok(())
     }
 
@@ -342,6 +371,10 @@ impl Director {
             tcp_fin: self.timeouts.tcp[TcpState::FinWait as usize],
             udp: self.timeouts.udp,
         }
+    }
+
+    pub fn service_count(&self) -> usize {
+        self.order.len()
     }
 
     pub fn services(&self) -> Vec<ServiceInfo> {
@@ -426,17 +459,7 @@ impl Director {
                 .map(|&d| {
                     let d = self.dests.get(d);
                     DestInfo {
-                        config: DestConfig {
-                            addr: d.addr,
-                            port: d.port,
-                            fwd: d.fwd,
-                            weight: d.weight,
-                            u_threshold: d.u_threshold,
-                            l_threshold: d.l_threshold,
-                            tun_type: d.tun_type,
-                            tun_port: d.tun_port,
-                            tun_flags: d.tun_flags,
-                        },
+                        config: d.config(),
                         activeconns: d.activeconns,
                         inactconns: d.inactconns,
                         persistconns: d.persistconns,
@@ -471,10 +494,12 @@ fn validate_dest(cfg: &DestConfig) -> Result<(), IpvsError> {
     Ok(())
 }
 
+mod events;
 mod fullnat;
 mod path;
 mod persist;
 
+pub use events::Event;
 pub use fullnat::{LPORT_FIRST, LPORT_LAST};
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ pub enum IpvsError {
     /// EOPNOTSUPP: something this backend does not do.
     #[error("operation not supported")]
     NotSupported,
+    /// ENOMEM: no room left (the kernel's allocation failures; rlvs's full
+    /// traffic filter tables).
+    #[error("out of memory")]
+    NoMemory,
 }
 
 impl IpvsError {
@@ -34,6 +38,7 @@ impl IpvsError {
             IpvsError::Invalid => 22,
             IpvsError::Range => 34,
             IpvsError::NotSupported => 95,
+            IpvsError::NoMemory => 12,
         }
     }
 }

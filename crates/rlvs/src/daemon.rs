@@ -33,6 +33,14 @@ pub struct Args {
     /// (0: one per CPU).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Rules each table of the traffic filter takes (virtual services, NAT
+    /// and FULLNAT real servers, local addresses, the director's own
+    /// addresses): with AF_XDP the size of each BPF map. A request that
+    /// would go past it is refused ("Memory allocation problem") and the
+    /// log says which table is full.
+    #[arg(long, env = "RLVS_FILTER_ENTRIES", default_value_t = rlvs_dataplane::maps::FILTER_ENTRIES,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub filter_entries: u32,
     /// Interface to serve (repeatable); default: every interface but lo.
     #[arg(long = "interface", short = 'i')]
     pub interfaces: Vec<String>,
@@ -173,6 +181,7 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         ring,
         zero_copy: !args.xdp_copy,
         workers: args.workers,
+        filter_entries: args.filter_entries,
         ..Default::default()
     };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;

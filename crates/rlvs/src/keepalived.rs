@@ -233,6 +233,10 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         ring: "v2".into(),
         xdp_copy: false,
         workers: 0,
+        filter_entries: std::env::var("RLVS_FILTER_ENTRIES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(rlvs_dataplane::maps::FILTER_ENTRIES),
         log: if o.log_detail { "debug".into() } else { "info".into() },
         keepalived_log: true,
         vrrp_only: o.vrrp_only,

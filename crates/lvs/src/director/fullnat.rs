@@ -127,6 +127,7 @@ impl Director {
             return Err(IpvsError::Invalid);
         }
         svc.laddrs.push(laddr);
+        self.emit(super::Event::LaddrAdded { service: *key, laddr });
         Ok(())
     }
 
@@ -138,6 +139,7 @@ impl Director {
         if svc.laddrs.len() == before {
             return Err(IpvsError::NotFound);
         }
+        self.emit(super::Event::LaddrRemoved { service: *key, laddr });
         Ok(())
     }
 

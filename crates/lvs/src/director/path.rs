@@ -224,6 +224,7 @@ impl Director {
         };
         let fwd = self.dests.get(target.dest).fwd;
         let cid = self.conns.insert(Conn::new(fwd, state, now, control), key, target, fnat)?;
+        self.emit_conn(|| Event::ConnAdded(key));
         if let Some(t) = control {
             self.templates.get_mut(t).controlled += 1;
         }
@@ -306,6 +307,10 @@ impl Director {
             }
         }
         c.state = ConnState::Tcp(new);
+        if new != old && self.conn_events {
+            let key = self.conns.key(self.conns.get(cid));
+            self.events.push_back(Event::ConnChanged(key));
+        }
         self.timeouts.tcp[new as usize]
     }
 
@@ -353,6 +358,7 @@ impl Director {
 
     pub(super) fn expire_conn(&mut self, cid: ConnId, now: Time) {
         let Removed { conn: c, key, target, fnat } = self.conns.remove(cid);
+        self.emit_conn(|| Event::ConnRemoved(key));
         if let Some((laddr, lport)) = fnat {
             let local = fullnat::LocalKey { laddr, protocol: key.protocol, raddr: target.daddr, rport: target.dport };
             self.ports.release(local, lport);

@@ -511,3 +511,96 @@ fn one_packet_scheduling_schedules_every_datagram() {
     assert_eq!(d.conn_count(), 0);
     assert_eq!(d.service(&svc).unwrap().stats.conns, 4);
 }
+
+fn drain(d: &mut Director) -> Vec<Event> {
+    std::iter::from_fn(|| d.poll_event()).collect()
+}
+
+#[test]
+fn table_changes_are_reported_once_each_in_order() {
+    let mut d = seed();
+    let rs1 = DestConfig::new(ip(244), 80, DirectRoute, 1);
+    let rs2 = DestConfig::new(ip(245), 80, DirectRoute, 1);
+    assert_eq!(
+        drain(&mut d),
+        [
+            Event::ServiceAdded(tcp_svc()),
+            Event::DestAdded { service: tcp_svc(), dest: rs1 },
+            Event::DestAdded { service: tcp_svc(), dest: rs2 },
+        ]
+    );
+    // An edit that changes nothing says nothing; one that does carries
+    // the old and the new configuration (a filter keyed by method needs both).
+    d.edit_dest(&tcp_svc(), rs1).unwrap();
+    d.edit_service(&tcp_svc(), ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
+    assert_eq!(drain(&mut d), []);
+    let nat = DestConfig::new(ip(244), 80, FwdMethod::Masq, 3);
+    d.edit_dest(&tcp_svc(), nat).unwrap();
+    d.edit_service(&tcp_svc(), ServiceConfig { scheduler: "wlc".into(), ..Default::default() }, Time::ZERO).unwrap();
+    assert_eq!(
+        drain(&mut d),
+        [Event::DestChanged { service: tcp_svc(), old: rs1, new: nat }, Event::ServiceChanged(tcp_svc()),]
+    );
+    let lip: IpAddr = "10.1.1.254".parse().unwrap();
+    d.add_laddr(&tcp_svc(), lip).unwrap();
+    assert!(d.add_laddr(&tcp_svc(), lip).is_err());
+    assert!(d.del_dest(&tcp_svc(), ip(9), 80, Time::ZERO).is_err());
+    assert_eq!(drain(&mut d), [Event::LaddrAdded { service: tcp_svc(), laddr: lip }]);
+    // Deleting the service reports its real servers and local addresses
+    // leaving first, so a follower never holds an orphan.
+    d.del_service(&tcp_svc(), Time::ZERO).unwrap();
+    assert_eq!(
+        drain(&mut d),
+        [
+            Event::DestRemoved { service: tcp_svc(), dest: rs2 },
+            Event::DestRemoved { service: tcp_svc(), dest: nat },
+            Event::LaddrRemoved { service: tcp_svc(), laddr: lip },
+            Event::ServiceRemoved(tcp_svc()),
+        ]
+    );
+}
+
+#[test]
+fn a_real_server_revived_from_the_trash_is_added_again_and_flush_removes_everything() {
+    let mut d = seed();
+    let rs1 = DestConfig::new(ip(244), 80, DirectRoute, 1);
+    d.del_dest(&tcp_svc(), ip(244), 80, Time::ZERO).unwrap();
+    d.add_dest(&tcp_svc(), rs1, Time::ZERO).unwrap();
+    let events = drain(&mut d);
+    assert_eq!(
+        events[3..],
+        [Event::DestRemoved { service: tcp_svc(), dest: rs1 }, Event::DestAdded { service: tcp_svc(), dest: rs1 },]
+    );
+    d.flush(Time::ZERO);
+    let events = drain(&mut d);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events.last(), Some(&Event::ServiceRemoved(tcp_svc())));
+    // A freed service slot is taken again.
+    d.add_service(tcp_svc(), ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
+    assert_eq!(d.service_count(), 1);
+}
+
+#[test]
+fn connection_events_only_when_followed() {
+    let mut d = seed();
+    drain(&mut d);
+    let t0 = Time::ZERO;
+    assert!(pick(&mut d, &segment(1000, SYN), t0).is_some());
+    assert_eq!(drain(&mut d), [], "not followed: nothing per packet");
+    d.follow_conns(true);
+    let key = ConnKey { protocol: Protocol::Tcp, caddr: CLIENT.into(), cport: 2000, vaddr: VIP.into(), vport: 80 };
+    assert!(pick(&mut d, &segment(2000, SYN), t0).is_some());
+    assert!(pick(&mut d, &segment(2000, ACK), t0).is_some());
+    // A second ACK moves nothing.
+    assert!(pick(&mut d, &segment(2000, ACK), t0).is_some());
+    assert!(pick(&mut d, &segment(2000, FIN), t0).is_some());
+    assert_eq!(
+        drain(&mut d),
+        [Event::ConnAdded(key), Event::ConnChanged(key), Event::ConnChanged(key), Event::ConnChanged(key)]
+    );
+    let later = t0 + Span::from_secs(3600);
+    assert_eq!(d.expire(later), 2);
+    let removed: Vec<Event> = drain(&mut d);
+    assert!(removed.contains(&Event::ConnRemoved(key)), "{removed:?}");
+    assert_eq!(removed.len(), 2);
+}

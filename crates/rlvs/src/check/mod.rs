@@ -6,6 +6,7 @@
 
 mod probe;
 mod setup;
+mod table;
 
 use rlvs_ctl::{Request, Response};
 use rlvs_dataplane::ControlMsg;
@@ -84,6 +85,7 @@ pub(crate) fn sockaddr_of(a: SocketAddr) -> (libc::sockaddr_storage, u32) {
 
 struct Manager {
     engine: rlvs_dataplane::Handle,
+    table: table::Table,
     vss: Vec<VsRt>,
     checkers: Vec<CheckerRt>,
     heap: BinaryHeap<Reverse<(Instant, usize, u64)>>,
@@ -115,26 +117,14 @@ impl Manager {
                 Op::Remove(t) => (t, None),
             };
             let Some(mut dest) = vs.dest(target) else { continue };
-            let present = vs.in_table.contains(&target);
-            for key in vs.keys.clone() {
-                let req = match weight {
-                    Some(w) => {
-                        dest.weight = w as i32;
-                        if present {
-                            Request::EditDest { service: key, dest }
-                        } else {
-                            Request::AddDest { service: key, dest }
-                        }
-                    }
-                    None if present => Request::DelDest { service: key, addr: dest.addr, port: dest.port },
-                    None => continue,
-                };
-                send(&self.engine, req);
-            }
-            if weight.is_some() {
+            if let Some(w) = weight {
+                dest.weight = w as i32;
                 vs.in_table.insert(target);
             } else {
                 vs.in_table.remove(&target);
+            }
+            for key in vs.keys.clone() {
+                self.table.want(key, dest, weight.is_some());
             }
         }
     }
@@ -239,6 +229,7 @@ impl Manager {
             self.apply(vi, o.ops);
             for key in self.vss[vi].keys.clone() {
                 send(&self.engine, Request::DelService { key });
+                self.table.forget_service(&key);
             }
         }
         let mut running = tokio::task::JoinSet::new();
@@ -323,8 +314,10 @@ async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ProbeResult>();
+    let (table, mut table_msgs) = table::Table::new(engine.clone());
     let mut m = Manager {
         engine,
+        table,
         vss: Vec::new(),
         checkers: Vec::new(),
         heap: BinaryHeap::new(),
@@ -359,6 +352,7 @@ async fn run(
                 }
             }
             Some((id, gen, out, w)) = rx.recv() => m.result(id, gen, out, w),
+            Some(msg) = table_msgs.recv() => m.table.message(msg),
             _ = local_tick.tick() => m.refresh_local(),
             Some(cmd) = commands.recv() => match cmd {
                 Command::Reload(c) => {

@@ -490,7 +490,7 @@ pub fn reload(mg: &mut Manager, c: &Config) {
                     if prev.in_table.contains(&Target::Rs(o)) && !carried.iter().any(|c| c.0 == o) {
                         tracing::info!("Removing service {} from VS {}", prev.pool.rs[o].name, prev.pool.name);
                         for key in mg.vss[vi].keys.clone() {
-                            super::send(&mg.engine, Request::DelDest { service: key, addr: d.addr, port: d.port });
+                            mg.table.want(key, *d, false);
                         }
                     }
                 }
@@ -546,6 +546,7 @@ pub fn reload(mg: &mut Manager, c: &Config) {
         }
         for key in prev.keys.clone() {
             super::send(&mg.engine, Request::DelService { key });
+            mg.table.forget_service(&key);
         }
         for (id, ck) in mg.checkers.iter_mut().enumerate() {
             if old_vs.get(id) == Some(&oi) {

@@ -21,8 +21,15 @@ pub fn ipvsadm(lab: &Lab) -> String {
 
 /// Starts `rlvs daemon` in `ns` and waits until it answers ipvsadm.
 pub fn start_daemon(lab: &mut Lab, ns: &str, name: &str, extra: &[&str]) {
+    start_daemon_with_env(lab, ns, name, &[], extra)
+}
+
+/// As [`start_daemon`], with `VAR=value` settings in its environment.
+pub fn start_daemon_with_env(lab: &mut Lab, ns: &str, name: &str, env: &[&str], extra: &[&str]) {
     let rlvs = rlvs();
-    let mut argv = vec![rlvs.as_str(), "daemon", "--log", "debug"];
+    let mut argv = vec!["env"];
+    argv.extend(env);
+    argv.extend([rlvs.as_str(), "daemon", "--log", "debug"]);
     argv.extend(extra);
     lab.spawn(ns, name, &argv).unwrap();
     let adm = ipvsadm(lab);
