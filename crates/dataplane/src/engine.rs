@@ -84,9 +84,12 @@ impl Default for EngineConfig {
     }
 }
 
+/// Called with a request's answer.
+pub type Reply = Box<dyn FnOnce(Response) + Send>;
+
 pub struct ControlMsg {
     pub req: Request,
-    pub reply: Box<dyn FnOnce(Response) + Send>,
+    pub reply: Reply,
 }
 
 /// Called on the engine thread with every table event (services, real
@@ -153,7 +156,7 @@ struct Engine {
     /// When the delayed filter changes are applied.
     filter_due: Option<Instant>,
     /// Answers waiting for their changes to reach the data plane.
-    held: Vec<(Box<dyn FnOnce(Response) + Send>, Response)>,
+    held: Vec<(Reply, Response)>,
 }
 
 /// Requests applied together before the data plane catches up and their
