@@ -9,7 +9,9 @@ mod conns;
 mod failover;
 mod gen;
 mod http;
+mod load;
 mod pps;
+mod xdp_ref;
 
 use anyhow::{Context, Result};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -95,6 +97,24 @@ enum Cmd {
         #[arg(long, default_value_t = 1_000_000)]
         count: u32,
     },
+    /// `ipvsadm -R` bulk loads per engine against `--engine none`, at two
+    /// table sizes (linearity).
+    Load {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Services per load (each with --servers real servers).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        services: Vec<usize>,
+        #[arg(long, default_value_t = 10)]
+        servers: usize,
+        #[arg(long, value_delimiter = ',', default_value = "afxdp,afpacket")]
+        engines: Vec<String>,
+        /// dr or nat (NAT real servers also enter the filter's reply table).
+        #[arg(long, default_value = "dr")]
+        method: String,
+        #[arg(long, default_value = "target/release/rlvs")]
+        rlvs: String,
+    },
     /// (internal) UDP echo server for the latency measurement.
     Echo {
         #[arg(long)]
@@ -131,6 +151,16 @@ enum Cmd {
         #[arg(long, default_value = "target/release/rlvs")]
         rlvs: String,
     },
+    /// (internal) The reference XDP forwarder of `pps`, run inside the
+    /// director's namespace until stopped.
+    XdpRef {
+        #[arg(long)]
+        ingress: String,
+        #[arg(long)]
+        egress: String,
+        #[arg(long)]
+        dst_mac: String,
+    },
     /// (internal) The frame generator, run inside the generator namespace.
     Gen {
         #[arg(long)]
@@ -166,6 +196,10 @@ fn main() -> Result<()> {
         }
         Cmd::Echo { port, addrs } => http::echo(port, &addrs),
         Cmd::Conns { count } => conns::run(count),
+        Cmd::Load { runs, services, servers, engines, method, rlvs } => {
+            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
+            load::run(runs, &services, servers, &engines, &method, &rlvs.to_string_lossy())
+        }
         Cmd::Ping { to, count } => http::ping_client(&to, count),
         Cmd::Checkers { runs, vs, rs, delay_loop, seconds, rlvs } => {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
@@ -179,6 +213,10 @@ fn main() -> Result<()> {
             let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
             let o = pps::Options { runs, seconds, flows, methods, engines, syn, profile };
             pps::run(&o, &rlvs.to_string_lossy())
+        }
+        Cmd::XdpRef { ingress, egress, dst_mac } => {
+            let mac = EthernetAddress::parse(&dst_mac).ok_or_else(|| anyhow::anyhow!("bad MAC {dst_mac}"))?;
+            xdp_ref::run(&ingress, &egress, pps::VIP.parse()?, mac.0)
         }
         Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds, syn } => {
             let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));

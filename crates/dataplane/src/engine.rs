@@ -5,12 +5,13 @@
 //! arrive through a channel and an eventfd wake-up.
 
 use crate::afpacket::{self, RxRing, TxBatch};
-use crate::filter::{Filter, Follower};
+use crate::filter::{Follower, Rule};
 use crate::iface;
 use crate::netlink::Rtnl;
 use crate::nft::Guard;
 use crate::resolver::{Resolver, Waker};
 use crate::worker::{Port, Shared, Worker};
+use crate::xdp::Program;
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{CtlError, Request, Response};
 use rlvs_lvs::director::Event;
@@ -130,6 +131,24 @@ impl Handle {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.waker.wake();
+    }
+}
+
+/// What keeps the director's own kernel away from the engine's traffic.
+enum Filter {
+    Guard(Guard),
+    Xdp(Program),
+}
+
+impl Filter {
+    fn apply(&mut self, added: &[Rule], removed: &[Rule]) -> Result<()> {
+        if added.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Filter::Guard(g) => g.apply(added, removed),
+            Filter::Xdp(p) => p.apply(added, removed),
+        }
     }
 }
 

@@ -5,9 +5,6 @@
 //! between zero and one changes the filter, so a change costs the same
 //! whatever the size of the table.
 
-use crate::nft::Guard;
-use crate::xdp::Program;
-use anyhow::Result;
 use rlvs_ctl::Request;
 use rlvs_lvs::director::Event;
 use rlvs_lvs::{DestConfig, FwdMethod, Protocol, ServiceKey};
@@ -290,24 +287,6 @@ impl Follower {
         let (added, removed) = self.rules.take();
         let (watch, unwatch) = self.hops.take();
         Delta { added, removed, watch, unwatch }
-    }
-}
-
-/// What keeps the director's own kernel away from the engine's traffic.
-pub enum Filter {
-    Guard(Guard),
-    Xdp(Program),
-}
-
-impl Filter {
-    pub fn apply(&mut self, added: &[Rule], removed: &[Rule]) -> Result<()> {
-        if added.is_empty() && removed.is_empty() {
-            return Ok(());
-        }
-        match self {
-            Filter::Guard(g) => g.apply(added, removed),
-            Filter::Xdp(p) => p.apply(added, removed),
-        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod iface;
 pub mod maps;
 pub mod netlink;
 pub mod nft;
+mod nft_sets;
 pub mod resolver;
 pub mod stats;
 mod worker;

@@ -6,6 +6,7 @@
 //! every other port of the VIP still reach the kernel.
 
 use crate::filter::Rule;
+use crate::nft_sets::SetWriter;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -14,6 +15,7 @@ pub const TABLE: &str = "rlvs";
 
 pub struct Guard {
     installed: bool,
+    sets: SetWriter,
 }
 
 fn nft(script: &str) -> Result<()> {
@@ -68,11 +70,12 @@ impl Guard {
             devs.join(", "),
         );
         nft(&script)?;
-        Ok(Guard { installed: true })
+        Ok(Guard { installed: true, sets: SetWriter::new()? })
     }
 
-    /// Adds and removes set elements, both families, in one transaction.
-    /// The sets (see bpf/rlvs_xdp.c for the same rules in XDP):
+    /// Adds and removes set elements, both families, in one transaction
+    /// (over nfnetlink: see nft_sets.rs). The sets (bpf/rlvs_xdp.c has the
+    /// same rules in XDP):
     /// - services: (address, protocol, port), or (address, protocol) in
     ///   anyport for port-zero services, which take every port;
     /// - natreplies: NAT real servers (address, protocol, port), whose
@@ -80,23 +83,8 @@ impl Guard {
     ///   the kernel must not forward as they are;
     /// - fnatsources and laddrs: FULLNAT real servers and local addresses:
     ///   replies to the local addresses in rlvs's port range are the engine's.
-    pub fn apply(&self, added: &[Rule], removed: &[Rule]) -> Result<()> {
-        let mut script = String::new();
-        for (verb, rules) in [("delete", removed), ("add", added)] {
-            for r in rules {
-                let v = if r.addr().is_ipv6() { "6" } else { "4" };
-                let elem = match *r {
-                    Rule::Service { addr, protocol, port: 0 } => format!("{addr} . {}", protocol.number()),
-                    Rule::Service { addr, protocol, port }
-                    | Rule::NatSource { addr, protocol, port }
-                    | Rule::FnatSource { addr, protocol, port } => format!("{addr} . {} . {port}", protocol.number()),
-                    Rule::Laddr(a) | Rule::Local(a) => a.to_string(),
-                };
-                let set = r.table().name();
-                script.push_str(&format!("{verb} element netdev {TABLE} {set}{v} {{ {elem} }}\n"));
-            }
-        }
-        nft(&script)
+    pub fn apply(&mut self, added: &[Rule], removed: &[Rule]) -> Result<()> {
+        self.sets.apply(TABLE, added, removed)
     }
 
     pub fn remove(&mut self) {

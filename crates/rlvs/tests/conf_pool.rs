@@ -134,3 +134,44 @@ fn quorum_sorry_server_inhibit_and_notifiers_follow_the_checks() {
     );
     assert!(lab.log("daemon").contains("Shutting down service [10.2.0.1]:tcp:80 from VS [10.0.0.100]:tcp:80"));
 }
+
+/// The checkers follow the table, not what they sent: a real server an
+/// operator deleted with ipvsadm is added again (not edited, which would
+/// fail) when its checker next changes its weight, and one the operator
+/// re-weighted is set back.
+#[test]
+fn checkers_put_back_what_an_operator_changed_at_their_next_transition() {
+    let mut lab = Lab::new().unwrap();
+    let dir = lab.host("dir", "eth0", "02:00:00:00:0c:11", "10.2.0.254/24").unwrap();
+    let d = lab.dir().to_string_lossy().into_owned();
+    // misc_dynamic: the script's exit code minus 2 is the weight.
+    let code = format!("{d}/code");
+    std::fs::write(&code, "5").unwrap();
+    let script = format!("{d}/check.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nexit $(cat {code})\n")).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{d}/k.conf");
+    std::fs::write(
+        &path,
+        format!(
+            "global_defs {{\n    enable_script_security\n    script_user root\n}}\n\
+             virtual_server 10.0.0.100 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n\
+             real_server 10.2.0.1 80 {{\n        weight 1\n        MISC_CHECK {{\n            misc_path {script}\n\
+             misc_dynamic\n            misc_timeout 2\n        }}\n    }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let rlvs = rlvs();
+    lab.spawn(&dir, "daemon", &[&rlvs, "daemon", "--engine", "none", "--log", "info", "-f", &path]).unwrap();
+    wait_pool(&lab, &dir, &["10.2.0.1:80 3"]);
+    adm_ok(&lab, &dir, ["-d -t 10.0.0.100:80 -r 10.2.0.1:80"]);
+    wait_pool(&lab, &dir, &[]);
+    std::fs::write(&code, "6").unwrap();
+    wait_pool(&lab, &dir, &["10.2.0.1:80 4"]);
+    adm_ok(&lab, &dir, ["-e -t 10.0.0.100:80 -r 10.2.0.1:80 -g -w 9"]);
+    wait_pool(&lab, &dir, &["10.2.0.1:80 9"]);
+    std::fs::write(&code, "7").unwrap();
+    wait_pool(&lab, &dir, &["10.2.0.1:80 5"]);
+    let log = lab.log("daemon");
+    assert!(!log.contains("refused"), "{log}");
+}
