@@ -6,8 +6,9 @@
 //! - kernel ip_forward: a /32 route for the VIP to the sink;
 //! - nft netdev fwd: an ingress rule rewriting the MACs and forwarding to
 //!   the sink's link (no routing, no conntrack);
-//! - XDP redirect: the reference, bpf/xdp_redirect.c rewriting both MACs
-//!   and redirecting to the sink's link, the least an XDP forwarder does;
+//! - XDP redirect: the reference (crates/dataplane/bpf/xdp_redirect.c),
+//!   rewriting both MACs and redirecting to the sink's link, the least an
+//!   XDP forwarder does;
 //! - rlvs, per engine and forwarding method: the VIP as a service with the
 //!   sink as real server (DR, NAT to 10.3.0.1, FULLNAT from 10.3.0.254).
 //!

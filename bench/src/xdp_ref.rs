@@ -1,7 +1,7 @@
-//! The reference forwarder of `pps`: bpf/xdp_redirect.c attached to the
-//! director's ingress, rewriting both MACs and redirecting to the sink's
-//! link. Run inside the director's namespace; it stays attached until the
-//! process is stopped.
+//! The reference forwarder of `pps`: crates/dataplane/bpf/xdp_redirect.c
+//! (built with the engine's program) attached to the director's ingress,
+//! rewriting both MACs and redirecting to the sink's link. Run inside the
+//! director's namespace; it stays attached until the process is stopped.
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::Array;
@@ -9,7 +9,7 @@ use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use std::net::Ipv4Addr;
 
-static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xdp_redirect.o"));
+use rlvs_dataplane::xdp::REFERENCE_OBJECT as OBJECT;
 
 #[repr(C)]
 #[derive(Clone, Copy)]

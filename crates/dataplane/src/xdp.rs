@@ -13,6 +13,10 @@ use aya::{Ebpf, EbpfLoader};
 
 static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rlvs_xdp.o"));
 
+/// The benchmark's reference forwarder (bpf/xdp_redirect.c: rewrite both
+/// MACs, redirect), built beside the engine's program; empty without clang.
+pub static REFERENCE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xdp_redirect.o"));
+
 /// The program attached to the served interfaces, and its maps.
 pub struct Program {
     bpf: Ebpf,
