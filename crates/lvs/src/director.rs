@@ -421,12 +421,6 @@ impl Director {
         self.est.read()
     }
 
-    /// The addresses packets must be watched for: every service's (protocol,
-    /// address, port).
-    pub fn service_keys(&self) -> Vec<ServiceKey> {
-        self.order.iter().map(|&id| self.svc(id).key).collect()
-    }
-
     // --------------------------------------------------------------- helpers
 
     fn move_to_trash(&mut self, id: DestId, now: Time) {
