@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
-    println!("cargo:rerun-if-changed=bpf/rlvs_maps.h");
+    // Every header the programs include.
+    println!("cargo:rerun-if-changed=bpf");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let arch_include = format!("/usr/include/{}-linux-gnu", std::env::var("CARGO_CFG_TARGET_ARCH").unwrap());
     for name in ["rlvs_xdp", "xdp_redirect"] {

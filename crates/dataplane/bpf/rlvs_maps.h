@@ -52,12 +52,124 @@ struct rlvs_settings {
 enum rlvs_counter {
 	RLVS_CNT_TO_ENGINE = 0,
 	RLVS_CNT_PASSED = 1,
-	RLVS_CNT_MAX = 2,
+	// Forwarded from the connection map without the engine.
+	RLVS_CNT_FAST = 2,
+	// Found in the connection map but left to the engine (see punt()).
+	RLVS_CNT_PUNTED = 3,
+	// Owned traffic dropped for want of an engine socket (no daemon).
+	RLVS_CNT_ORPHANED = 4,
+	RLVS_CNT_MAX = 5,
+};
+
+// ---------------------------------------------------------------- fast path
+//
+// Bump when any struct below or the meaning of a field changes: a daemon
+// finding pinned maps of another version refuses to adopt them.
+#define RLVS_LAYOUT_VERSION 1
+#define RLVS_MAGIC 0x726c7673 // "rlvs"
+
+#define RLVS_MAX_CONNS 1048576
+// hops: real servers' next hops below RLVS_LINK_HOPS, the links replies
+// leave by (numbered by the director, 1-65535) from it.
+#define RLVS_MAX_HOPS 131072
+#define RLVS_LINK_HOPS 65536
+#define RLVS_MAX_DESTS 65536
+
+// meta[0]: what wrote the pinned maps.
+struct rlvs_meta {
+	__u32 magic;
+	__u32 layout;
+};
+
+// conns: one direction of a connection as its packets reach the director.
+struct rlvs_conn_key {
+	__u8 family; // 4 or 6
+	__u8 proto;
+	__u16 pad;
+	__u16 sport; // network order
+	__u16 dport; // network order
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+enum rlvs_action {
+	// Direct routing: the MAC addresses only.
+	RLVS_ACT_DR = 1,
+	// NAT towards the real server: destination address and port.
+	RLVS_ACT_NAT_IN = 2,
+	// NAT reply: source back to the virtual address and port; routed.
+	RLVS_ACT_NAT_OUT = 3,
+	// FULLNAT towards the real server: source to the local address and
+	// port, destination to the real server; sequence and TSval offsets.
+	RLVS_ACT_FNAT_IN = 4,
+	// FULLNAT reply: source to the virtual service, destination to the
+	// client; ack, SACK edges and TSecr offsets; routed.
+	RLVS_ACT_FNAT_OUT = 5,
+	// Tunnel: wrapped in IPv4 (IPIP) from saddr to daddr.
+	RLVS_ACT_TUN_IPIP = 6,
+	// Tunnel: IPv4, UDP to dport, GUE (variant 0, IPIP inside).
+	RLVS_ACT_TUN_GUE = 7,
+};
+
+// flags of struct rlvs_conn
+#define RLVS_CF_TS 0x01 // FULLNAT: TSval/TSecr offset applies
+
+// What to do with a packet of that direction. Addresses and ports are
+// the new ones (network order); unused fields are zero.
+struct rlvs_conn {
+	__u8 action;
+	__u8 flags;
+	__u16 pad;
+	__u32 hop; // index into hops
+	__u32 dest; // index into dest_stats and dest_up
+	__u16 sport;
+	__u16 dport;
+	__u32 seq; // FULLNAT: added to seq (in), taken from ack/SACK (out)
+	__u32 ts; // FULLNAT: added to TSval (in), taken from TSecr (out)
+	__u8 saddr[16];
+	__u8 daddr[16];
+	// bpf_ktime_get_ns() of a recent packet (written when 1/8 s old).
+	__u64 last_seen;
+};
+
+// hops: where a packet leaves, and the MAC addresses it leaves with.
+struct rlvs_hop {
+	__u32 ifindex; // 0: unresolved, the packet goes to the engine
+	__u8 src[6];
+	__u8 dst[6];
+	__u16 mtu;
+	__u16 pad;
+};
+
+// dest_stats (per CPU): what the fast path forwarded per real server
+// (indexed by the director's destination number); the engine adds the
+// growth to the director's counters. dest_up: 1 while the real server is
+// in its service; packets of a deleted one's connections go to the engine,
+// which drops them as the kernel does.
+struct rlvs_dest_stats {
+	__u64 packets_in;
+	__u64 bytes_in;
+	__u64 packets_out;
+	__u64 bytes_out;
+};
+
+// tcp_events (ring buffer): a FIN or RST the fast path forwarded, for the
+// engine's TCP state machine.
+struct rlvs_tcp_event {
+	struct rlvs_conn_key key;
+	__u8 flags; // the TCP flags byte
+	__u8 pad[7];
 };
 
 _Static_assert(sizeof(struct rlvs_flow_key) == 20, "rlvs_flow_key");
 _Static_assert(sizeof(struct rlvs_addr_key) == 20, "rlvs_addr_key");
 _Static_assert(sizeof(struct rlvs_iface) == 8, "rlvs_iface");
 _Static_assert(sizeof(struct rlvs_settings) == 8, "rlvs_settings");
+_Static_assert(sizeof(struct rlvs_meta) == 8, "rlvs_meta");
+_Static_assert(sizeof(struct rlvs_conn_key) == 40, "rlvs_conn_key");
+_Static_assert(sizeof(struct rlvs_conn) == 64, "rlvs_conn");
+_Static_assert(sizeof(struct rlvs_hop) == 20, "rlvs_hop");
+_Static_assert(sizeof(struct rlvs_dest_stats) == 32, "rlvs_dest_stats");
+_Static_assert(sizeof(struct rlvs_tcp_event) == 48, "rlvs_tcp_event");
 
 #endif

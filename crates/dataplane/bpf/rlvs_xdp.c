@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR MIT
 //
-// rlvs's XDP program: hands the AF_XDP engine exactly the frames it owns and
-// passes everything else (ARP, VRRP, ICMP, management traffic, the
-// director's own connections) to the kernel. The rules are those of the
-// AF_PACKET engine's nftables guard, so both engines see the same traffic:
+// rlvs's XDP program. Established connections the engine installed in
+// `conns` are forwarded here (rlvs_fast.h). Everything else the director
+// owns goes to the AF_XDP engine; the rest (ARP, VRRP, ICMP, management
+// traffic, the director's own connections) passes to the kernel. What the
+// director owns is what the AF_PACKET engine's nftables guard drops:
 //
 //   1. to a virtual service: daddr . proto . dport in services, or
 //      daddr . proto in anyport (port-zero services);
@@ -15,8 +16,10 @@
 // Only unicast frames to the receiving interface's own MAC qualify: a
 // bridge flooding an unknown destination must not make two directors
 // forward one packet. Fragments and IPv6 extension headers stay with the
-// kernel. The engine rewrites the maps when its tables change; the program
-// is never reloaded.
+// kernel. Every map is pinned (by name, in the daemon's directory on
+// bpffs) with the program's links, so forwarding outlives the daemon: while
+// none runs, installed connections are still forwarded here and other
+// traffic the director owns is dropped rather than answered by the kernel.
 
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -32,6 +35,7 @@ struct {
 	__uint(max_entries, RLVS_MAX_QUEUES * RLVS_MAX_IFACES);
 	__type(key, __u32);
 	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } xsks SEC(".maps");
 
 struct {
@@ -39,7 +43,16 @@ struct {
 	__uint(max_entries, 256);
 	__type(key, __u32);
 	__type(value, struct rlvs_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rlvs_meta);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} meta SEC(".maps");
 
 #define FLOW_MAP(name)                                  \
 	struct {                                        \
@@ -47,6 +60,7 @@ struct {
 		__uint(max_entries, RLVS_FILTER_ENTRIES); \
 		__type(key, struct rlvs_flow_key);      \
 		__type(value, __u8);                    \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);    \
 	} name SEC(".maps")
 
 #define ADDR_MAP(name)                                  \
@@ -55,6 +69,7 @@ struct {
 		__uint(max_entries, RLVS_FILTER_ENTRIES); \
 		__type(key, struct rlvs_addr_key);      \
 		__type(value, __u8);                    \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);    \
 	} name SEC(".maps")
 
 FLOW_MAP(services);
@@ -69,6 +84,7 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct rlvs_settings);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } settings SEC(".maps");
 
 struct {
@@ -76,25 +92,28 @@ struct {
 	__uint(max_entries, RLVS_CNT_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } counters SEC(".maps");
+
+#include "rlvs_fast.h"
 
 static __always_inline int pass(void)
 {
-	__u32 k = RLVS_CNT_PASSED;
-	__u64 *n = bpf_map_lookup_elem(&counters, &k);
-	if (n)
-		*n += 1;
+	count(RLVS_CNT_PASSED);
 	return XDP_PASS;
 }
 
+// To the engine's socket for this queue. Without one (no daemon runs)
+// the frame is dropped: the kernel would answer it with a reset.
 static __always_inline int to_engine(struct xdp_md *ctx, const struct rlvs_iface *own)
 {
-	__u32 k = RLVS_CNT_TO_ENGINE;
-	__u64 *n = bpf_map_lookup_elem(&counters, &k);
-	if (n)
-		*n += 1;
-	// No socket on this queue (engine stopping): the kernel's, as before.
-	return bpf_redirect_map(&xsks, own->slot * RLVS_MAX_QUEUES + ctx->rx_queue_index, XDP_PASS);
+	__u32 k = own->slot * RLVS_MAX_QUEUES + ctx->rx_queue_index;
+	if (!bpf_map_lookup_elem(&xsks, &k)) {
+		count(RLVS_CNT_ORPHANED);
+		return XDP_DROP;
+	}
+	count(RLVS_CNT_TO_ENGINE);
+	return bpf_redirect_map(&xsks, k, XDP_DROP);
 }
 
 static __always_inline int ours(struct xdp_md *ctx, __u8 family, __u8 proto,
@@ -144,9 +163,9 @@ int rlvs_xdp(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct rlvs_iface *own;
-	__u8 saddr[16] = {}, daddr[16] = {};
-	__u8 proto;
-	void *l4;
+	struct rlvs_conn_key key = {};
+	struct pkt p = {};
+	__u8 *saddr, *daddr;
 	int alen;
 
 	if ((void *)(eth + 1) > end)
@@ -157,37 +176,81 @@ int rlvs_xdp(struct xdp_md *ctx)
 	for (int i = 0; i < 6; i++)
 		if (eth->h_dest[i] != own->mac[i])
 			return pass();
+	p.end = end;
+	p.eth = eth;
+	p.l3 = eth + 1;
 
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
+		struct iphdr *ip = p.l3;
 		if ((void *)(ip + 1) > end || ip->ihl < 5)
 			return pass();
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return pass();
-		proto = ip->protocol;
-		__builtin_memcpy(saddr, &ip->saddr, 4);
-		__builtin_memcpy(daddr, &ip->daddr, 4);
-		l4 = (void *)ip + ip->ihl * 4;
+		__u32 hl = ip->ihl * 4, tot = bpf_ntohs(ip->tot_len);
+		if (tot < hl || (void *)ip + tot > end)
+			return pass();
+		p.family = 4;
+		p.proto = ip->protocol;
+		p.l4 = (void *)ip + hl;
+		p.l4len = tot - hl;
+		p.iplen = tot;
+		saddr = (__u8 *)&ip->saddr;
+		daddr = (__u8 *)&ip->daddr;
 		alen = 4;
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		struct ipv6hdr *ip6 = p.l3;
 		if ((void *)(ip6 + 1) > end)
 			return pass();
-		proto = ip6->nexthdr;
-		__builtin_memcpy(saddr, &ip6->saddr, 16);
-		__builtin_memcpy(daddr, &ip6->daddr, 16);
-		l4 = ip6 + 1;
+		__u32 plen = bpf_ntohs(ip6->payload_len);
+		if ((void *)(ip6 + 1) + plen > end)
+			return pass();
+		p.family = 6;
+		p.proto = ip6->nexthdr;
+		p.l4 = ip6 + 1;
+		p.l4len = plen;
+		p.iplen = plen + 40;
+		saddr = (__u8 *)&ip6->saddr;
+		daddr = (__u8 *)&ip6->daddr;
 		alen = 16;
 	} else {
 		return pass();
 	}
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+	if (p.proto == IPPROTO_TCP) {
+		__u8 *tcp = p.l4;
+		if ((void *)(tcp + 20) > end || p.l4len < 20)
+			return pass();
+		p.check = (__u16 *)(tcp + 16);
+		p.tcp_flags = tcp[13];
+	} else if (p.proto == IPPROTO_UDP) {
+		__u8 *udp = p.l4;
+		if ((void *)(udp + 8) > end || p.l4len < 8)
+			return pass();
+		p.check = (__u16 *)(udp + 6);
+	} else {
 		return pass();
-	// Source and destination ports lead both TCP and UDP headers.
-	__u16 *ports = l4;
-	if ((void *)(ports + 2) > end)
-		return pass();
-	if (ours(ctx, alen == 4 ? 4 : 6, proto, saddr, daddr, alen, ports[0], ports[1]))
+	}
+	__u16 *ports = p.l4;
+
+	key.family = p.family;
+	key.proto = p.proto;
+	key.sport = ports[0];
+	key.dport = ports[1];
+	if (alen == 4) {
+		__builtin_memcpy(key.saddr, saddr, 4);
+		__builtin_memcpy(key.daddr, daddr, 4);
+	} else {
+		__builtin_memcpy(key.saddr, saddr, 16);
+		__builtin_memcpy(key.daddr, daddr, 16);
+	}
+	struct rlvs_conn *c = bpf_map_lookup_elem(&conns, &key);
+	if (c) {
+		int r = fast_forward(ctx, &p, &key, c);
+		if (r != PUNT)
+			return r;
+		count(RLVS_CNT_PUNTED);
+		return to_engine(ctx, own);
+	}
+	if (ours(ctx, p.family, p.proto, key.saddr, key.daddr, alen, ports[0], ports[1]))
 		return to_engine(ctx, own);
 	return pass();
 }

@@ -5,6 +5,7 @@
 //! arrive through a channel and an eventfd wake-up.
 
 use crate::afpacket::{self, RxRing, TxBatch};
+use crate::fastpath::FastPath;
 use crate::filter::{Follower, Rule};
 use crate::iface;
 use crate::netlink::Rtnl;
@@ -65,6 +66,13 @@ pub struct EngineConfig {
     /// the director's addresses); past that, requests that would add one
     /// are refused.
     pub filter_entries: u32,
+    /// AF_XDP: the bpffs to pin the program's maps and links in (default:
+    /// the host's /sys/fs/bpf, mounted if absent).
+    pub bpffs: Option<std::path::PathBuf>,
+    /// AF_XDP: an orderly stop leaves the program attached and its maps
+    /// pinned, so established connections keep being forwarded until a
+    /// daemon starts again (an upgrade).
+    pub keep_forwarding: bool,
 }
 
 impl Default for EngineConfig {
@@ -81,6 +89,8 @@ impl Default for EngineConfig {
             zero_copy: true,
             workers: 0,
             filter_entries: crate::maps::FILTER_ENTRIES,
+            bpffs: None,
+            keep_forwarding: false,
         }
     }
 }
@@ -156,6 +166,8 @@ struct Ctl {
     filter: Filter,
     resolver: Resolver,
     rtnl: Rtnl,
+    /// AF_XDP: the connections forwarded inside the XDP program.
+    fast: Option<FastPath>,
 }
 
 struct Engine {
@@ -189,7 +201,10 @@ fn open_path(kind: EngineKind, cfg: &EngineConfig, devices: &[String]) -> Result
     if matches!(kind, EngineKind::Auto | EngineKind::AfXdp) {
         let max =
             if cfg.workers == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.workers };
-        match crate::xdp_io::open(devices, cfg.zero_copy, max, cfg.filter_entries) {
+        let opened = crate::pins::open(cfg.bpffs.as_deref())
+            .context("the bpffs directory for the XDP program's pins")
+            .and_then(|pins| crate::xdp_io::open(devices, cfg.zero_copy, max, cfg.filter_entries, pins));
+        match opened {
             Ok((prog, sides)) => {
                 let sockets = crate::xdp_io::modes(&sides);
                 tracing::info!(engine = "afxdp", interfaces = ?devices, workers = sides.len(), ?sockets, "data plane ready");
@@ -260,10 +275,29 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
             }
             cfg.interfaces.clone()
         };
-        let (filter, ports, kind) = open_path(cfg.kind, &cfg, &devices)?;
+        let (mut filter, ports, kind) = open_path(cfg.kind, &cfg, &devices)?;
+        let fast = match &mut filter {
+            Filter::Xdp(prog) => {
+                prog.keep = cfg.keep_forwarding;
+                if prog.adopted {
+                    // Rebuilding the tables from pinned state is not done
+                    // yet: start from empty maps rather than stale ones.
+                    tracing::warn!("pinned XDP state of an earlier daemon found; starting afresh");
+                    prog.clear_state()?;
+                }
+                let epoch = crate::fastpath::monotonic_ns().saturating_sub(shared.start.elapsed().as_nanos() as u64);
+                let mut fast = prog.fast_path(epoch)?;
+                if prog.adopted {
+                    fast.clear();
+                }
+                shared.director.lock().unwrap_or_else(|e| e.into_inner()).follow_conns(true);
+                Some(fast)
+            }
+            Filter::Guard(_) => None,
+        };
         let resolver = Resolver::spawn(waker.clone()).context("opening rtnetlink")?;
         let rtnl = Rtnl::new().context("opening rtnetlink")?;
-        engine.ctl = Some(Ctl { filter, resolver, rtnl });
+        engine.ctl = Some(Ctl { filter, resolver, rtnl, fast });
         engine.kind = kind;
         // The director's own addresses before any request: replies to them
         // (health checks) are never the engine's.
@@ -322,9 +356,20 @@ impl Engine {
             if let Some(w) = self.worker.as_mut() {
                 w.receive();
             }
+            self.follow_connections();
             if last_expire.elapsed().as_millis() >= 1000 {
                 let now = self.shared.now();
-                let n = self.shared.director.lock().unwrap_or_else(|e| e.into_inner()).expire(now);
+                let shared = self.shared.clone();
+                let mut d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
+                let n = match self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
+                    Some(fast) => {
+                        fast.collect_stats(&mut d);
+                        d.expire_with(now, |k, o| fast.last_seen(k, o))
+                    }
+                    None => d.expire(now),
+                };
+                drop(d);
+                self.follow_connections();
                 if n > 0 {
                     tracing::trace!(expired = n, "connections expired");
                 }
@@ -357,14 +402,24 @@ impl Engine {
             let mut hops = self.shared.hops.write().unwrap_or_else(|e| e.into_inner());
             while let Ok((addr, hop)) = ctl.resolver.updates.try_recv() {
                 changed = true;
+                // An answer for an address no longer watched is stale.
+                let hop = hop.filter(|_| self.follower.watches(addr));
+                if let Some(fast) = ctl.fast.as_mut() {
+                    fast.resolved(addr, hop.as_ref());
+                }
                 match hop {
-                    // An answer for an address no longer watched is stale.
-                    Some(h) if self.follower.watches(addr) => hops.insert(addr, h),
-                    _ => hops.remove(&addr),
+                    Some(h) => hops.insert(addr, h),
+                    None => hops.remove(&addr),
                 };
             }
         }
         if changed {
+            if let Some(fast) = ctl.fast.as_mut() {
+                // The director's lock before the next hops', as workers take them.
+                let d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+                let hops = self.shared.hops.read().unwrap_or_else(|e| e.into_inner());
+                fast.retry_waiting(&d, &hops);
+            }
             if let Some(w) = self.worker.as_mut() {
                 w.release_pending();
             }
@@ -383,7 +438,17 @@ impl Engine {
         }
         let now = self.shared.now();
         {
-            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            let shared = self.shared.clone();
+            let mut d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            // What the fast path forwarded counts before anything is read
+            // or zeroed; a listing of connections shows their timers as the
+            // fast path last saw them.
+            if let Some(fast) = self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
+                fast.collect_stats(&mut d);
+                if batch.iter().any(|m| matches!(m.req, Request::ListConns)) {
+                    d.refresh_seen(|k, o| fast.last_seen(k, o));
+                }
+            }
             for msg in batch.drain(..) {
                 let refused = self.ctl.as_ref().and(self.follower.refuses(&msg.req));
                 let resp = match refused {
@@ -396,14 +461,65 @@ impl Engine {
                 self.held.push((msg.reply, resp));
                 // Each request's events before the next one's check for room.
                 while let Some(e) = d.poll_event() {
-                    self.follower.event(&e);
-                    for s in &mut self.subscribers {
-                        s(&e);
-                    }
+                    self.event(&d, e);
                 }
             }
         }
         self.catch_up();
+    }
+
+    /// One event from the director: table events to the filter's
+    /// follower, the subscribers and the fast path's view of which real
+    /// servers are in service; connection events to the fast path.
+    fn event(&mut self, d: &Director, e: Event) {
+        let fast = self.ctl.as_mut().and_then(|c| c.fast.as_mut());
+        match &e {
+            Event::ConnAdded(k) | Event::ConnChanged(k) => {
+                if let Some(fast) = fast {
+                    let hops = self.shared.hops.read().unwrap_or_else(|e| e.into_inner());
+                    fast.follow(d, &hops, k);
+                }
+                return;
+            }
+            Event::ConnRemoved { key, out } => {
+                if let Some(fast) = fast {
+                    fast.remove(key, out.as_ref());
+                }
+                return;
+            }
+            Event::DestAdded { service, dest } => {
+                if let Some(fast) = fast {
+                    fast.dest_available(d, service, dest.addr, dest.port, true);
+                }
+            }
+            Event::DestRemoved { service, dest } => {
+                if let Some(fast) = fast {
+                    fast.dest_available(d, service, dest.addr, dest.port, false);
+                }
+            }
+            _ => {}
+        }
+        self.follower.event(&e);
+        for s in &mut self.subscribers {
+            s(&e);
+        }
+    }
+
+    /// Connection events the workers' packets caused, and the FINs and
+    /// RSTs the fast path forwarded, applied to the fast path.
+    fn follow_connections(&mut self) {
+        let shared = self.shared.clone();
+        let mut d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fast) = self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
+            let now = self.shared.now();
+            for k in fast.tcp_events(&mut d, now) {
+                let hops = self.shared.hops.read().unwrap_or_else(|e| e.into_inner());
+                fast.follow(&d, &hops, &k);
+            }
+        }
+        while let Some(e) = d.poll_event() {
+            self.event(&d, e);
+        }
     }
 
     fn reread_local(&mut self) {
@@ -446,6 +562,14 @@ impl Engine {
             let mut hops = self.shared.hops.write().unwrap_or_else(|e| e.into_inner());
             for a in &delta.unwatch {
                 hops.remove(a);
+            }
+        }
+        if let Some(fast) = ctl.fast.as_mut() {
+            for &a in &delta.unwatch {
+                fast.unwatch(a);
+            }
+            for &a in &delta.watch {
+                fast.watch(a);
             }
         }
         ctl.resolver.watch(delta.watch, delta.unwatch);

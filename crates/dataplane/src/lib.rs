@@ -11,12 +11,14 @@
 pub mod afpacket;
 mod csum;
 pub mod engine;
+pub mod fastpath;
 pub mod filter;
 pub mod iface;
 pub mod maps;
 pub mod netlink;
 pub mod nft;
 mod nft_sets;
+pub mod pins;
 pub mod resolver;
 pub mod stats;
 mod worker;

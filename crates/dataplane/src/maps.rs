@@ -86,3 +86,145 @@ impl AddrKey {
         AddrKey { family, pad: [0; 3], addr }
     }
 }
+
+// ------------------------------------------------------------- fast path
+
+/// Bumped with any change to the structs below (rlvs_maps.h says the same).
+pub const LAYOUT_VERSION: u32 = 1;
+pub const MAGIC: u32 = 0x726c_7673;
+pub const MAX_CONNS: u32 = 1_048_576;
+pub const MAX_HOPS: u32 = 131_072;
+/// Hop slots of return links start here (at 65,536 + the director's link
+/// number); real servers' next hops take the slots below.
+pub const LINK_HOPS: u32 = 65_536;
+pub const MAX_DESTS: u32 = 65_536;
+pub const CNT_FAST: u32 = 2;
+pub const CNT_PUNTED: u32 = 3;
+pub const CNT_ORPHANED: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub magic: u32,
+    pub layout: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct ConnKey {
+    pub family: u8,
+    pub proto: u8,
+    pub pad: u16,
+    /// Network order.
+    pub sport: u16,
+    /// Network order.
+    pub dport: u16,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+}
+
+pub mod action {
+    pub const DR: u8 = 1;
+    pub const NAT_IN: u8 = 2;
+    pub const NAT_OUT: u8 = 3;
+    pub const FNAT_IN: u8 = 4;
+    pub const FNAT_OUT: u8 = 5;
+    pub const TUN_IPIP: u8 = 6;
+    pub const TUN_GUE: u8 = 7;
+}
+
+/// `Conn::flags`: FULLNAT's timestamp offset applies.
+pub const CF_TS: u8 = 0x01;
+
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Conn {
+    pub action: u8,
+    pub flags: u8,
+    pub pad: u16,
+    pub hop: u32,
+    pub dest: u32,
+    /// Network order.
+    pub sport: u16,
+    /// Network order.
+    pub dport: u16,
+    pub seq: u32,
+    pub ts: u32,
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub last_seen: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Hop {
+    pub ifindex: u32,
+    pub src: [u8; 6],
+    pub dst: [u8; 6],
+    pub mtu: u16,
+    pub pad: u16,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DestStats {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TcpEvent {
+    pub key: ConnKey,
+    pub flags: u8,
+    pub pad: [u8; 7],
+}
+
+const _: () = assert!(std::mem::size_of::<Meta>() == 8);
+const _: () = assert!(std::mem::size_of::<ConnKey>() == 40);
+const _: () = assert!(std::mem::size_of::<Conn>() == 64);
+const _: () = assert!(std::mem::size_of::<Hop>() == 20);
+const _: () = assert!(std::mem::size_of::<DestStats>() == 32);
+const _: () = assert!(std::mem::size_of::<TcpEvent>() == 48);
+
+// SAFETY: plain C structs whose sizes equal the sum of their fields (no
+// padding the kernel could copy uninitialised).
+unsafe impl aya::Pod for Meta {}
+unsafe impl aya::Pod for ConnKey {}
+unsafe impl aya::Pod for Conn {}
+unsafe impl aya::Pod for Hop {}
+unsafe impl aya::Pod for DestStats {}
+
+/// An address as the maps hold it: IPv4 in the first 4 bytes.
+pub fn addr16(a: IpAddr) -> [u8; 16] {
+    addr_bytes(a).1
+}
+
+pub fn family(a: IpAddr) -> u8 {
+    addr_bytes(a).0
+}
+
+/// The address `bytes` holds for a key of `family`.
+pub fn addr_of(family: u8, bytes: &[u8; 16]) -> IpAddr {
+    if family == 4 {
+        IpAddr::V4(std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::from(*bytes))
+    }
+}
+
+impl ConnKey {
+    pub fn new(protocol: Protocol, saddr: IpAddr, sport: u16, daddr: IpAddr, dport: u16) -> ConnKey {
+        ConnKey {
+            family: family(saddr),
+            proto: protocol.number(),
+            pad: 0,
+            sport: sport.to_be(),
+            dport: dport.to_be(),
+            saddr: addr16(saddr),
+            daddr: addr16(daddr),
+        }
+    }
+}

@@ -396,3 +396,58 @@ impl Rtnl {
         Ok(out)
     }
 }
+
+/// The kernel's neighbour-table changes as they happen (RTNLGRP_NEIGH), so
+/// a resolution is noticed when the ARP or ND answer lands rather than at
+/// the next poll.
+pub struct NeighbourEvents {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl NeighbourEvents {
+    pub fn new() -> io::Result<NeighbourEvents> {
+        const RTMGRP_NEIGH: u32 = 4;
+        let mut sock = Socket::new(NETLINK_ROUTE)?;
+        sock.bind(&SocketAddr::new(0, RTMGRP_NEIGH))?;
+        sock.set_non_blocking(true)?;
+        Ok(NeighbourEvents { sock, buf: vec![0; 64 * 1024] })
+    }
+
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.sock.as_raw_fd()
+    }
+
+    /// The addresses whose entries changed since the last call. After an
+    /// overflow (ENOBUFS) the answer is `None`: anything may have changed.
+    pub fn drain(&mut self) -> Option<Vec<IpAddr>> {
+        let mut changed = Vec::new();
+        loop {
+            let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(changed),
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return None,
+                Err(_) => return Some(changed),
+            };
+            let mut off = 0;
+            while off < n {
+                let Ok(m) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n]) else { break };
+                let len = m.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                off += (len + 3) & !3;
+                if let NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(nm)) = m.payload {
+                    for a in nm.attributes {
+                        match a {
+                            NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => changed.push(v.into()),
+                            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => changed.push(v.into()),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -6,13 +6,13 @@
 //! a real server that changes MAC or moves behind another port is followed.
 
 use crate::iface;
-use crate::netlink::Rtnl;
+use crate::netlink::{NeighbourEvents, Rtnl};
 use rlvs_wire::EthernetAddress;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,28 +59,38 @@ impl Waker {
 
 pub struct Resolver {
     watch: Sender<(Vec<IpAddr>, Vec<IpAddr>)>,
+    /// Wakes the resolver thread for a new watch list.
+    wake: Arc<Waker>,
     pub updates: Receiver<(IpAddr, Option<NextHop>)>,
 }
 
 impl Resolver {
     pub fn spawn(waker: Arc<Waker>) -> std::io::Result<Resolver> {
         let rtnl = Rtnl::new()?;
+        let events = NeighbourEvents::new()?;
+        let wake = Waker::new()?;
         let (watch_tx, watch_rx) = channel();
         let (upd_tx, upd_rx) = channel();
-        std::thread::Builder::new().name("rlvs-resolver".into()).spawn(move || run(rtnl, watch_rx, upd_tx, waker))?;
-        Ok(Resolver { watch: watch_tx, updates: upd_rx })
+        let own = wake.clone();
+        std::thread::Builder::new()
+            .name("rlvs-resolver".into())
+            .spawn(move || run(rtnl, events, own, watch_rx, upd_tx, waker))?;
+        Ok(Resolver { watch: watch_tx, wake, updates: upd_rx })
     }
 
     /// Starts keeping `add` resolved and stops for `remove`.
     pub fn watch(&self, add: Vec<IpAddr>, remove: Vec<IpAddr>) {
         if !add.is_empty() || !remove.is_empty() {
             let _ = self.watch.send((add, remove));
+            self.wake.wake();
         }
     }
 }
 
 struct Entry {
     hop: Option<NextHop>,
+    /// The neighbour it resolves through (itself, or its gateway).
+    via: Option<IpAddr>,
     /// When resolution was last kicked, while unresolved.
     kicked: Option<Instant>,
     /// When it is looked at next, and how long after that while unresolved.
@@ -95,9 +105,13 @@ const REFRESH: Duration = Duration::from_secs(1);
 
 /// Each address is looked at when it is due, not all of them on every
 /// turn: a table of thousands of real servers costs the same netlink
-/// traffic per second whether one of them is unresolved or all are.
+/// traffic per second whether one of them is unresolved or all are. An
+/// unresolved one is looked at again as soon as the kernel's neighbour
+/// table changes for the neighbour it waits for.
 fn run(
     mut rtnl: Rtnl,
+    mut events: NeighbourEvents,
+    wake: Arc<Waker>,
     watch: Receiver<(Vec<IpAddr>, Vec<IpAddr>)>,
     updates: Sender<(IpAddr, Option<NextHop>)>,
     waker: Arc<Waker>,
@@ -106,21 +120,36 @@ fn run(
     let mut due: BinaryHeap<Reverse<(Instant, IpAddr)>> = BinaryHeap::new();
     loop {
         let wait = due.peek().map_or(REFRESH, |Reverse((t, _))| t.saturating_duration_since(Instant::now()));
-        match watch.recv_timeout(wait) {
-            Ok((add, remove)) => {
-                for a in remove {
-                    entries.remove(&a);
+        let _ = crate::afpacket::poll_readable(&[wake.fd(), events.fd()], wait.as_millis().min(1000) as i32);
+        wake.drain();
+        loop {
+            match watch.try_recv() {
+                Ok((add, remove)) => {
+                    for a in remove {
+                        entries.remove(&a);
+                    }
+                    let now = Instant::now();
+                    for a in add {
+                        entries.insert(a, Entry { hop: None, via: None, kicked: None, due: now, retry: FIRST_RETRY });
+                        due.push(Reverse((now, a)));
+                    }
                 }
-                let now = Instant::now();
-                for a in add {
-                    entries.insert(a, Entry { hop: None, kicked: None, due: now, retry: FIRST_RETRY });
-                    due.push(Reverse((now, a)));
-                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return,
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
+        let changed_neighbours = events.drain();
+        for (addr, e) in entries.iter_mut() {
+            let hit = match &changed_neighbours {
+                Some(list) => e.hop.is_none() && e.via.is_some_and(|v| list.contains(&v)),
+                None => e.hop.is_none(),
+            };
+            if hit && e.due > now {
+                e.due = now;
+                due.push(Reverse((now, *addr)));
+            }
+        }
         let mut changed = false;
         while let Some(&Reverse((t, addr))) = due.peek() {
             if t > now {
@@ -156,6 +185,7 @@ fn run(
 fn resolve(rtnl: &mut Rtnl, addr: IpAddr, e: &mut Entry) -> Option<NextHop> {
     let route = rtnl.route_get(addr).ok().flatten()?;
     let via = route.gateway.unwrap_or(addr);
+    e.via = Some(via);
     let src = iface::mac_of(route.oif).ok()?;
     let neigh = rtnl.neigh_get(route.oif, via).ok().flatten();
     match neigh {

@@ -5,9 +5,12 @@
 //! also decides which frames the engine gets at all.
 
 use crate::filter::{Rule, Table};
-use crate::maps::{AddrKey, FlowKey, Iface, Settings, MAX_IFACES, MAX_QUEUES};
+use crate::maps::{AddrKey, FlowKey, Iface, Meta, Settings, LAYOUT_VERSION, MAGIC, MAX_IFACES, MAX_QUEUES};
+use crate::pins::PinDir;
 use anyhow::{anyhow, bail, Context, Result};
 use aya::maps::{Array, HashMap, MapData, XskMap};
+use aya::programs::links::{FdLink, PinnedLink};
+use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 
@@ -17,11 +20,18 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/rlvs_xdp.o"));
 /// MACs, redirect), built beside the engine's program; empty without clang.
 pub static REFERENCE_OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xdp_redirect.o"));
 
-/// The program attached to the served interfaces, and its maps.
+/// The program attached to the served interfaces, and its maps, all
+/// pinned (see pins.rs) so that forwarding outlives the process.
 pub struct Program {
     bpf: Ebpf,
     /// Interface index → slot in the socket map.
     slots: Vec<(u32, u16)>,
+    pins: PinDir,
+    /// Leave everything pinned and attached when dropped (an upgrade
+    /// hand-over); otherwise an orderly stop removes it all.
+    pub keep: bool,
+    /// The pins held state of an earlier daemon.
+    pub adopted: bool,
 }
 
 /// Whether this build carries the XDP program at all.
@@ -29,18 +39,47 @@ pub fn built() -> bool {
     !OBJECT.is_empty()
 }
 
+/// Why pinned maps cannot be adopted, if they cannot.
+fn check_layout(pins: &PinDir) -> Result<bool> {
+    let path = pins.file("meta");
+    if !path.exists() {
+        return Ok(false);
+    }
+    let data = MapData::from_pin(&path).with_context(|| format!("opening {}", path.display()))?;
+    let m: Array<MapData, Meta> = Array::try_from(aya::maps::Map::Array(data))?;
+    let meta = m.get(&0, 0)?;
+    if meta.magic != MAGIC || meta.layout != LAYOUT_VERSION {
+        bail!(
+            "{} holds forwarding state of map layout {} (magic {:#x}); this rlvs writes layout {}: \
+             stop the other rlvs, or remove the directory to start afresh (established connections \
+             through this director are then lost)",
+            pins.path.display(),
+            meta.layout,
+            meta.magic,
+            LAYOUT_VERSION
+        );
+    }
+    Ok(true)
+}
+
 impl Program {
     /// Loads the program and attaches it in driver mode (veth has one) to
-    /// every interface of `ifaces` (index, name, MAC); each filter map
-    /// takes `entries` rules.
-    pub fn attach(ifaces: &[(u32, String, [u8; 6])], entries: u32) -> Result<Program> {
+    /// every interface of `ifaces` (index, name, MAC), through links
+    /// pinned in `pins` beside the maps; each filter map takes `entries`
+    /// rules. Pins an earlier daemon left in this namespace are adopted:
+    /// its maps are reused and its links take the new program
+    /// (bpf_link_update), so forwarding never stops.
+    pub fn attach(ifaces: &[(u32, String, [u8; 6])], entries: u32, pins: PinDir) -> Result<Program> {
         if !built() {
             bail!("this build has no XDP program (clang was missing when rlvs was built)");
         }
         if ifaces.len() > usize::from(MAX_IFACES) {
             bail!("AF_XDP serves at most {MAX_IFACES} interfaces");
         }
+        crate::pins::collect_garbage(&pins);
+        let adopted = check_layout(&pins)?;
         let mut loader = EbpfLoader::new();
+        loader.default_map_pin_directory(&pins.path);
         for t in Table::ALL {
             loader.map_max_entries(t.name(), entries);
         }
@@ -53,15 +92,31 @@ impl Program {
         prog.load().context("the kernel refused the XDP program")?;
         let mut slots = Vec::new();
         for (slot, (index, name, _)) in ifaces.iter().enumerate() {
-            prog.attach(name, XdpMode::Driver)
-                .or_else(|e| {
-                    tracing::debug!(interface = %name, error = %e, "no driver-mode XDP; generic mode");
-                    prog.attach(name, XdpMode::Skb)
-                })
-                .with_context(|| format!("attaching XDP to {name}"))?;
+            let pin = pins.file(&format!("link-{name}"));
+            let live = crate::pins::xdp_link_ifindex(&pin) == Some(*index);
+            if pin.exists() && !live {
+                let _ = std::fs::remove_file(&pin);
+            }
+            let replaced = live
+                && PinnedLink::from_pin(&pin)
+                    .ok()
+                    .and_then(|l| XdpLink::try_from(FdLink::from(l)).ok())
+                    .is_some_and(|l| prog.attach_to_link(l).is_ok());
+            if !replaced {
+                let id = prog
+                    .attach(name, XdpMode::Driver)
+                    .or_else(|e| {
+                        tracing::debug!(interface = %name, error = %e, "no driver-mode XDP; generic mode");
+                        prog.attach(name, XdpMode::Skb)
+                    })
+                    .with_context(|| format!("attaching XDP to {name}"))?;
+                let link = prog.take_link(id)?;
+                let fd: FdLink = link.try_into().context("the kernel attached XDP without a bpf_link")?;
+                fd.pin(&pin).with_context(|| format!("pinning the XDP link of {name} at {}", pin.display()))?;
+            }
             slots.push((*index, slot as u16));
         }
-        let mut p = Program { bpf, slots };
+        let mut p = Program { bpf, slots, pins, keep: false, adopted };
         {
             let slots = p.slots.clone();
             let mut m: HashMap<&mut MapData, u32, Iface> = HashMap::try_from(p.map("ifaces")?)?;
@@ -72,7 +127,39 @@ impl Program {
         let mut s: Array<&mut MapData, Settings> = Array::try_from(p.map("settings")?)?;
         let (first, last) = (rlvs_lvs::director::LPORT_FIRST, rlvs_lvs::director::LPORT_LAST);
         s.set(0, Settings { lport_first: first, lport_last: last, pad: 0 }, 0)?;
+        let mut m: Array<&mut MapData, Meta> = Array::try_from(p.map("meta")?)?;
+        m.set(0, Meta { magic: MAGIC, layout: LAYOUT_VERSION }, 0)?;
         Ok(p)
+    }
+
+    /// The fast path's maps, handed to the engine.
+    pub fn fast_path(&mut self, epoch_ns: u64) -> Result<crate::fastpath::FastPath> {
+        crate::fastpath::FastPath::new(&mut self.bpf, epoch_ns)
+    }
+
+    /// Empties the maps a daemon's tables fill (filter rules, connections),
+    /// for a start that does not rebuild from them.
+    pub fn clear_state(&mut self) -> Result<()> {
+        for t in Table::ALL {
+            let name = t.name();
+            match t {
+                Table::Local | Table::Laddrs => {
+                    let mut m: HashMap<&mut MapData, AddrKey, u8> = HashMap::try_from(self.map(name)?)?;
+                    let keys: Vec<AddrKey> = m.keys().flatten().collect();
+                    for k in keys {
+                        let _ = m.remove(&k);
+                    }
+                }
+                _ => {
+                    let mut m: HashMap<&mut MapData, FlowKey, u8> = HashMap::try_from(self.map(name)?)?;
+                    let keys: Vec<FlowKey> = m.keys().flatten().collect();
+                    for k in keys {
+                        let _ = m.remove(&k);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn map(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
@@ -130,5 +217,15 @@ impl Program {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Program {
+    /// An orderly stop takes the program off the interfaces and drops its
+    /// maps (unpinned, they go with the last descriptor) unless `keep`.
+    fn drop(&mut self) {
+        if !self.keep {
+            self.pins.remove_all();
+        }
     }
 }

@@ -62,6 +62,7 @@ pub(crate) fn open(
     zero_copy: bool,
     max_workers: usize,
     filter_entries: u32,
+    pins: crate::pins::PinDir,
 ) -> Result<(Program, Vec<XdpTx>)> {
     let mut ifaces = Vec::new();
     for d in devices {
@@ -69,7 +70,7 @@ pub(crate) fn open(
         let mac = iface::mac_of(index).with_context(|| format!("reading the MAC of {d}"))?;
         ifaces.push((index, d.clone(), mac));
     }
-    let mut prog = Program::attach(&ifaces, filter_entries)?;
+    let mut prog = Program::attach(&ifaces, filter_entries, pins)?;
     let queues = ifaces.iter().map(|(_, n, _)| rx_queues(n)).max().unwrap_or(1);
     let workers = queues.min(max_workers.max(1) as u32) as usize;
     let mut sides = Vec::new();

@@ -42,9 +42,10 @@ use std::collections::HashMap;
 pub type HopTable = HashMap<IpAddr, NextHop, ahash::RandomState>;
 use std::net::IpAddr;
 
-/// Frames held while their next hop resolves (as the kernel's neighbour
-/// queue holds them), a few per address.
-pub(crate) const PENDING_PER_HOP: usize = 3;
+/// Bytes of frames held while their next hop resolves, per address: what
+/// the kernel's neighbour queue holds (unres_qlen_bytes), so a burst to a
+/// real server not yet resolved is delivered, not cut at its first frames.
+pub(crate) const PENDING_BYTES_PER_HOP: usize = 212_992;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
 const ETH_HLEN: usize = 14;
@@ -55,6 +56,14 @@ pub(crate) enum Held {
     Routed(Vec<u8>),
     /// Wrapping for a tunnelling real server.
     Tunnel(Vec<u8>, TunKind),
+}
+
+impl Held {
+    fn len(&self) -> usize {
+        match self {
+            Held::Routed(f) | Held::Tunnel(f, _) => f.len(),
+        }
+    }
 }
 
 /// Wraps a frame (virtio-net header first) for a tunnelling real server and
@@ -249,7 +258,8 @@ impl<T: Transmit> Consumer<'_, T> {
 
     fn hold(&mut self, daddr: IpAddr, held: Held) {
         let q = self.pending.entry(daddr).or_default();
-        if q.len() < PENDING_PER_HOP {
+        let bytes: usize = q.iter().map(Held::len).sum();
+        if bytes + held.len() <= PENDING_BYTES_PER_HOP {
             q.push(held);
         }
         self.stats.waiting_for_neighbour += 1;

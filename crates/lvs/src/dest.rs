@@ -193,6 +193,15 @@ impl DestArena {
         }
     }
 
+    pub fn try_get_mut(&mut self, id: DestId) -> Option<&mut Dest> {
+        let (generation, d) = self.slots.get_mut(id.index as usize)?;
+        if *generation == id.generation {
+            d.as_mut()
+        } else {
+            None
+        }
+    }
+
     pub fn get(&self, id: DestId) -> &Dest {
         self.try_get(id).expect("live destination id")
     }

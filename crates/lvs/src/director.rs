@@ -489,11 +489,13 @@ fn validate_dest(cfg: &DestConfig) -> Result<(), IpvsError> {
 }
 
 mod events;
+mod fast;
 mod fullnat;
 mod path;
 mod persist;
 
 pub use events::Event;
+pub use fast::FastConn;
 pub use fullnat::{LPORT_FIRST, LPORT_LAST};
 
 #[cfg(test)]

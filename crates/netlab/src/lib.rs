@@ -67,6 +67,18 @@ fn kill_all_in(ns: &str) {
     }
 }
 
+/// GRO on a veth end, which gives it a NAPI context: a frame an XDP program
+/// on the other end redirects (or sends back with XDP_TX) is dropped by a
+/// peer without one (an XDP program or GRO). Every lab link is set up so,
+/// as a real deployment of rlvs on veth must be (docs/ARCHITECTURE.md).
+fn napi_on(ns: &str, ifname: &str) -> Result<()> {
+    let out = Command::new("ip").args(["netns", "exec", ns, "ethtool", "-K", ifname, "gro", "on"]).output()?;
+    if !out.status.success() {
+        bail!("ethtool -K {ifname} gro on in {ns}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
 impl Lab {
     /// A new, empty lab. Needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN).
     pub fn new() -> Result<Lab> {
@@ -172,6 +184,7 @@ impl Lab {
             &q,
         ])?;
         ip(&["-n", &sw, "link", "set", &port, "master", segment, "up"])?;
+        napi_on(&sw, &port)?;
         ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
         if !cidr.is_empty() {
             ip(&["-n", ns, "addr", "add", cidr, "dev", ifname])?;
@@ -193,6 +206,7 @@ impl Lab {
         // (namespace, ifname, mac, cidr)
         ip(&["-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0])?;
         for (ns, ifname, mac, cidr) in [a, b] {
+            napi_on(ns, ifname)?;
             ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
             if !cidr.is_empty() {
                 ip(&["-n", ns, "addr", "add", cidr, "dev", ifname])?;

@@ -229,6 +229,13 @@ impl ConnTable {
         self.hops.get(u32::from(c.return_hop))
     }
 
+    /// The return link's number (1-65,535; 0 when none is known): stable
+    /// while any connection uses the link, so a shell may key its own
+    /// copy of the link by it.
+    pub fn return_hop_number(&self, c: &Conn) -> u16 {
+        c.return_hop
+    }
+
     /// Remembers the link replies to `id` leave by. Only 65,535 distinct
     /// links are remembered at a time (source MACs are the sender's to
     /// choose); past that a reply goes by a route lookup instead.

@@ -12,7 +12,7 @@
 //! ([`Director::follow_conns`]).
 
 use super::Director;
-use crate::conn::ConnKey;
+use crate::conn::{ConnKey, OutKey};
 use crate::types::{DestConfig, ServiceKey};
 use std::net::IpAddr;
 
@@ -51,7 +51,11 @@ pub enum Event {
     ConnAdded(ConnKey),
     /// Its TCP state moved.
     ConnChanged(ConnKey),
-    ConnRemoved(ConnKey),
+    /// With the key its replies came back with (NAT, FULLNAT).
+    ConnRemoved {
+        key: ConnKey,
+        out: Option<OutKey>,
+    },
 }
 
 impl Director {
@@ -65,7 +69,8 @@ impl Director {
     pub fn follow_conns(&mut self, on: bool) {
         self.conn_events = on;
         if !on {
-            self.events.retain(|e| !matches!(e, Event::ConnAdded(_) | Event::ConnChanged(_) | Event::ConnRemoved(_)));
+            self.events
+                .retain(|e| !matches!(e, Event::ConnAdded(_) | Event::ConnChanged(_) | Event::ConnRemoved { .. }));
         }
     }
 

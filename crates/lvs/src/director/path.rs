@@ -279,7 +279,7 @@ impl Director {
 
     /// set_tcp_state: moves the connection and its destination's counters;
     /// returns the new state's timeout.
-    fn set_tcp_state(&mut self, cid: ConnId, dir: Direction, flags: TcpFlags) -> u32 {
+    pub(super) fn set_tcp_state(&mut self, cid: ConnId, dir: Direction, flags: TcpFlags) -> u32 {
         let dest = self.conns.target(self.conns.get(cid)).dest;
         let c = self.conns.get_mut(cid);
         let mut dir = dir;
@@ -319,23 +319,12 @@ impl Director {
     /// Expires connections whose timers ran out and purges trashed
     /// destinations nobody uses any more. Call about once a second.
     pub fn expire(&mut self, now: Time) -> usize {
-        let ids = self.conns.expired(now);
-        let n = ids.len();
-        for id in ids {
-            self.expire_conn(id, now);
-        }
-        self.expire_templates(now);
-        self.purge_trash(now);
-        for svc in self.services.iter_mut().flatten() {
-            svc.sched.tick(now);
-        }
-        self.estimate(now);
-        n
+        self.expire_with(now, |_, _| None)
     }
 
     /// Runs the 2-second estimator ticks that are due (the first one two
     /// seconds after the first call).
-    fn estimate(&mut self, now: Time) {
+    pub(super) fn estimate(&mut self, now: Time) {
         if self.next_estimate == Time::ZERO {
             self.next_estimate = now + ESTIMATOR_PERIOD;
             return;
@@ -357,8 +346,9 @@ impl Director {
     }
 
     pub(super) fn expire_conn(&mut self, cid: ConnId, now: Time) {
+        let out = if self.conn_events { self.conns.out_key(self.conns.get(cid)) } else { None };
         let Removed { conn: c, key, target, fnat } = self.conns.remove(cid);
-        self.emit_conn(|| Event::ConnRemoved(key));
+        self.emit_conn(|| Event::ConnRemoved { key, out });
         if let Some((laddr, lport)) = fnat {
             let local = fullnat::LocalKey { laddr, protocol: key.protocol, raddr: target.daddr, rport: target.dport };
             self.ports.release(local, lport);
@@ -379,7 +369,7 @@ impl Director {
         }
     }
 
-    fn purge_trash(&mut self, now: Time) {
+    pub(super) fn purge_trash(&mut self, now: Time) {
         let dests = &mut self.dests;
         self.trash.retain(|&id| {
             let d = dests.get_mut(id);

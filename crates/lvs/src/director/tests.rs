@@ -601,6 +601,6 @@ fn connection_events_only_when_followed() {
     let later = t0 + Span::from_secs(3600);
     assert_eq!(d.expire(later), 2);
     let removed: Vec<Event> = drain(&mut d);
-    assert!(removed.contains(&Event::ConnRemoved(key)), "{removed:?}");
+    assert!(removed.contains(&Event::ConnRemoved { key, out: None }), "{removed:?}");
     assert_eq!(removed.len(), 2);
 }

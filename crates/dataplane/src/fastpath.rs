@@ -1,0 +1,360 @@
+//! The engine's side of the XDP fast path (bpf/rlvs_fast.h): it installs
+//! a connection in the `conns` map once the director says it may be carried
+//! there (TCP established, UDP), one entry per direction the director
+//! forwards, and removes it when the connection leaves that state or goes;
+//! it keeps the next hops the entries point at, feeds the FINs and RSTs the
+//! program reports to the director's state machine, adds the program's
+//! per-destination counters to the director's, and tells the director when
+//! a connection it carries was last seen.
+
+use crate::maps::{self, action, ConnKey, DestStats, Hop, LINK_HOPS, MAX_DESTS, MAX_HOPS};
+use crate::resolver::NextHop;
+use anyhow::{anyhow, Result};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, RingBuf};
+use rlvs_lvs::conn::{ConnKey as DirKey, OutKey};
+use rlvs_lvs::director::FastConn;
+use rlvs_lvs::fwd::tun::TunKind;
+use rlvs_lvs::{Director, FwdMethod, Protocol, Time};
+use rlvs_wire::TcpFlags;
+use std::collections::{HashMap as StdHashMap, HashSet};
+use std::net::IpAddr;
+
+pub struct FastPath {
+    conns: HashMap<MapData, ConnKey, maps::Conn>,
+    hops: Array<MapData, Hop>,
+    tx_ports: aya::maps::DevMapHash<MapData>,
+    dest_stats: PerCpuArray<MapData, DestStats>,
+    dest_up: Array<MapData, u8>,
+    events: RingBuf<MapData>,
+    /// Hop slots of watched real servers (below LINK_HOPS).
+    rs_slots: StdHashMap<IpAddr, u32>,
+    free_slots: Vec<u32>,
+    next_slot: u32,
+    /// Devices already in tx_ports.
+    ports: HashSet<u32>,
+    /// Destinations with installed connections, and what their counters
+    /// said when last read.
+    counted: StdHashMap<u32, (rlvs_lvs::dest::DestId, DestStats)>,
+    /// Connections waiting for their real server's next hop.
+    waiting: HashSet<DirKey>,
+    /// CLOCK_MONOTONIC (the program's clock) when the director's Time was 0.
+    epoch_ns: u64,
+}
+
+fn take<T: TryFrom<aya::maps::Map>>(bpf: &mut aya::Ebpf, name: &str) -> Result<T>
+where
+    T::Error: std::fmt::Display,
+{
+    let m = bpf.take_map(name).ok_or_else(|| anyhow!("no map {name} in the XDP object"))?;
+    T::try_from(m).map_err(|e| anyhow!("map {name}: {e}"))
+}
+
+/// CLOCK_MONOTONIC now, in ns (bpf_ktime_get_ns's clock).
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime into a zeroed timespec.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+impl FastPath {
+    /// Takes the fast path's maps out of the loaded object. `epoch_ns`:
+    /// the monotonic time at which the director's clock read zero.
+    pub fn new(bpf: &mut aya::Ebpf, epoch_ns: u64) -> Result<FastPath> {
+        Ok(FastPath {
+            conns: take(bpf, "conns")?,
+            hops: take(bpf, "hops")?,
+            tx_ports: take(bpf, "tx_ports")?,
+            dest_stats: take(bpf, "dest_stats")?,
+            dest_up: take(bpf, "dest_up")?,
+            events: take(bpf, "tcp_events")?,
+            rs_slots: StdHashMap::new(),
+            free_slots: Vec::new(),
+            next_slot: 1,
+            ports: HashSet::new(),
+            counted: StdHashMap::new(),
+            waiting: HashSet::new(),
+            epoch_ns,
+        })
+    }
+
+    /// Takes every connection out of the map (a start that does not
+    /// rebuild from what an earlier daemon left).
+    pub fn clear(&mut self) {
+        let keys: Vec<ConnKey> = self.conns.keys().flatten().collect();
+        for k in keys {
+            let _ = self.conns.remove(&k);
+        }
+    }
+
+    fn time_of(&self, ns: u64) -> Time {
+        Time(ns.saturating_sub(self.epoch_ns) / 1_000_000)
+    }
+
+    fn set_hop(&mut self, slot: u32, h: Hop) {
+        if h.ifindex != 0 && self.ports.insert(h.ifindex) {
+            if let Err(e) = self.tx_ports.insert(h.ifindex, h.ifindex, None, 0) {
+                tracing::warn!(ifindex = h.ifindex, error = %e, "could not add a device to the XDP redirect map");
+                self.ports.remove(&h.ifindex);
+            }
+        }
+        if let Err(e) = self.hops.set(slot, h, 0) {
+            tracing::warn!(slot, error = %e, "could not write an XDP next hop");
+        }
+    }
+
+    /// A real server's next hop is watched: it gets a slot (unresolved
+    /// until `resolved`).
+    pub fn watch(&mut self, addr: IpAddr) {
+        if self.rs_slots.contains_key(&addr) {
+            return;
+        }
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.next_slot += 1;
+            self.next_slot - 1
+        });
+        if slot >= LINK_HOPS {
+            return;
+        }
+        self.rs_slots.insert(addr, slot);
+        self.set_hop(slot, Hop::default());
+    }
+
+    pub fn unwatch(&mut self, addr: IpAddr) {
+        if let Some(slot) = self.rs_slots.remove(&addr) {
+            self.set_hop(slot, Hop::default());
+            self.free_slots.push(slot);
+        }
+    }
+
+    /// The resolver's answer for a real server: its connections' entries
+    /// follow at once (they name the slot, not the MAC).
+    pub fn resolved(&mut self, addr: IpAddr, hop: Option<&NextHop>) {
+        let Some(&slot) = self.rs_slots.get(&addr) else { return };
+        let h = hop.map_or(Hop::default(), |h| Hop {
+            ifindex: h.ifindex as u32,
+            src: h.src.0,
+            dst: h.dst.0,
+            mtu: h.mtu.min(u32::from(u16::MAX)) as u16,
+            pad: 0,
+        });
+        self.set_hop(slot, h);
+    }
+
+    /// Real servers deleted from their service: their connections' packets
+    /// go to the engine (which drops them, as the kernel does), and come
+    /// back here if the server is added again.
+    pub fn dest_available(&mut self, d: &Director, key: &rlvs_lvs::ServiceKey, addr: IpAddr, port: u16, up: bool) {
+        if let Some(id) = d.dest_id(key, addr, port) {
+            if id.index < MAX_DESTS {
+                let _ = self.dest_up.set(id.index, u8::from(up), 0);
+            }
+        }
+    }
+
+    /// Installs `key`'s connection if the director lets the fast path
+    /// carry it; otherwise makes sure it is not installed.
+    pub fn follow(&mut self, d: &Director, hops: &crate::xmit::HopTable, key: &DirKey) {
+        match d.fast_conn(key) {
+            Some(fc) => {
+                if !self.install(&fc, hops) {
+                    self.waiting.insert(*key);
+                }
+            }
+            None => self.remove(key, d.out_key_of(key).as_ref()),
+        }
+    }
+
+    /// Connections that waited for a next hop, tried again.
+    pub fn retry_waiting(&mut self, d: &Director, hops: &crate::xmit::HopTable) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let keys: Vec<DirKey> = self.waiting.drain().collect();
+        for k in keys {
+            if let Some(fc) = d.fast_conn(&k) {
+                if !self.install(&fc, hops) {
+                    self.waiting.insert(k);
+                }
+            }
+        }
+    }
+
+    /// False when it cannot be installed yet (next hop unresolved).
+    fn install(&mut self, fc: &FastConn, hops: &crate::xmit::HopTable) -> bool {
+        let k = &fc.key;
+        if fc.dest.index >= MAX_DESTS {
+            return true;
+        }
+        let Some(&rs_slot) = self.rs_slots.get(&fc.daddr) else { return true };
+        let Some(rs_hop) = hops.get(&fc.daddr) else { return false };
+        let mut fwd = maps::Conn { hop: rs_slot, dest: fc.dest.index, ..Default::default() };
+        let mut back = None;
+        match fc.method {
+            FwdMethod::DirectRoute => fwd.action = action::DR,
+            FwdMethod::Tunnel => {
+                let Some(IpAddr::V4(src)) = rs_hop.src_ip else { return true };
+                fwd.saddr = maps::addr16(IpAddr::V4(src));
+                fwd.daddr = maps::addr16(fc.daddr);
+                match fc.tun {
+                    Some(TunKind::Ipip) => fwd.action = action::TUN_IPIP,
+                    Some(TunKind::Gue { port, csum: false }) => {
+                        fwd.action = action::TUN_GUE;
+                        fwd.dport = port.to_be();
+                    }
+                    // A GUE checksum covers the whole packet: the engine's.
+                    _ => return true,
+                }
+            }
+            FwdMethod::Masq => {
+                fwd.action = action::NAT_IN;
+                fwd.daddr = maps::addr16(fc.daddr);
+                fwd.dport = fc.dport.to_be();
+                back = fc.out.zip(fc.return_hop).map(|(out, (n, _))| {
+                    let c = maps::Conn {
+                        action: action::NAT_OUT,
+                        hop: LINK_HOPS + u32::from(n),
+                        dest: fc.dest.index,
+                        saddr: maps::addr16(k.vaddr),
+                        sport: k.vport.to_be(),
+                        ..Default::default()
+                    };
+                    (out, c)
+                });
+            }
+            FwdMethod::FullNat => {
+                let Some((laddr, lport)) = fc.fnat else { return true };
+                let adj = fc.seq_adjust.unwrap_or(rlvs_lvs::fwd::tcpseq::SeqAdjust { seq: 0, ts: None });
+                let flags = if adj.ts.is_some() { maps::CF_TS } else { 0 };
+                fwd.action = action::FNAT_IN;
+                fwd.flags = flags;
+                fwd.saddr = maps::addr16(laddr);
+                fwd.sport = lport.to_be();
+                fwd.daddr = maps::addr16(fc.daddr);
+                fwd.dport = fc.dport.to_be();
+                fwd.seq = adj.seq;
+                fwd.ts = adj.ts.unwrap_or(0);
+                back = fc.out.zip(fc.return_hop).map(|(out, (n, _))| {
+                    let c = maps::Conn {
+                        action: action::FNAT_OUT,
+                        flags,
+                        hop: LINK_HOPS + u32::from(n),
+                        dest: fc.dest.index,
+                        saddr: maps::addr16(k.vaddr),
+                        sport: k.vport.to_be(),
+                        daddr: maps::addr16(k.caddr),
+                        dport: k.cport.to_be(),
+                        seq: adj.seq,
+                        ts: adj.ts.unwrap_or(0),
+                        ..Default::default()
+                    };
+                    (out, c)
+                });
+            }
+            FwdMethod::Local => return true,
+        }
+        if let Some((n, h)) = fc.return_hop {
+            let slot = LINK_HOPS + u32::from(n);
+            if slot < MAX_HOPS {
+                self.set_hop(slot, Hop { ifindex: h.ifindex as u32, src: h.local.0, dst: h.peer.0, mtu: 0, pad: 0 });
+            }
+        }
+        let _ = self.dest_up.set(fc.dest.index, 1, 0);
+        if self.counted.get(&fc.dest.index).is_none_or(|(id, _)| *id != fc.dest) {
+            let base = self.read_stats(fc.dest.index);
+            self.counted.insert(fc.dest.index, (fc.dest, base));
+        }
+        let now = monotonic_ns();
+        fwd.last_seen = now;
+        let in_key = ConnKey::new(k.protocol, k.caddr, k.cport, k.vaddr, k.vport);
+        if let Err(e) = self.conns.insert(in_key, fwd, 0) {
+            tracing::debug!(error = %e, "connection not installed in the XDP map (full?)");
+            return true;
+        }
+        if let Some((out, mut c)) = back {
+            c.last_seen = now;
+            let _ = self.conns.insert(ConnKey::new(out.protocol, out.daddr, out.dport, out.caddr, out.cport), c, 0);
+        }
+        true
+    }
+
+    /// Takes `key`'s entries (and its reply entry, `out`) out of the map.
+    pub fn remove(&mut self, key: &DirKey, out: Option<&OutKey>) {
+        self.waiting.remove(key);
+        let _ = self.conns.remove(&ConnKey::new(key.protocol, key.caddr, key.cport, key.vaddr, key.vport));
+        if let Some(o) = out {
+            let _ = self.conns.remove(&ConnKey::new(o.protocol, o.daddr, o.dport, o.caddr, o.cport));
+        }
+    }
+
+    /// When the fast path last saw `key`'s connection (either direction).
+    pub fn last_seen(&self, key: &DirKey, out: Option<&OutKey>) -> Option<Time> {
+        let a = self.conns.get(&ConnKey::new(key.protocol, key.caddr, key.cport, key.vaddr, key.vport), 0).ok();
+        let b = out.and_then(|o| self.conns.get(&ConnKey::new(o.protocol, o.daddr, o.dport, o.caddr, o.cport), 0).ok());
+        let ns = a.map(|c| c.last_seen).into_iter().chain(b.map(|c| c.last_seen)).max()?;
+        Some(self.time_of(ns))
+    }
+
+    /// The FINs and RSTs the program forwarded, into the director's state
+    /// machine (which may take connections off the fast path).
+    pub fn tcp_events(&mut self, d: &mut Director, now: Time) -> Vec<DirKey> {
+        let mut moved = Vec::new();
+        while let Some(item) = self.events.next() {
+            if item.len() < std::mem::size_of::<maps::TcpEvent>() {
+                continue;
+            }
+            // SAFETY: the program wrote a whole rlvs_tcp_event.
+            let ev: maps::TcpEvent = unsafe { std::ptr::read_unaligned(item.as_ptr() as *const maps::TcpEvent) };
+            let k = ev.key;
+            let protocol = if k.proto == 6 { Protocol::Tcp } else { continue };
+            let (saddr, daddr) = (maps::addr_of(k.family, &k.saddr), maps::addr_of(k.family, &k.daddr));
+            let (sport, dport) = (u16::from_be(k.sport), u16::from_be(k.dport));
+            let flags = TcpFlags(ev.flags);
+            let key = DirKey { protocol, caddr: saddr, cport: sport, vaddr: daddr, vport: dport };
+            if d.fast_tcp_in(&key, flags, now) {
+                moved.push(key);
+            } else {
+                let out = OutKey { protocol, daddr: saddr, dport: sport, caddr: daddr, cport: dport };
+                if let Some(k) = d.fast_tcp_out(&out, flags, now) {
+                    moved.push(k);
+                }
+            }
+        }
+        moved
+    }
+
+    fn read_stats(&self, slot: u32) -> DestStats {
+        let Ok(per_cpu) = self.dest_stats.get(&slot, 0) else { return DestStats::default() };
+        per_cpu.iter().fold(DestStats::default(), |a, s| DestStats {
+            packets_in: a.packets_in + s.packets_in,
+            bytes_in: a.bytes_in + s.bytes_in,
+            packets_out: a.packets_out + s.packets_out,
+            bytes_out: a.bytes_out + s.bytes_out,
+        })
+    }
+
+    /// What the program counted since the last call, into the director.
+    pub fn collect_stats(&mut self, d: &mut Director) {
+        let slots: Vec<u32> = self.counted.keys().copied().collect();
+        for slot in slots {
+            let now = self.read_stats(slot);
+            let Some((id, before)) = self.counted.get_mut(&slot) else { continue };
+            let delta = rlvs_lvs::stats::Counters {
+                conns: 0,
+                inpkts: now.packets_in.wrapping_sub(before.packets_in),
+                inbytes: now.bytes_in.wrapping_sub(before.bytes_in),
+                outpkts: now.packets_out.wrapping_sub(before.packets_out),
+                outbytes: now.bytes_out.wrapping_sub(before.bytes_out),
+            };
+            *before = now;
+            let id = *id;
+            if delta.inpkts + delta.outpkts > 0 {
+                d.add_fast_stats(id, &delta);
+            }
+            // A destination purged from the director: stop reading it.
+            if !d.dest_alive(id) {
+                self.counted.remove(&slot);
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! What a fast path (the XDP program of the AF_XDP engine) needs from the
+//! director, which stays the authority over every connection: which
+//! connections it may carry and how, the FINs and RSTs it forwarded (the
+//! state machine moves as if the director had seen them), the packets it
+//! counted, and when a connection it carries was last seen (a connection
+//! expires only once the fast path has not seen it for its timeout).
+
+use super::*;
+use crate::fwd::tun::TunKind;
+
+/// One connection as a fast path carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FastConn {
+    pub key: ConnKey,
+    pub method: FwdMethod,
+    pub dest: DestId,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    /// FULLNAT: the local address and port the real server sees.
+    pub fnat: Option<(IpAddr, u16)>,
+    pub seq_adjust: Option<SeqAdjust>,
+    pub tun: Option<TunKind>,
+    /// The key replies arrive with (NAT, FULLNAT).
+    pub out: Option<OutKey>,
+    /// The link replies leave by, and its number (see
+    /// ConnTable::return_hop_number).
+    pub return_hop: Option<(u16, Hop)>,
+}
+
+impl Director {
+    /// `key`'s connection if a fast path may carry it now: TCP in
+    /// ESTABLISHED, or UDP, to a destination still in its service.
+    pub fn fast_conn(&self, key: &ConnKey) -> Option<FastConn> {
+        let cid = self.conns.lookup(key)?;
+        let c = self.conns.get(cid);
+        if !matches!(c.state, ConnState::Udp | ConnState::Tcp(TcpState::Established)) {
+            return None;
+        }
+        let t = self.conns.target(c);
+        let d = self.dests.try_get(t.dest)?;
+        if !d.available {
+            return None;
+        }
+        let tun = (d.fwd == FwdMethod::Tunnel).then(|| TunKind::from_config(d.tun_type, d.tun_port, d.tun_flags));
+        if tun == Some(None) {
+            return None;
+        }
+        let number = self.conns.return_hop_number(c);
+        Some(FastConn {
+            key: *key,
+            method: c.fwd,
+            dest: t.dest,
+            daddr: t.daddr,
+            dport: t.dport,
+            fnat: self.conns.fnat(c),
+            seq_adjust: c.seq_adjust,
+            tun: tun.flatten(),
+            out: self.conns.out_key(c),
+            return_hop: self.conns.return_hop(c).map(|h| (number, h)),
+        })
+    }
+
+    /// The key replies to `key`'s connection arrive with, if they pass
+    /// the director.
+    pub fn out_key_of(&self, key: &ConnKey) -> Option<OutKey> {
+        let cid = self.conns.lookup(key)?;
+        self.conns.out_key(self.conns.get(cid))
+    }
+
+    /// A fast path forwarded a segment with `flags` from the client; false
+    /// when `key` names no connection.
+    pub fn fast_tcp_in(&mut self, key: &ConnKey, flags: TcpFlags, now: Time) -> bool {
+        let Some(cid) = self.conns.lookup(key) else { return false };
+        let timeout = self.set_tcp_state(cid, Direction::Input, flags);
+        self.conns.get_mut(cid).expires = now + Span::from_secs(u64::from(timeout));
+        true
+    }
+
+    /// A fast path forwarded a reply with `flags` from the real server;
+    /// returns its connection's key.
+    pub fn fast_tcp_out(&mut self, key: &OutKey, flags: TcpFlags, now: Time) -> Option<ConnKey> {
+        let cid = self.conns.lookup_out(key)?;
+        let timeout = self.set_tcp_state(cid, Direction::Output, flags);
+        self.conns.get_mut(cid).expires = now + Span::from_secs(u64::from(timeout));
+        Some(self.conns.key(self.conns.get(cid)))
+    }
+
+    /// The destination `addr:port` of service `key`, in its list or in
+    /// the trash.
+    pub fn dest_id(&self, key: &ServiceKey, addr: IpAddr, port: u16) -> Option<DestId> {
+        if let Ok(sid) = self.service_id(key) {
+            let svc = self.svc(sid);
+            if let Some(i) = svc.position(&self.dests, addr, port) {
+                return Some(svc.dests[i]);
+            }
+        }
+        self.trash.iter().copied().find(|&t| {
+            let d = self.dests.get(t);
+            d.svc_key == *key && d.addr == addr && d.port == port
+        })
+    }
+
+    /// Whether `id` still names a destination (in a service or the trash).
+    pub fn dest_alive(&self, id: DestId) -> bool {
+        self.dests.try_get(id).is_some()
+    }
+
+    /// Packets a fast path forwarded for `dest` (in: towards real
+    /// servers; out: replies), counted as the director counts its own.
+    pub fn add_fast_stats(&mut self, dest: DestId, c: &Counters) {
+        let Some(d) = self.dests.try_get_mut(dest) else { return };
+        add(&mut d.stats, c);
+        if let Some(sid) = d.svc {
+            add(&mut self.services[sid.0 as usize].as_mut().unwrap().stats, c);
+        }
+        add(&mut self.stats, c);
+    }
+
+    /// Moves the timers of the connections a fast path may carry to what
+    /// `seen` says (for a listing: `ipvsadm -Lnc` shows when each expires).
+    pub fn refresh_seen(&mut self, mut seen: impl FnMut(&ConnKey, Option<&OutKey>) -> Option<Time>) {
+        let ids: Vec<ConnId> = self.conns.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            let c = self.conns.get(id);
+            let timeout = match c.state {
+                ConnState::Tcp(TcpState::Established) => self.timeouts.tcp[TcpState::Established as usize],
+                ConnState::Udp => self.timeouts.udp,
+                _ => continue,
+            };
+            let (key, out) = (self.conns.key(c), self.conns.out_key(c));
+            if let Some(t) = seen(&key, out.as_ref()) {
+                let until = t + Span::from_secs(u64::from(timeout));
+                let c = self.conns.get_mut(id);
+                if until > c.expires {
+                    c.expires = until;
+                }
+            }
+        }
+    }
+
+    /// As [`Director::expire`], but a connection whose timer ran out lives
+    /// on when `seen` says a fast path saw it more recently than its
+    /// timeout ago; its timer then runs from that time.
+    pub fn expire_with(&mut self, now: Time, mut seen: impl FnMut(&ConnKey, Option<&OutKey>) -> Option<Time>) -> usize {
+        let mut n = 0;
+        for id in self.conns.expired(now) {
+            let c = self.conns.get(id);
+            let (key, out) = (self.conns.key(c), self.conns.out_key(c));
+            let timeout = match c.state {
+                ConnState::Tcp(s) => self.timeouts.tcp[s as usize],
+                ConnState::Udp => self.timeouts.udp,
+            };
+            if let Some(t) = seen(&key, out.as_ref()) {
+                let until = t + Span::from_secs(u64::from(timeout));
+                if until > now {
+                    self.conns.get_mut(id).expires = until;
+                    continue;
+                }
+            }
+            self.expire_conn(id, now);
+            n += 1;
+        }
+        self.expire_templates(now);
+        self.purge_trash(now);
+        for svc in self.services.iter_mut().flatten() {
+            svc.sched.tick(now);
+        }
+        self.estimate(now);
+        n
+    }
+}
+
+fn add(to: &mut Counters, c: &Counters) {
+    to.inpkts += c.inpkts;
+    to.inbytes += c.inbytes;
+    to.outpkts += c.outpkts;
+    to.outbytes += c.outbytes;
+}
