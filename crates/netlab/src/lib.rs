@@ -68,9 +68,11 @@ fn kill_all_in(ns: &str) {
 }
 
 /// GRO on a veth end, which gives it a NAPI context: a frame an XDP program
-/// on the other end redirects (or sends back with XDP_TX) is dropped by a
-/// peer without one (an XDP program or GRO). Every lab link is set up so,
-/// as a real deployment of rlvs on veth must be (docs/ARCHITECTURE.md).
+/// on the other end redirects is dropped by a peer without one (an XDP
+/// program or GRO). Only turning GRO on while the device is up does it
+/// (veth_set_features; set before, it is on but the redirect target is
+/// not). Every lab link is set up so, as a real deployment of rlvs on veth
+/// must be (docs/ARCHITECTURE.md).
 fn napi_on(ns: &str, ifname: &str) -> Result<()> {
     let out = Command::new("ip").args(["netns", "exec", ns, "ethtool", "-K", ifname, "gro", "on"]).output()?;
     if !out.status.success() {
@@ -206,12 +208,12 @@ impl Lab {
         // (namespace, ifname, mac, cidr)
         ip(&["-n", a.0, "link", "add", a.1, "type", "veth", "peer", "name", b.1, "netns", b.0])?;
         for (ns, ifname, mac, cidr) in [a, b] {
-            napi_on(ns, ifname)?;
             ip(&["-n", ns, "link", "set", ifname, "address", mac])?;
             if !cidr.is_empty() {
                 ip(&["-n", ns, "addr", "add", cidr, "dev", ifname])?;
             }
             ip(&["-n", ns, "link", "set", ifname, "up"])?;
+            napi_on(ns, ifname)?;
         }
         Ok(())
     }
