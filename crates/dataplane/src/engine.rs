@@ -391,6 +391,10 @@ impl Engine {
             let _ = t.join();
         }
         let stats = self.worker.as_ref().map(|w| w.stats).unwrap_or_default();
+        if let Some(fast) = self.ctl.as_ref().and_then(|c| c.fast.as_ref()) {
+            let (forwarded, punted, orphaned) = fast.counters();
+            tracing::info!(forwarded, punted, orphaned, "XDP fast path");
+        }
         tracing::info!(?stats, "engine stopped");
     }
 

@@ -26,6 +26,7 @@ pub struct FastPath {
     dest_stats: PerCpuArray<MapData, DestStats>,
     dest_up: Array<MapData, u8>,
     events: RingBuf<MapData>,
+    counters: PerCpuArray<MapData, u64>,
     /// Hop slots of watched real servers (below LINK_HOPS).
     rs_slots: StdHashMap<IpAddr, u32>,
     free_slots: Vec<u32>,
@@ -68,6 +69,7 @@ impl FastPath {
             dest_stats: take(bpf, "dest_stats")?,
             dest_up: take(bpf, "dest_up")?,
             events: take(bpf, "tcp_events")?,
+            counters: take(bpf, "counters")?,
             rs_slots: StdHashMap::new(),
             free_slots: Vec::new(),
             next_slot: 1,
@@ -321,6 +323,13 @@ impl FastPath {
             }
         }
         moved
+    }
+
+    /// What the program did with frames, summed over CPUs: forwarded here,
+    /// found here but left to the engine, dropped for want of an engine.
+    pub fn counters(&self) -> (u64, u64, u64) {
+        let read = |k: u32| self.counters.get(&k, 0).map_or(0, |v| v.iter().sum::<u64>());
+        (read(maps::CNT_FAST), read(maps::CNT_PUNTED), read(maps::CNT_ORPHANED))
     }
 
     fn read_stats(&self, slot: u32) -> DestStats {

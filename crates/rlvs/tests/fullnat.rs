@@ -94,4 +94,6 @@ fn fullnat_rr_10mb_each_way_udp_with_unrouted_real_servers() {
     let (saved, _, _) = adm(&lab, &director, "-S -n");
     assert!(saved.contains(&format!("--add-laddr -t {VIP}:80 -z {LIP}")), "{saved}");
     assert!(saved.contains("-r 172.16.0.2:8080 --fullnat -w 1"), "{saved}");
+    // Established flows went through the XDP fast path, both ways.
+    assert_fast_path_carried(&mut lab, "daemon", 10_000);
 }

@@ -72,4 +72,6 @@ fn ipv6_dr_nat_and_fullnat_alternate() {
     }
     let (listing, _, _) = adm(&lab, &director, "-Ln");
     assert!(listing.contains(&format!("TCP  [{VIP}]:81 rr")), "{listing}");
+    // Each connection's request, ACKs and FIN went through the XDP fast path.
+    assert_fast_path_carried(&mut lab, "daemon", 18);
 }

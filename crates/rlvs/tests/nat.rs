@@ -70,7 +70,7 @@ fn build(big: &[u8]) -> Nat {
 fn nat_rr_alternates_moves_10mb_each_way_and_answers_udp() {
     const BIG: usize = 10 * 1024 * 1024;
     let big = payload(BIG);
-    let t = build(&big);
+    let mut t = build(&big);
     let lab = &t.lab;
 
     let (listing, _, _) = adm(lab, &t.director, "-Ln");
@@ -128,6 +128,8 @@ fn nat_rr_alternates_moves_10mb_each_way_and_answers_udp() {
     assert_eq!(f[0], 10, "connections: {line}");
     assert!(f[1] > 0 && f[2] > 0, "in and out packets: {line}");
     assert!(f[4] > BIG as u64, "out bytes include the 10 MB download: {line}");
+    // Established flows went through the XDP fast path, both ways.
+    assert_fast_path_carried(&mut t.lab, "daemon", 10_000);
 }
 
 fn curl_bodies(lab: &Lab, ns: &str, url: &str, n: usize) -> Vec<String> {

@@ -119,8 +119,14 @@ fn seed_section_2_through_the_ipvsadm_face() {
         _ => lab.ok(&t.director, &["nft", "list", "tables"]).unwrap().contains("netdev rlvs"),
     };
     assert!(filter_present(&lab), "{}", lab.log("daemon"));
-    lab.stop("daemon", libc::SIGTERM).unwrap();
+    let engine = engine_of(&lab, "daemon");
+    let fast = stop_and_fast_path_count(&mut lab, "daemon");
     assert!(!filter_present(&lab));
+    // The client's ACKs of the download and the upload's data went
+    // through the XDP fast path.
+    if engine == "afxdp" {
+        assert!(fast.unwrap() > 5_000, "{fast:?}");
+    }
 }
 
 #[test]

@@ -75,6 +75,8 @@ fn tun_ipip_and_gue_rr_10mb_each_way_and_udp() {
     assert_eq!(tags, ["rs2", "rs1", "rs2", "rs1"], "{replies:?}");
     assert!(replies.iter().all(|r| r.ends_with(&format!(" from {VIP}:5353"))), "{replies:?}");
 
+    // Established flows went through the XDP fast path.
+    assert_fast_path_carried(&mut lab, "daemon", 5_000);
     // The decapsulators go with `stop`.
     for ns in [&t.web1, &t.web2] {
         lab.ok(ns, &[&rlvs, "realserver", "stop", "--mode", "tun", "--vip", VIP]).unwrap();

@@ -119,3 +119,25 @@ pub fn plain_log(lab: &Lab, name: &str) -> String {
     }
     out
 }
+
+/// Stops daemon `name` (SIGTERM) and, when it ran the AF_XDP engine,
+/// returns how many packets its XDP fast path forwarded (from the line it
+/// logs at stop); None on AF_PACKET.
+pub fn stop_and_fast_path_count(lab: &mut Lab, name: &str) -> Option<u64> {
+    let engine = engine_of(lab, name);
+    lab.stop(name, libc::SIGTERM).unwrap();
+    if engine != "afxdp" {
+        return None;
+    }
+    let log = plain_log(lab, name);
+    let line = log.lines().find(|l| l.contains("XDP fast path")).unwrap_or_else(|| panic!("no fast path line:\n{log}"));
+    let n = line.split("forwarded=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok());
+    Some(n.unwrap_or_else(|| panic!("{line}")))
+}
+
+/// On AF_XDP, the bulk of a transfer went through the XDP fast path.
+pub fn assert_fast_path_carried(lab: &mut Lab, name: &str, at_least: u64) {
+    if let Some(n) = stop_and_fast_path_count(lab, name) {
+        assert!(n >= at_least, "the XDP fast path forwarded {n} packets, expected at least {at_least}");
+    }
+}
