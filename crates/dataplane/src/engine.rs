@@ -11,6 +11,7 @@ use crate::iface;
 use crate::netlink::Rtnl;
 use crate::nft::Guard;
 use crate::resolver::{Resolver, Waker};
+use crate::state::{Saved, StateFile};
 use crate::worker::{Port, Shared, Worker};
 use crate::xdp::Program;
 use anyhow::{bail, Context, Result};
@@ -188,6 +189,8 @@ struct Engine {
     filter_due: Option<Instant>,
     /// Answers waiting for their changes to reach the data plane.
     held: Vec<(Reply, Response)>,
+    /// AF_XDP: what a restarted daemon needs besides the pinned maps.
+    state: Option<StateFile>,
 }
 
 /// Requests applied together before the data plane catches up and their
@@ -259,6 +262,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         filter_delay,
         filter_due: None,
         held: Vec::new(),
+        state: None,
     };
     if cfg.kind != EngineKind::None {
         if iface::in_initial_netns() && !cfg.allow_host_netns {
@@ -276,20 +280,24 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
             cfg.interfaces.clone()
         };
         let (mut filter, ports, kind) = open_path(cfg.kind, &cfg, &devices)?;
+        let mut saved = None;
         let fast = match &mut filter {
             Filter::Xdp(prog) => {
                 prog.keep = cfg.keep_forwarding;
-                if prog.adopted {
-                    // Rebuilding the tables from pinned state is not done
-                    // yet: start from empty maps rather than stale ones.
-                    tracing::warn!("pinned XDP state of an earlier daemon found; starting afresh");
-                    prog.clear_state()?;
-                }
                 let epoch = crate::fastpath::monotonic_ns().saturating_sub(shared.start.elapsed().as_nanos() as u64);
                 let mut fast = prog.fast_path(epoch)?;
+                let state = StateFile::open(crate::pins::netns_cookie()?)?;
                 if prog.adopted {
-                    fast.clear();
+                    saved = state.load();
+                    if saved.is_none() {
+                        tracing::warn!(
+                            "pinned XDP state of an earlier daemon found without its state file; starting afresh"
+                        );
+                        prog.prune(&[])?;
+                        fast.clear();
+                    }
                 }
+                engine.state = Some(state);
                 shared.director.lock().unwrap_or_else(|e| e.into_inner()).follow_conns(true);
                 Some(fast)
             }
@@ -303,6 +311,9 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         // (health checks) are never the engine's.
         engine.reread_local();
         engine.catch_up();
+        if let Some(saved) = saved {
+            engine.adopt(saved)?;
+        }
         for (id, port) in ports.into_iter().enumerate() {
             if id == 0 {
                 engine.worker = Some(Worker::new(0, shared.clone(), port, waker.clone()));
@@ -357,6 +368,7 @@ impl Engine {
                 w.receive();
             }
             self.follow_connections();
+            self.save_state(false);
             if last_expire.elapsed().as_millis() >= 1000 {
                 let now = self.shared.now();
                 let shared = self.shared.clone();
@@ -389,6 +401,12 @@ impl Engine {
         for (wk, t) in self.others.drain(..) {
             wk.wake();
             let _ = t.join();
+        }
+        let keep = matches!(self.ctl.as_ref().map(|c| &c.filter), Some(Filter::Xdp(p)) if p.keep);
+        if keep {
+            self.save_state(true);
+        } else if let Some(st) = &self.state {
+            st.remove();
         }
         let stats = self.worker.as_ref().map(|w| w.stats).unwrap_or_default();
         if let Some(fast) = self.ctl.as_ref().and_then(|c| c.fast.as_ref()) {
@@ -504,6 +522,9 @@ impl Engine {
             _ => {}
         }
         self.follower.event(&e);
+        if let Some(st) = self.state.as_mut() {
+            st.touch();
+        }
         for s in &mut self.subscribers {
             s(&e);
         }
@@ -524,6 +545,54 @@ impl Engine {
         while let Some(e) = d.poll_event() {
             self.event(&d, e);
         }
+    }
+
+    /// Writes the state file when the tables changed (at most every 200 ms
+    /// unless `now`).
+    fn save_state(&mut self, now: bool) {
+        let (Some(st), Some(fast)) = (self.state.as_mut(), self.ctl.as_ref().and_then(|c| c.fast.as_ref())) else {
+            return;
+        };
+        if !st.dirty() {
+            return;
+        }
+        let d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+        st.save_if_due(&d, || fast.slots(&d), now);
+    }
+
+    /// Takes over from a daemon that stopped without removing its pins:
+    /// its tables from the state file, its connections from the pinned
+    /// map (forwarded all along by the program), the filter pruned to
+    /// what the restored tables need.
+    fn adopt(&mut self, saved: Saved) -> Result<()> {
+        let shared = self.shared.clone();
+        let now = self.shared.now();
+        let mut d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fast) = self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
+            fast.restore_rs_slots(&saved.rs_slots);
+        }
+        crate::state::restore(&mut d, &saved, now);
+        while let Some(e) = d.poll_event() {
+            self.event(&d, e);
+        }
+        let keys = match self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
+            Some(fast) => fast.adopt(&mut d, &saved, now),
+            None => Vec::new(),
+        };
+        drop(d);
+        self.catch_up();
+        let rules = self.follower.rules();
+        if let Some(Ctl { filter: Filter::Xdp(prog), fast: Some(fast), .. }) = self.ctl.as_mut() {
+            prog.prune(&rules)?;
+            let d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            let hops = shared.hops.read().unwrap_or_else(|e| e.into_inner());
+            for k in &keys {
+                fast.follow(&d, &hops, k);
+            }
+        }
+        let services = saved.services.len();
+        tracing::info!(services, connections = keys.len(), "took over from the earlier daemon's pinned state");
+        Ok(())
     }
 
     fn reread_local(&mut self) {

@@ -325,6 +325,115 @@ impl FastPath {
         moved
     }
 
+    /// The numbering the map entries use, for the state file.
+    pub fn slots(&self, d: &Director) -> crate::state::Slots {
+        let rs = self.rs_slots.iter().map(|(a, s)| (*a, *s)).collect();
+        (rs, d.dest_numbers())
+    }
+
+    /// Takes the real servers' hop slots an earlier daemon used, before its
+    /// tables are restored: entries it left keep pointing at the right
+    /// next hops.
+    pub fn restore_rs_slots(&mut self, slots: &[(IpAddr, u32)]) {
+        for &(a, s) in slots {
+            if s < LINK_HOPS {
+                self.rs_slots.insert(a, s);
+                self.next_slot = self.next_slot.max(s + 1);
+            }
+        }
+    }
+
+    /// Takes over the connections an earlier daemon left in the map: each
+    /// one the restored tables can still place is adopted by the director
+    /// (its timer continuing from when the program last saw it); the rest,
+    /// and those that expired meanwhile, are taken out. Returns the keys
+    /// adopted, to be installed anew with this daemon's numbering.
+    pub fn adopt(&mut self, d: &mut Director, saved: &crate::state::Saved, now: Time) -> Vec<DirKey> {
+        let entries: Vec<(ConnKey, maps::Conn)> = self.conns.iter().flatten().collect();
+        let by_key: StdHashMap<ConnKey, maps::Conn> = entries.iter().copied().collect();
+        let now_ns = monotonic_ns();
+        let t = d.timeouts();
+        let mut adopted = Vec::new();
+        let mut keep: HashSet<ConnKey> = HashSet::new();
+        for (k, v) in &entries {
+            if !matches!(v.action, action::DR | action::NAT_IN | action::FNAT_IN | action::TUN_IPIP | action::TUN_GUE) {
+                continue;
+            }
+            let protocol = match k.proto {
+                6 => Protocol::Tcp,
+                17 => Protocol::Udp,
+                _ => continue,
+            };
+            let key = DirKey {
+                protocol,
+                caddr: maps::addr_of(k.family, &k.saddr),
+                cport: u16::from_be(k.sport),
+                vaddr: maps::addr_of(k.family, &k.daddr),
+                vport: u16::from_be(k.dport),
+            };
+            let Some(&(_, svc, ra, rp)) = saved.dest_slots.iter().find(|s| s.0 == v.dest) else { continue };
+            let Some(dest) = d.dest_id(&svc, ra, rp) else { continue };
+            let (daddr, dport) = match v.action {
+                action::NAT_IN | action::FNAT_IN => (maps::addr_of(k.family, &v.daddr), u16::from_be(v.dport)),
+                _ => (ra, key.vport),
+            };
+            let fnat =
+                (v.action == action::FNAT_IN).then(|| (maps::addr_of(k.family, &v.saddr), u16::from_be(v.sport)));
+            let seq_adjust = fnat.map(|_| rlvs_lvs::fwd::tcpseq::SeqAdjust {
+                seq: v.seq,
+                ts: (v.flags & maps::CF_TS != 0).then_some(v.ts),
+            });
+            let out = match (v.action, fnat) {
+                (action::NAT_IN, _) => Some(ConnKey::new(protocol, daddr, dport, key.caddr, key.cport)),
+                (action::FNAT_IN, Some((la, lp))) => Some(ConnKey::new(protocol, daddr, dport, la, lp)),
+                _ => None,
+            };
+            let back = out.and_then(|o| by_key.get(&o).map(|c| (o, *c)));
+            let return_hop = back.and_then(|(_, c)| {
+                let h = self.hops.get(&c.hop, 0).ok()?;
+                (c.hop >= LINK_HOPS && h.ifindex != 0).then_some(rlvs_lvs::conn::Hop {
+                    ifindex: h.ifindex as i32,
+                    local: rlvs_wire::EthernetAddress(h.src),
+                    peer: rlvs_wire::EthernetAddress(h.dst),
+                })
+            });
+            let seen = back.map_or(v.last_seen, |(_, c)| c.last_seen.max(v.last_seen));
+            let (state, timeout) = match protocol {
+                Protocol::Udp => (rlvs_lvs::conn::ConnState::Udp, t.udp),
+                _ => (rlvs_lvs::conn::ConnState::Tcp(rlvs_lvs::conn::tcp::TcpState::Established), t.tcp),
+            };
+            let age_ms = now_ns.saturating_sub(seen) / 1_000_000;
+            let left_ms = (u64::from(timeout) * 1000).saturating_sub(age_ms);
+            if left_ms == 0 {
+                continue;
+            }
+            let a = rlvs_lvs::director::Adopted {
+                key,
+                dest,
+                daddr,
+                dport,
+                fnat,
+                seq_adjust,
+                return_hop,
+                state,
+                expires: Time(now.as_millis() + left_ms),
+            };
+            if d.adopt_conn(&a) {
+                keep.insert(*k);
+                if let Some((o, _)) = back {
+                    keep.insert(o);
+                }
+                adopted.push(key);
+            }
+        }
+        for (k, _) in &entries {
+            if !keep.contains(k) {
+                let _ = self.conns.remove(k);
+            }
+        }
+        adopted
+    }
+
     /// What the program did with frames, summed over CPUs: forwarded here,
     /// found here but left to the engine, dropped for want of an engine.
     pub fn counters(&self) -> (u64, u64, u64) {

@@ -265,6 +265,12 @@ impl Follower {
         })
     }
 
+    /// Every rule the filter holds (as of the last [`Follower::take`] and
+    /// since).
+    pub fn rules(&self) -> Vec<Rule> {
+        self.rules.refs.keys().copied().collect()
+    }
+
     /// Whether rules came or went since the last [`Follower::take`].
     pub fn filter_changes(&self) -> bool {
         !self.rules.added.is_empty() || !self.rules.removed.is_empty()

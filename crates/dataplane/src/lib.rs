@@ -20,6 +20,7 @@ pub mod nft;
 mod nft_sets;
 pub mod pins;
 pub mod resolver;
+pub mod state;
 pub mod stats;
 mod worker;
 pub mod xdp;

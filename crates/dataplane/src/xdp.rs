@@ -137,23 +137,26 @@ impl Program {
         crate::fastpath::FastPath::new(&mut self.bpf, epoch_ns)
     }
 
-    /// Empties the maps a daemon's tables fill (filter rules, connections),
-    /// for a start that does not rebuild from them.
-    pub fn clear_state(&mut self) -> Result<()> {
+    /// Takes out of the filter maps every entry that is not one of
+    /// `rules`: what an earlier daemon's tables left that this one's do
+    /// not have.
+    pub fn prune(&mut self, rules: &[Rule]) -> Result<()> {
         for t in Table::ALL {
-            let name = t.name();
+            let of_t = rules.iter().filter(|r| r.table() == t);
             match t {
                 Table::Local | Table::Laddrs => {
-                    let mut m: HashMap<&mut MapData, AddrKey, u8> = HashMap::try_from(self.map(name)?)?;
-                    let keys: Vec<AddrKey> = m.keys().flatten().collect();
-                    for k in keys {
+                    let want: std::collections::HashSet<AddrKey> = of_t.map(|r| AddrKey::new(r.addr())).collect();
+                    let mut m: HashMap<&mut MapData, AddrKey, u8> = HashMap::try_from(self.map(t.name())?)?;
+                    let stale: Vec<AddrKey> = m.keys().flatten().filter(|k| !want.contains(k)).collect();
+                    for k in stale {
                         let _ = m.remove(&k);
                     }
                 }
                 _ => {
-                    let mut m: HashMap<&mut MapData, FlowKey, u8> = HashMap::try_from(self.map(name)?)?;
-                    let keys: Vec<FlowKey> = m.keys().flatten().collect();
-                    for k in keys {
+                    let want: std::collections::HashSet<FlowKey> = of_t.filter_map(|r| flow_key(*r)).collect();
+                    let mut m: HashMap<&mut MapData, FlowKey, u8> = HashMap::try_from(self.map(t.name())?)?;
+                    let stale: Vec<FlowKey> = m.keys().flatten().filter(|k| !want.contains(k)).collect();
+                    for k in stale {
                         let _ = m.remove(&k);
                     }
                 }
@@ -193,13 +196,7 @@ impl Program {
     fn set(&mut self, r: Rule, present: bool) -> Result<()> {
         let name = r.table().name();
         let map = self.map(name)?;
-        let flow = match r {
-            Rule::Service { addr, protocol, port }
-            | Rule::NatSource { addr, protocol, port }
-            | Rule::FnatSource { addr, protocol, port } => FlowKey::new(addr, protocol, port),
-            Rule::Laddr(_) | Rule::Local(_) => None,
-        };
-        match flow {
+        match flow_key(r) {
             Some(k) => {
                 let mut m: HashMap<&mut MapData, FlowKey, u8> = HashMap::try_from(map)?;
                 match present {
@@ -227,5 +224,15 @@ impl Drop for Program {
         if !self.keep {
             self.pins.remove_all();
         }
+    }
+}
+
+/// The key of a flow rule in its map (None for address rules).
+fn flow_key(r: Rule) -> Option<FlowKey> {
+    match r {
+        Rule::Service { addr, protocol, port }
+        | Rule::NatSource { addr, protocol, port }
+        | Rule::FnatSource { addr, protocol, port } => FlowKey::new(addr, protocol, port),
+        Rule::Laddr(_) | Rule::Local(_) => None,
     }
 }

@@ -495,7 +495,7 @@ mod path;
 mod persist;
 
 pub use events::Event;
-pub use fast::FastConn;
+pub use fast::{Adopted, FastConn};
 pub use fullnat::{LPORT_FIRST, LPORT_LAST};
 
 #[cfg(test)]

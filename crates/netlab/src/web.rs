@@ -167,3 +167,57 @@ pub fn tcp_listeners(lab: &mut Lab, ns: &str, name: &str, addrs: &[String], firs
     anyhow::ensure!(up.is_some(), "listeners did not start: {}", lab.log(name));
     Ok(())
 }
+
+const PACED: &str = r#"
+import hashlib, http.server, socket, sys, time
+size, rate, port = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+block = bytes((i * 7919 + 13) % 251 for i in range(65536))
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        if self.path == "/":
+            body = b"ok\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        chunk, sent, t0 = 16384, 0, time.monotonic()
+        while sent < size:
+            n = min(chunk, size - sent)
+            off = sent % 65536
+            data = (block[off:] + block)[:n]
+            self.wfile.write(data)
+            sent += n
+            # The server keeps to `rate`: the file stays on the wire to its
+            # last byte instead of sitting in buffers.
+            ahead = sent / rate - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+Server(("0.0.0.0", port), Handler).serve_forever()
+"#;
+
+/// An HTTP server whose every path but `/` is `size` bytes of a fixed
+/// pattern (see [`paced_body`]) sent at `rate` bytes per second: long
+/// downloads that stay on the wire to their last byte, whatever the
+/// client's buffers.
+pub fn paced(lab: &mut Lab, ns: &str, name: &str, size: usize, rate: usize, port: u16) -> Result<()> {
+    let script = lab.dir().join("paced.py");
+    std::fs::write(&script, PACED)?;
+    let s = script.to_string_lossy().into_owned();
+    lab.spawn(ns, name, &["python3", &s, &size.to_string(), &rate.to_string(), &port.to_string()])?;
+    lab.wait_listening(ns, "tcp", port, name)
+}
+
+/// What [`paced`] serves: `size` bytes of the pattern.
+pub fn paced_body(size: usize) -> Vec<u8> {
+    let block: Vec<u8> = (0..65536u32).map(|i| ((i * 7919 + 13) % 251) as u8).collect();
+    (0..size).map(|i| block[i % 65536]).collect()
+}

@@ -41,6 +41,17 @@ pub struct Args {
     #[arg(long, env = "RLVS_FILTER_ENTRIES", default_value_t = rlvs_dataplane::maps::FILTER_ENTRIES,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub filter_entries: u32,
+    /// AF_XDP: the bpffs directory to pin the XDP program's maps and links
+    /// in (default: the host's /sys/fs/bpf, mounted if absent).
+    #[arg(long, env = "RLVS_BPFFS")]
+    pub bpffs: Option<PathBuf>,
+    /// AF_XDP: stopping leaves the XDP program attached and its maps pinned,
+    /// so established connections keep being forwarded until an rlvs starts
+    /// again in this namespace and takes over (an upgrade). Without it a
+    /// stop removes everything, as a stop of kernel IPVS's keepalived does
+    /// not (the kernel keeps the table): choose per deployment.
+    #[arg(long)]
+    pub keep_forwarding: bool,
     /// Interface to serve (repeatable); default: every interface but lo.
     #[arg(long = "interface", short = 'i')]
     pub interfaces: Vec<String>,
@@ -182,6 +193,8 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         zero_copy: !args.xdp_copy,
         workers: args.workers,
         filter_entries: args.filter_entries,
+        bpffs: args.bpffs.clone(),
+        keep_forwarding: args.keep_forwarding,
         ..Default::default()
     };
     let (handle, engine) = rlvs_dataplane::start(cfg)?;

@@ -237,6 +237,8 @@ pub fn main(argv: Vec<String>) -> ExitCode {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(rlvs_dataplane::maps::FILTER_ENTRIES),
+        bpffs: std::env::var_os("RLVS_BPFFS").map(Into::into),
+        keep_forwarding: std::env::var_os("RLVS_KEEP_FORWARDING").is_some(),
         log: if o.log_detail { "debug".into() } else { "info".into() },
         keepalived_log: true,
         vrrp_only: o.vrrp_only,

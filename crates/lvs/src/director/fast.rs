@@ -27,7 +27,62 @@ pub struct FastConn {
     pub return_hop: Option<(u16, Hop)>,
 }
 
+/// A connection a fast path carried while no director ran, as the fast
+/// path's maps describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adopted {
+    pub key: ConnKey,
+    pub dest: DestId,
+    pub daddr: IpAddr,
+    pub dport: u16,
+    pub fnat: Option<(IpAddr, u16)>,
+    pub seq_adjust: Option<SeqAdjust>,
+    /// The link its replies left by.
+    pub return_hop: Option<Hop>,
+    /// TCP: the state the fast path's reports leave it in (ESTABLISHED,
+    /// or later when it forwarded a FIN or RST).
+    pub state: ConnState,
+    pub expires: Time,
+}
+
 impl Director {
+    /// Takes over a connection a fast path kept alive while no director
+    /// ran (a daemon restarted): it is counted and found as if this
+    /// director had scheduled it. False when its destination or its
+    /// FULLNAT local port cannot take it.
+    pub fn adopt_conn(&mut self, a: &Adopted) -> bool {
+        if self.conns.lookup(&a.key).is_some() {
+            return false;
+        }
+        let Some(d) = self.dests.try_get(a.dest) else { return false };
+        if d.svc.is_none() {
+            return false;
+        }
+        let fwd = d.fwd;
+        if let Some((laddr, lport)) = a.fnat {
+            let local = fullnat::LocalKey { laddr, protocol: a.key.protocol, raddr: a.daddr, rport: a.dport };
+            if !self.ports.claim(local, lport) {
+                return false;
+            }
+        }
+        let target = crate::conn::Target { dest: a.dest, daddr: a.daddr, dport: a.dport };
+        let mut c = Conn::new(fwd, a.state, a.expires, None);
+        c.inactive = !matches!(a.state, ConnState::Tcp(TcpState::Established));
+        c.seq_adjust = a.seq_adjust;
+        // Replies have been seen: a NAT connection's entry was installed.
+        c.no_output = !matches!(fwd, FwdMethod::Masq | FwdMethod::FullNat);
+        let Some(cid) = self.conns.insert(c, a.key, target, a.fnat) else { return false };
+        self.conns.set_return_hop(cid, a.return_hop);
+        let d = self.dests.get_mut(a.dest);
+        if matches!(a.state, ConnState::Tcp(TcpState::Established)) {
+            d.activeconns += 1;
+        } else {
+            d.inactconns += 1;
+        }
+        d.refs += 1;
+        true
+    }
+
     /// `key`'s connection if a fast path may carry it now: TCP in
     /// ESTABLISHED, or UDP, to a destination still in its service.
     pub fn fast_conn(&self, key: &ConnKey) -> Option<FastConn> {
@@ -98,6 +153,23 @@ impl Director {
             let d = self.dests.get(t);
             d.svc_key == *key && d.addr == addr && d.port == port
         })
+    }
+
+    /// Every destination in a service by its number (what a fast path's
+    /// entries name it by): (number, service, address, port).
+    pub fn dest_numbers(&self) -> Vec<(u32, ServiceKey, IpAddr, u16)> {
+        self.order
+            .iter()
+            .flat_map(|&sid| {
+                let svc = self.svc(sid);
+                svc.dests.iter().map(move |&id| (id.index, svc.key, self.dests.get(id).addr, self.dests.get(id).port))
+            })
+            .collect()
+    }
+
+    /// Which real server of which service `id` is.
+    pub fn dest_identity(&self, id: DestId) -> Option<(ServiceKey, IpAddr, u16)> {
+        self.dests.try_get(id).map(|d| (d.svc_key, d.addr, d.port))
     }
 
     /// Whether `id` still names a destination (in a service or the trash).

@@ -84,6 +84,27 @@ impl PortPool {
         None
     }
 
+    /// Marks `port` taken towards `key` (a connection adopted from a fast
+    /// path that outlived an earlier director); false when it already was.
+    pub fn claim(&mut self, key: LocalKey, port: u16) -> bool {
+        if !(LPORT_FIRST..=LPORT_LAST).contains(&port) {
+            return false;
+        }
+        let p = self.used.entry(key).or_insert_with(|| PortBits {
+            words: Box::new([0; WORDS]),
+            taken: 0,
+            cursor: 0,
+            probe: 0,
+        });
+        let i = usize::from(port - LPORT_FIRST);
+        if p.words[i / 64] & (1 << (i % 64)) != 0 {
+            return false;
+        }
+        p.words[i / 64] |= 1 << (i % 64);
+        p.taken += 1;
+        true
+    }
+
     /// Up to `n` taken ports towards `key` to try to recycle, starting
     /// after the last ones tried.
     pub fn recycle_candidates(&mut self, key: LocalKey, n: usize) -> Vec<u16> {
