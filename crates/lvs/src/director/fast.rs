@@ -167,11 +167,6 @@ impl Director {
             .collect()
     }
 
-    /// Which real server of which service `id` is.
-    pub fn dest_identity(&self, id: DestId) -> Option<(ServiceKey, IpAddr, u16)> {
-        self.dests.try_get(id).map(|d| (d.svc_key, d.addr, d.port))
-    }
-
     /// Whether `id` still names a destination (in a service or the trash).
     pub fn dest_alive(&self, id: DestId) -> bool {
         self.dests.try_get(id).is_some()
