@@ -4,7 +4,11 @@
 //! DR (one index), and NAT and FULLNAT (a second index for replies, and a
 //! local port for FULLNAT). The figure is the heap growth divided by the
 //! connection count: table slots, both hash indexes with their spare
-//! capacity, and anything else a connection costs.
+//! capacity, and anything else a connection costs. With the AF_XDP engine
+//! an established connection also has entries in the XDP connection map
+//! (one per direction the director forwards: one for DR and TUN, two for
+//! NAT and FULLNAT): their kernel memory is read from the map's fdinfo
+//! (memlock) after inserting as many, and added.
 
 use crate::ALLOCATED;
 use anyhow::{bail, Result};
@@ -57,12 +61,53 @@ fn one(method: FwdMethod, n: u32) -> Result<(f64, usize)> {
     Ok(((after - before) as f64 / f64::from(n), d.conn_count()))
 }
 
+/// Kernel bytes of the XDP connection map holding `entries` entries, from
+/// its fdinfo (memlock), per `n` connections. The object is loaded (not
+/// attached) with its maps pinned in a scratch directory on bpffs.
+fn map_bytes(entries: u32, n: u32) -> Result<f64> {
+    use aya::maps::{HashMap, Map, MapData};
+    use rlvs_dataplane::maps::{Conn4, ConnKey, ConnKey4};
+    use std::os::fd::{AsFd, AsRawFd};
+    let dir = std::path::PathBuf::from(format!("/sys/fs/bpf/rlvs-bench-{}", std::process::id()));
+    if !std::path::Path::new("/sys/fs/bpf/rlvs").exists() && std::fs::create_dir_all(&dir).is_err() {
+        bail!("/sys/fs/bpf is not a bpffs (mount -t bpf bpf /sys/fs/bpf)");
+    }
+    std::fs::create_dir_all(&dir)?;
+    let result = (|| -> Result<f64> {
+        let mut bpf = aya::EbpfLoader::new().default_map_pin_directory(&dir).load(rlvs_dataplane::xdp::object())?;
+        let m = bpf.take_map("conns4").ok_or_else(|| anyhow::anyhow!("no conns4 map"))?;
+        let fd = match &m {
+            Map::HashMap(d) => d.fd().as_fd().as_raw_fd(),
+            _ => bail!("conns is not a hash map"),
+        };
+        let mut h: HashMap<MapData, ConnKey4, Conn4> = HashMap::try_from(m)?;
+        let vip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 100));
+        for i in 0..entries {
+            let src = IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + i / 60000));
+            let k = ConnKey::new(Protocol::Tcp, src, 1024 + (i % 60000) as u16, vip, 80).v4();
+            h.insert(k, Conn4::default(), 0)?;
+        }
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+        let memlock: f64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("memlock:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow::anyhow!("no memlock in fdinfo"))?;
+        Ok(memlock / f64::from(n))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 pub fn run(n: u32) -> Result<()> {
-    println!("| method | connections | heap bytes per connection |");
-    println!("|---|---|---|");
-    for (name, m) in [("DR", FwdMethod::DirectRoute), ("NAT", FwdMethod::Masq), ("FULLNAT", FwdMethod::FullNat)] {
+    println!("| method | connections | heap bytes per connection | XDP map bytes per connection | total |");
+    println!("|---|---|---|---|---|");
+    for (name, m, per_conn) in
+        [("DR", FwdMethod::DirectRoute, 1), ("NAT", FwdMethod::Masq, 2), ("FULLNAT", FwdMethod::FullNat, 2)]
+    {
         let (per, count) = one(m, n)?;
-        println!("| {name} | {count} | {per:.1} |");
+        let map = map_bytes(n * per_conn, n)?;
+        println!("| {name} | {count} | {per:.1} | {map:.1} | {:.1} |", per + map);
     }
     Ok(())
 }

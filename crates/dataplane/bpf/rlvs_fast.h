@@ -35,10 +35,19 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, RLVS_MAX_CONNS);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct rlvs_conn_key4);
+	__type(value, struct rlvs_conn4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conns4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, RLVS_MAX_CONNS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct rlvs_conn_key);
 	__type(value, struct rlvs_conn);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} conns SEC(".maps");
+} conns6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -429,9 +438,29 @@ static __always_inline void add_stats(const struct rlvs_conn *c, __u32 bytes, in
 	}
 }
 
-// Forwards a packet of an installed connection, or returns PUNT.
-static __always_inline int fast_forward(struct xdp_md *ctx, struct pkt *p, const struct rlvs_conn_key *key,
-					struct rlvs_conn *c)
+// The packet's 5-tuple in the form the ring buffer reports it.
+static __always_inline void event_key(const struct pkt *p, struct rlvs_conn_key *k)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->family = p->family;
+	k->proto = p->proto;
+	k->sport = ((__u16 *)p->l4)[0];
+	k->dport = ((__u16 *)p->l4)[1];
+	if (p->family == 4) {
+		struct iphdr *ip = p->l3;
+		__builtin_memcpy(k->saddr, &ip->saddr, 4);
+		__builtin_memcpy(k->daddr, &ip->daddr, 4);
+	} else {
+		struct ipv6hdr *ip6 = p->l3;
+		__builtin_memcpy(k->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(k->daddr, &ip6->daddr, 16);
+	}
+}
+
+// Forwards a packet of an installed connection `c` (its map entry's
+// last_seen at `seen`), or returns PUNT.
+static __always_inline int fast_forward(struct xdp_md *ctx, struct pkt *p, const struct rlvs_conn *c,
+					__u64 *seen)
 {
 	__u32 hk = c->hop;
 	struct rlvs_hop *hop = bpf_map_lookup_elem(&hops, &hk);
@@ -452,7 +481,7 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct pkt *p, const
 		struct rlvs_tcp_event *ev = bpf_ringbuf_reserve(&tcp_events, sizeof(*ev), 0);
 		if (!ev)
 			return PUNT;
-		__builtin_memcpy(&ev->key, key, sizeof(*key));
+		event_key(p, &ev->key);
 		ev->flags = p->tcp_flags;
 		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
 		bpf_ringbuf_submit(ev, 0);
@@ -507,8 +536,8 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct pkt *p, const
 	__builtin_memcpy(eth->h_dest, hop->dst, 6);
 	add_stats(c, bytes, out);
 	__u64 now = bpf_ktime_get_ns();
-	if (now - c->last_seen > LAST_SEEN_GRAIN)
-		c->last_seen = now;
+	if (now - *seen > LAST_SEEN_GRAIN)
+		*seen = now;
 	count(RLVS_CNT_FAST);
 	// Through the devmap even back out of the ingress device: veth wakes
 	// its peer for an XDP_TX frame only if the peer runs XDP itself, but

@@ -65,7 +65,7 @@ enum rlvs_counter {
 //
 // Bump when any struct below or the meaning of a field changes: a daemon
 // finding pinned maps of another version refuses to adopt them.
-#define RLVS_LAYOUT_VERSION 1
+#define RLVS_LAYOUT_VERSION 2
 #define RLVS_MAGIC 0x726c7673 // "rlvs"
 
 #define RLVS_MAX_CONNS 1048576
@@ -81,7 +81,9 @@ struct rlvs_meta {
 	__u32 layout;
 };
 
-// conns: one direction of a connection as its packets reach the director.
+// conns6 (and, in a report, any family): one direction of a connection as
+// its packets reach the director. IPv4 connections live in conns4, whose
+// smaller key and value (below) keep a connection's kernel memory down.
 struct rlvs_conn_key {
 	__u8 family; // 4 or 6
 	__u8 proto;
@@ -132,6 +134,31 @@ struct rlvs_conn {
 	__u64 last_seen;
 };
 
+// conns4: the IPv4 form of the two above (addresses in network order).
+struct rlvs_conn_key4 {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct rlvs_conn4 {
+	__u8 action;
+	__u8 flags;
+	__u16 sport;
+	__u16 dport;
+	__u16 pad;
+	__u32 hop;
+	__u32 dest;
+	__u32 seq;
+	__u32 ts;
+	__u32 saddr;
+	__u32 daddr;
+	__u64 last_seen;
+};
+
 // hops: where a packet leaves, and the MAC addresses it leaves with.
 struct rlvs_hop {
 	__u32 ifindex; // 0: unresolved, the packet goes to the engine
@@ -168,6 +195,8 @@ _Static_assert(sizeof(struct rlvs_settings) == 8, "rlvs_settings");
 _Static_assert(sizeof(struct rlvs_meta) == 8, "rlvs_meta");
 _Static_assert(sizeof(struct rlvs_conn_key) == 40, "rlvs_conn_key");
 _Static_assert(sizeof(struct rlvs_conn) == 64, "rlvs_conn");
+_Static_assert(sizeof(struct rlvs_conn_key4) == 16, "rlvs_conn_key4");
+_Static_assert(sizeof(struct rlvs_conn4) == 40, "rlvs_conn4");
 _Static_assert(sizeof(struct rlvs_hop) == 20, "rlvs_hop");
 _Static_assert(sizeof(struct rlvs_dest_stats) == 32, "rlvs_dest_stats");
 _Static_assert(sizeof(struct rlvs_tcp_event) == 48, "rlvs_tcp_event");

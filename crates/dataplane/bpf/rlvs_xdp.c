@@ -238,17 +238,43 @@ int rlvs_xdp(struct xdp_md *ctx)
 	if (alen == 4) {
 		__builtin_memcpy(key.saddr, saddr, 4);
 		__builtin_memcpy(key.daddr, daddr, 4);
+		struct rlvs_conn_key4 k4 = {};
+		__builtin_memcpy(&k4.saddr, saddr, 4);
+		__builtin_memcpy(&k4.daddr, daddr, 4);
+		k4.sport = ports[0];
+		k4.dport = ports[1];
+		k4.proto = p.proto;
+		struct rlvs_conn4 *c4 = bpf_map_lookup_elem(&conns4, &k4);
+		if (c4) {
+			// The IPv4 entry in the common form the fast path reads.
+			struct rlvs_conn c = {};
+			c.action = c4->action;
+			c.flags = c4->flags;
+			c.hop = c4->hop;
+			c.dest = c4->dest;
+			c.sport = c4->sport;
+			c.dport = c4->dport;
+			c.seq = c4->seq;
+			c.ts = c4->ts;
+			__builtin_memcpy(c.saddr, &c4->saddr, 4);
+			__builtin_memcpy(c.daddr, &c4->daddr, 4);
+			int r = fast_forward(ctx, &p, &c, &c4->last_seen);
+			if (r != PUNT)
+				return r;
+			count(RLVS_CNT_PUNTED);
+			return to_engine(ctx, own);
+		}
 	} else {
 		__builtin_memcpy(key.saddr, saddr, 16);
 		__builtin_memcpy(key.daddr, daddr, 16);
-	}
-	struct rlvs_conn *c = bpf_map_lookup_elem(&conns, &key);
-	if (c) {
-		int r = fast_forward(ctx, &p, &key, c);
-		if (r != PUNT)
-			return r;
-		count(RLVS_CNT_PUNTED);
-		return to_engine(ctx, own);
+		struct rlvs_conn *c = bpf_map_lookup_elem(&conns6, &key);
+		if (c) {
+			int r = fast_forward(ctx, &p, c, &c->last_seen);
+			if (r != PUNT)
+				return r;
+			count(RLVS_CNT_PUNTED);
+			return to_engine(ctx, own);
+		}
 	}
 	if (ours(ctx, p.family, p.proto, key.saddr, key.daddr, alen, ports[0], ports[1]))
 		return to_engine(ctx, own);

@@ -19,8 +19,43 @@ use rlvs_wire::TcpFlags;
 use std::collections::{HashMap as StdHashMap, HashSet};
 use std::net::IpAddr;
 
+/// The connection maps, one per family (IPv4's entries are smaller),
+/// seen through the family-neutral key and value.
+struct ConnMaps {
+    v4: HashMap<MapData, maps::ConnKey4, maps::Conn4>,
+    v6: HashMap<MapData, ConnKey, maps::Conn>,
+}
+
+impl ConnMaps {
+    fn insert(&mut self, k: ConnKey, c: maps::Conn) -> Result<(), aya::maps::MapError> {
+        match k.family {
+            4 => self.v4.insert(k.v4(), c.v4(), 0),
+            _ => self.v6.insert(k, c, 0),
+        }
+    }
+
+    fn get(&self, k: &ConnKey) -> Option<maps::Conn> {
+        match k.family {
+            4 => self.v4.get(&k.v4(), 0).ok().map(|c| maps::Conn::from_v4(&c)),
+            _ => self.v6.get(k, 0).ok(),
+        }
+    }
+
+    fn remove(&mut self, k: &ConnKey) {
+        let _ = match k.family {
+            4 => self.v4.remove(&k.v4()),
+            _ => self.v6.remove(k),
+        };
+    }
+
+    fn entries(&self) -> Vec<(ConnKey, maps::Conn)> {
+        let v4 = self.v4.iter().flatten().map(|(k, c)| (ConnKey::from_v4(&k), maps::Conn::from_v4(&c)));
+        v4.chain(self.v6.iter().flatten()).collect()
+    }
+}
+
 pub struct FastPath {
-    conns: HashMap<MapData, ConnKey, maps::Conn>,
+    conns: ConnMaps,
     hops: Array<MapData, Hop>,
     tx_ports: aya::maps::DevMapHash<MapData>,
     dest_stats: PerCpuArray<MapData, DestStats>,
@@ -63,7 +98,7 @@ impl FastPath {
     /// the monotonic time at which the director's clock read zero.
     pub fn new(bpf: &mut aya::Ebpf, epoch_ns: u64) -> Result<FastPath> {
         Ok(FastPath {
-            conns: take(bpf, "conns")?,
+            conns: ConnMaps { v4: take(bpf, "conns4")?, v6: take(bpf, "conns6")? },
             hops: take(bpf, "hops")?,
             tx_ports: take(bpf, "tx_ports")?,
             dest_stats: take(bpf, "dest_stats")?,
@@ -83,9 +118,8 @@ impl FastPath {
     /// Takes every connection out of the map (a start that does not
     /// rebuild from what an earlier daemon left).
     pub fn clear(&mut self) {
-        let keys: Vec<ConnKey> = self.conns.keys().flatten().collect();
-        for k in keys {
-            let _ = self.conns.remove(&k);
+        for (k, _) in self.conns.entries() {
+            self.conns.remove(&k);
         }
     }
 
@@ -269,13 +303,13 @@ impl FastPath {
         let now = monotonic_ns();
         fwd.last_seen = now;
         let in_key = ConnKey::new(k.protocol, k.caddr, k.cport, k.vaddr, k.vport);
-        if let Err(e) = self.conns.insert(in_key, fwd, 0) {
+        if let Err(e) = self.conns.insert(in_key, fwd) {
             tracing::debug!(error = %e, "connection not installed in the XDP map (full?)");
             return true;
         }
         if let Some((out, mut c)) = back {
             c.last_seen = now;
-            let _ = self.conns.insert(ConnKey::new(out.protocol, out.daddr, out.dport, out.caddr, out.cport), c, 0);
+            let _ = self.conns.insert(ConnKey::new(out.protocol, out.daddr, out.dport, out.caddr, out.cport), c);
         }
         true
     }
@@ -283,16 +317,16 @@ impl FastPath {
     /// Takes `key`'s entries (and its reply entry, `out`) out of the map.
     pub fn remove(&mut self, key: &DirKey, out: Option<&OutKey>) {
         self.waiting.remove(key);
-        let _ = self.conns.remove(&ConnKey::new(key.protocol, key.caddr, key.cport, key.vaddr, key.vport));
+        self.conns.remove(&ConnKey::new(key.protocol, key.caddr, key.cport, key.vaddr, key.vport));
         if let Some(o) = out {
-            let _ = self.conns.remove(&ConnKey::new(o.protocol, o.daddr, o.dport, o.caddr, o.cport));
+            self.conns.remove(&ConnKey::new(o.protocol, o.daddr, o.dport, o.caddr, o.cport));
         }
     }
 
     /// When the fast path last saw `key`'s connection (either direction).
     pub fn last_seen(&self, key: &DirKey, out: Option<&OutKey>) -> Option<Time> {
-        let a = self.conns.get(&ConnKey::new(key.protocol, key.caddr, key.cport, key.vaddr, key.vport), 0).ok();
-        let b = out.and_then(|o| self.conns.get(&ConnKey::new(o.protocol, o.daddr, o.dport, o.caddr, o.cport), 0).ok());
+        let a = self.conns.get(&ConnKey::new(key.protocol, key.caddr, key.cport, key.vaddr, key.vport));
+        let b = out.and_then(|o| self.conns.get(&ConnKey::new(o.protocol, o.daddr, o.dport, o.caddr, o.cport)));
         let ns = a.map(|c| c.last_seen).into_iter().chain(b.map(|c| c.last_seen)).max()?;
         Some(self.time_of(ns))
     }
@@ -349,7 +383,7 @@ impl FastPath {
     /// and those that expired meanwhile, are taken out. Returns the keys
     /// adopted, to be installed anew with this daemon's numbering.
     pub fn adopt(&mut self, d: &mut Director, saved: &crate::state::Saved, now: Time) -> Vec<DirKey> {
-        let entries: Vec<(ConnKey, maps::Conn)> = self.conns.iter().flatten().collect();
+        let entries = self.conns.entries();
         let by_key: StdHashMap<ConnKey, maps::Conn> = entries.iter().copied().collect();
         let now_ns = monotonic_ns();
         let t = d.timeouts();
@@ -428,7 +462,7 @@ impl FastPath {
         }
         for (k, _) in &entries {
             if !keep.contains(k) {
-                let _ = self.conns.remove(k);
+                self.conns.remove(k);
             }
         }
         adopted

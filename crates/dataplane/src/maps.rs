@@ -90,7 +90,7 @@ impl AddrKey {
 // ------------------------------------------------------------- fast path
 
 /// Bumped with any change to the structs below (rlvs_maps.h says the same).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 pub const MAGIC: u32 = 0x726c_7673;
 pub const MAX_CONNS: u32 = 1_048_576;
 pub const MAX_HOPS: u32 = 131_072;
@@ -182,6 +182,97 @@ pub struct TcpEvent {
     pub pad: [u8; 7],
 }
 
+/// conns4's key: an IPv4 ConnKey (addresses and ports in network order).
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub struct ConnKey4 {
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub pad: [u8; 3],
+}
+
+/// conns4's value: an IPv4 Conn.
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Conn4 {
+    pub action: u8,
+    pub flags: u8,
+    pub sport: u16,
+    pub dport: u16,
+    pub pad: u16,
+    pub hop: u32,
+    pub dest: u32,
+    pub seq: u32,
+    pub ts: u32,
+    pub saddr: [u8; 4],
+    pub daddr: [u8; 4],
+    pub last_seen: u64,
+}
+
+impl ConnKey {
+    /// The conns4 form of an IPv4 key.
+    pub fn v4(&self) -> ConnKey4 {
+        ConnKey4 {
+            saddr: self.saddr[..4].try_into().unwrap(),
+            daddr: self.daddr[..4].try_into().unwrap(),
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            pad: [0; 3],
+        }
+    }
+
+    pub fn from_v4(k: &ConnKey4) -> ConnKey {
+        let mut c = ConnKey { family: 4, proto: k.proto, pad: 0, sport: k.sport, dport: k.dport, ..Default::default() };
+        c.saddr[..4].copy_from_slice(&k.saddr);
+        c.daddr[..4].copy_from_slice(&k.daddr);
+        c
+    }
+}
+
+impl Conn {
+    pub fn v4(&self) -> Conn4 {
+        Conn4 {
+            action: self.action,
+            flags: self.flags,
+            sport: self.sport,
+            dport: self.dport,
+            pad: 0,
+            hop: self.hop,
+            dest: self.dest,
+            seq: self.seq,
+            ts: self.ts,
+            saddr: self.saddr[..4].try_into().unwrap(),
+            daddr: self.daddr[..4].try_into().unwrap(),
+            last_seen: self.last_seen,
+        }
+    }
+
+    pub fn from_v4(c: &Conn4) -> Conn {
+        let mut out = Conn {
+            action: c.action,
+            flags: c.flags,
+            pad: 0,
+            hop: c.hop,
+            dest: c.dest,
+            sport: c.sport,
+            dport: c.dport,
+            seq: c.seq,
+            ts: c.ts,
+            last_seen: c.last_seen,
+            ..Default::default()
+        };
+        out.saddr[..4].copy_from_slice(&c.saddr);
+        out.daddr[..4].copy_from_slice(&c.daddr);
+        out
+    }
+}
+
+const _: () = assert!(std::mem::size_of::<ConnKey4>() == 16);
+const _: () = assert!(std::mem::size_of::<Conn4>() == 40);
 const _: () = assert!(std::mem::size_of::<Meta>() == 8);
 const _: () = assert!(std::mem::size_of::<ConnKey>() == 40);
 const _: () = assert!(std::mem::size_of::<Conn>() == 64);
@@ -193,6 +284,8 @@ const _: () = assert!(std::mem::size_of::<TcpEvent>() == 48);
 // padding the kernel could copy uninitialised).
 unsafe impl aya::Pod for Meta {}
 unsafe impl aya::Pod for ConnKey {}
+unsafe impl aya::Pod for ConnKey4 {}
+unsafe impl aya::Pod for Conn4 {}
 unsafe impl aya::Pod for Conn {}
 unsafe impl aya::Pod for Hop {}
 unsafe impl aya::Pod for DestStats {}

@@ -34,6 +34,11 @@ pub struct Program {
     pub adopted: bool,
 }
 
+/// The engine's program object (for measurements of its maps).
+pub fn object() -> &'static [u8] {
+    OBJECT
+}
+
 /// Whether this build carries the XDP program at all.
 pub fn built() -> bool {
     !OBJECT.is_empty()
