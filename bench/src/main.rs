@@ -61,7 +61,7 @@ enum Cmd {
         seconds: f64,
         #[arg(long, value_delimiter = ',', default_value = "1,10000")]
         flows: Vec<u16>,
-        #[arg(long, value_delimiter = ',', default_value = "dr,nat,fullnat")]
+        #[arg(long, value_delimiter = ',', default_value = "dr,nat,fullnat,tun")]
         methods: Vec<String>,
         #[arg(long, value_delimiter = ',', default_value = "afxdp,afpacket")]
         engines: Vec<String>,

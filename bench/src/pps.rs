@@ -10,7 +10,8 @@
 //!   rewriting both MACs and redirecting to the sink's link, the least an
 //!   XDP forwarder does;
 //! - rlvs, per engine and forwarding method: the VIP as a service with the
-//!   sink as real server (DR, NAT to 10.3.0.1, FULLNAT from 10.3.0.254).
+//!   sink as real server (DR, NAT to 10.3.0.1, FULLNAT from 10.3.0.254,
+//!   TUN: IPIP from 10.3.0.254 to 10.3.0.1).
 //!
 //! The director is charged all of its work, and only it runs on CPU 1:
 //! its ingress veth runs threaded NAPI with the kthread pinned there (so
@@ -82,7 +83,9 @@ pub fn build(f: &Forwarder, rlvs: &str, proto: &str) -> Result<Path> {
         &sink,
         &["nft", "add chain netdev bench c { type filter hook ingress device eth0 priority -500; policy accept; }"],
     )?;
-    lab.ok(&sink, &["nft", "add", "rule", "netdev", "bench", "c", "meta", "l4proto", proto, "counter", "drop"])?;
+    // Every IPv4 packet counts: forwarded ones, and tunnelled ones (IPIP).
+    let _ = proto;
+    lab.ok(&sink, &["nft", "add", "rule", "netdev", "bench", "c", "meta", "protocol", "ip", "counter", "drop"])?;
     // The same receive settings for every forwarder: NAPI on the sink's
     // veth (GRO on; a redirect into a veth needs it), and on the
     // director's ingress, threaded, its kthread pinned to CPU 1 before
@@ -145,6 +148,7 @@ pub fn build(f: &Forwarder, rlvs: &str, proto: &str) -> Result<Path> {
             let flag = match method.as_str() {
                 "dr" => "-g",
                 "nat" => "-m",
+                "tun" => "-i",
                 "fullnat" => {
                     lab.ok(&dir, &[rlvs, "adm", "--add-laddr", t, &svc, "-z", "10.3.0.254"])?;
                     // A SYN flood takes a local port per SYN: 31,744 per
