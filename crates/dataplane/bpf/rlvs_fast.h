@@ -83,6 +83,14 @@ struct {
 } dest_stats SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RLVS_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct rlvs_dest_id);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dest_ids SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -535,10 +543,11 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct pkt *p, const
 	__builtin_memcpy(eth->h_source, hop->src, 6);
 	__builtin_memcpy(eth->h_dest, hop->dst, 6);
 	add_stats(c, bytes, out);
-	__u64 now = bpf_ktime_get_ns();
+	// The coarse clock (CLOCK_MONOTONIC at tick resolution) is plenty for
+	// a timer of seconds and much cheaper than the precise one.
+	__u64 now = bpf_ktime_get_coarse_ns();
 	if (now - *seen > LAST_SEEN_GRAIN)
 		*seen = now;
-	count(RLVS_CNT_FAST);
 	// Through the devmap even back out of the ingress device: veth wakes
 	// its peer for an XDP_TX frame only if the peer runs XDP itself, but
 	// flushes a redirected one to a peer with GRO as well.

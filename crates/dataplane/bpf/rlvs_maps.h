@@ -33,10 +33,15 @@ struct rlvs_addr_key {
 	__u8 addr[16];
 };
 
-// ifaces: ifindex -> the interface's MAC and its block of xsks entries
-// (slot * RLVS_MAX_QUEUES + queue; one program serves every interface, and
-// a socket only takes frames of the device and queue it is bound to).
+// ifaces: an array indexed by ifindex % RLVS_IFACE_SLOTS (an array lookup
+// costs no hash, and is on every frame's way): the interface's index (a
+// slot of another ifindex does not count), its MAC, and its block of xsks
+// entries (slot * RLVS_MAX_QUEUES + queue; one program serves every
+// interface, and a socket only takes frames of the device and queue it is
+// bound to).
+#define RLVS_IFACE_SLOTS 4096
 struct rlvs_iface {
+	__u32 ifindex;
 	__u8 mac[6];
 	__u16 slot;
 };
@@ -52,8 +57,7 @@ struct rlvs_settings {
 enum rlvs_counter {
 	RLVS_CNT_TO_ENGINE = 0,
 	RLVS_CNT_PASSED = 1,
-	// Forwarded from the connection map without the engine.
-	RLVS_CNT_FAST = 2,
+	// 2: unused (the fast path's packets are counted in dest_stats).
 	// Found in the connection map but left to the engine (see punt()).
 	RLVS_CNT_PUNTED = 3,
 	// Owned traffic dropped for want of an engine socket (no daemon).
@@ -65,7 +69,7 @@ enum rlvs_counter {
 //
 // Bump when any struct below or the meaning of a field changes: a daemon
 // finding pinned maps of another version refuses to adopt them.
-#define RLVS_LAYOUT_VERSION 2
+#define RLVS_LAYOUT_VERSION 4
 #define RLVS_MAGIC 0x726c7673 // "rlvs"
 
 #define RLVS_MAX_CONNS 1048576
@@ -165,7 +169,24 @@ struct rlvs_hop {
 	__u8 src[6];
 	__u8 dst[6];
 	__u16 mtu;
+	// A real server's slot: whose next hop it is (family 0: a link's
+	// slot), so that a daemon taking over finds its numbering here.
+	__u8 family;
+	__u8 pad;
+	__u8 addr[16];
+};
+
+// dest_ids: which real server of which service a destination number is,
+// written by the engine when it first installs one of its connections, so
+// that a daemon taking over can tell whose connections the entries are.
+struct rlvs_dest_id {
+	__u8 family; // 0: unused
+	__u8 proto;
+	__u16 vport; // host order
+	__u16 dport; // host order
 	__u16 pad;
+	__u8 vaddr[16];
+	__u8 daddr[16];
 };
 
 // dest_stats (per CPU): what the fast path forwarded per real server
@@ -190,14 +211,15 @@ struct rlvs_tcp_event {
 
 _Static_assert(sizeof(struct rlvs_flow_key) == 20, "rlvs_flow_key");
 _Static_assert(sizeof(struct rlvs_addr_key) == 20, "rlvs_addr_key");
-_Static_assert(sizeof(struct rlvs_iface) == 8, "rlvs_iface");
+_Static_assert(sizeof(struct rlvs_iface) == 12, "rlvs_iface");
 _Static_assert(sizeof(struct rlvs_settings) == 8, "rlvs_settings");
 _Static_assert(sizeof(struct rlvs_meta) == 8, "rlvs_meta");
 _Static_assert(sizeof(struct rlvs_conn_key) == 40, "rlvs_conn_key");
 _Static_assert(sizeof(struct rlvs_conn) == 64, "rlvs_conn");
 _Static_assert(sizeof(struct rlvs_conn_key4) == 16, "rlvs_conn_key4");
 _Static_assert(sizeof(struct rlvs_conn4) == 40, "rlvs_conn4");
-_Static_assert(sizeof(struct rlvs_hop) == 20, "rlvs_hop");
+_Static_assert(sizeof(struct rlvs_hop) == 36, "rlvs_hop");
+_Static_assert(sizeof(struct rlvs_dest_id) == 40, "rlvs_dest_id");
 _Static_assert(sizeof(struct rlvs_dest_stats) == 32, "rlvs_dest_stats");
 _Static_assert(sizeof(struct rlvs_tcp_event) == 48, "rlvs_tcp_event");
 

@@ -39,8 +39,8 @@ struct {
 } xsks SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RLVS_IFACE_SLOTS);
 	__type(key, __u32);
 	__type(value, struct rlvs_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -162,6 +162,7 @@ int rlvs_xdp(struct xdp_md *ctx)
 	void *end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 islot = ifindex % RLVS_IFACE_SLOTS;
 	struct rlvs_iface *own;
 	struct rlvs_conn_key key = {};
 	struct pkt p = {};
@@ -170,12 +171,12 @@ int rlvs_xdp(struct xdp_md *ctx)
 
 	if ((void *)(eth + 1) > end)
 		return pass();
-	own = bpf_map_lookup_elem(&ifaces, &ifindex);
-	if (!own)
+	own = bpf_map_lookup_elem(&ifaces, &islot);
+	if (!own || own->ifindex != ifindex)
 		return pass();
-	for (int i = 0; i < 6; i++)
-		if (eth->h_dest[i] != own->mac[i])
-			return pass();
+	if (*(__u32 *)eth->h_dest != *(__u32 *)own->mac ||
+	    *(__u16 *)(eth->h_dest + 4) != *(__u16 *)(own->mac + 4))
+		return pass();
 	p.end = end;
 	p.eth = eth;
 	p.l3 = eth + 1;
@@ -236,8 +237,6 @@ int rlvs_xdp(struct xdp_md *ctx)
 	key.sport = ports[0];
 	key.dport = ports[1];
 	if (alen == 4) {
-		__builtin_memcpy(key.saddr, saddr, 4);
-		__builtin_memcpy(key.daddr, daddr, 4);
 		struct rlvs_conn_key4 k4 = {};
 		__builtin_memcpy(&k4.saddr, saddr, 4);
 		__builtin_memcpy(&k4.daddr, daddr, 4);
@@ -264,6 +263,9 @@ int rlvs_xdp(struct xdp_md *ctx)
 			count(RLVS_CNT_PUNTED);
 			return to_engine(ctx, own);
 		}
+		// A miss: the filter below wants the family-neutral key.
+		__builtin_memcpy(key.saddr, saddr, 4);
+		__builtin_memcpy(key.daddr, daddr, 4);
 	} else {
 		__builtin_memcpy(key.saddr, saddr, 16);
 		__builtin_memcpy(key.daddr, daddr, 16);

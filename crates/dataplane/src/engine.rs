@@ -11,13 +11,17 @@ use crate::iface;
 use crate::netlink::Rtnl;
 use crate::nft::Guard;
 use crate::resolver::{Resolver, Waker};
-use crate::state::{Saved, StateFile};
+use crate::state::{Loaded, StateFile};
 use crate::worker::{Port, Shared, Worker};
 use crate::xdp::Program;
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{CtlError, Request, Response};
+use rlvs_lvs::conn::tcp::TcpState;
+use rlvs_lvs::conn::ConnState;
 use rlvs_lvs::director::Event;
-use rlvs_lvs::{Director, IpvsError};
+use rlvs_lvs::{Director, IpvsError, Protocol};
+
+const ESTABLISHED: ConnState = ConnState::Tcp(TcpState::Established);
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, RwLock};
@@ -311,8 +315,11 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         // (health checks) are never the engine's.
         engine.reread_local();
         engine.catch_up();
-        if let Some(saved) = saved {
-            engine.adopt(saved)?;
+        match saved {
+            Some(saved) => engine.adopt(saved)?,
+            // A snapshot of the empty tables replaces whatever an earlier
+            // daemon's state file said.
+            None => engine.snapshot(true),
         }
         for (id, port) in ports.into_iter().enumerate() {
             if id == 0 {
@@ -368,7 +375,7 @@ impl Engine {
                 w.receive();
             }
             self.follow_connections();
-            self.save_state(false);
+            self.snapshot(false);
             if last_expire.elapsed().as_millis() >= 1000 {
                 let now = self.shared.now();
                 let shared = self.shared.clone();
@@ -404,7 +411,7 @@ impl Engine {
         }
         let keep = matches!(self.ctl.as_ref().map(|c| &c.filter), Some(Filter::Xdp(p)) if p.keep);
         if keep {
-            self.save_state(true);
+            self.snapshot(true);
         } else if let Some(st) = &self.state {
             st.remove();
         }
@@ -478,7 +485,14 @@ impl Engine {
                         tracing::error!(request = ?msg.req, "refused: {why}");
                         Response::Error(CtlError::Ipvs(IpvsError::NoMemory))
                     }
-                    None => rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name()),
+                    None => {
+                        let journalled = self.state.is_some().then(|| msg.req.clone());
+                        let resp = rlvs_ctl::handle(&mut d, msg.req, now, self.kind.name());
+                        if let (Some(st), Some(req), Response::Ok) = (self.state.as_mut(), journalled, &resp) {
+                            st.record(&req);
+                        }
+                        resp
+                    }
                 };
                 self.held.push((msg.reply, resp));
                 // Each request's events before the next one's check for room.
@@ -496,15 +510,28 @@ impl Engine {
     fn event(&mut self, d: &Director, e: Event) {
         let fast = self.ctl.as_mut().and_then(|c| c.fast.as_mut());
         match &e {
-            Event::ConnAdded(k) | Event::ConnChanged(k) => {
-                if let Some(fast) = fast {
+            // Only what moves a connection on or off the fast path costs
+            // anything here: a SYN flood's connections never reach it.
+            Event::ConnAdded(k) => {
+                if let (Some(fast), Protocol::Udp) = (fast, k.protocol) {
                     let hops = self.shared.hops.read().unwrap_or_else(|e| e.into_inner());
                     fast.follow(d, &hops, k);
                 }
                 return;
             }
-            Event::ConnRemoved { key, out } => {
+            Event::ConnChanged { key, from, to } => {
                 if let Some(fast) = fast {
+                    if *to == ESTABLISHED {
+                        let hops = self.shared.hops.read().unwrap_or_else(|e| e.into_inner());
+                        fast.follow(d, &hops, key);
+                    } else if *from == ESTABLISHED {
+                        fast.remove(key, d.out_key_of(key).as_ref());
+                    }
+                }
+                return;
+            }
+            Event::ConnRemoved { key, out, state } => {
+                if let (Some(fast), ESTABLISHED | ConnState::Udp) = (fast, *state) {
                     fast.remove(key, out.as_ref());
                 }
                 return;
@@ -522,9 +549,6 @@ impl Engine {
             _ => {}
         }
         self.follower.event(&e);
-        if let Some(st) = self.state.as_mut() {
-            st.touch();
-        }
         for s in &mut self.subscribers {
             s(&e);
         }
@@ -536,47 +560,40 @@ impl Engine {
         let shared = self.shared.clone();
         let mut d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(fast) = self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
-            let now = self.shared.now();
-            for k in fast.tcp_events(&mut d, now) {
-                let hops = self.shared.hops.read().unwrap_or_else(|e| e.into_inner());
-                fast.follow(&d, &hops, &k);
-            }
+            // The state changes they cause come back as events, below.
+            fast.tcp_events(&mut d, self.shared.now());
         }
         while let Some(e) = d.poll_event() {
             self.event(&d, e);
         }
     }
 
-    /// Writes the state file when the tables changed (at most every 200 ms
-    /// unless `now`).
-    fn save_state(&mut self, now: bool) {
-        let (Some(st), Some(fast)) = (self.state.as_mut(), self.ctl.as_ref().and_then(|c| c.fast.as_ref())) else {
-            return;
-        };
-        if !st.dirty() {
-            return;
+    /// Folds the journal into a new snapshot when it is due (or `now`).
+    fn snapshot(&mut self, now: bool) {
+        let Some(st) = self.state.as_mut() else { return };
+        if now || st.snapshot_due() {
+            let d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            st.snapshot(&d);
         }
-        let d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
-        st.save_if_due(&d, || fast.slots(&d), now);
     }
 
     /// Takes over from a daemon that stopped without removing its pins:
     /// its tables from the state file, its connections from the pinned
     /// map (forwarded all along by the program), the filter pruned to
     /// what the restored tables need.
-    fn adopt(&mut self, saved: Saved) -> Result<()> {
+    fn adopt(&mut self, saved: Loaded) -> Result<()> {
         let shared = self.shared.clone();
         let now = self.shared.now();
         let mut d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(fast) = self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
-            fast.restore_rs_slots(&saved.rs_slots);
+            fast.recover_rs_slots();
         }
         crate::state::restore(&mut d, &saved, now);
         while let Some(e) = d.poll_event() {
             self.event(&d, e);
         }
         let keys = match self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
-            Some(fast) => fast.adopt(&mut d, &saved, now),
+            Some(fast) => fast.adopt(&mut d, now),
             None => Vec::new(),
         };
         drop(d);
@@ -590,8 +607,10 @@ impl Engine {
                 fast.follow(&d, &hops, k);
             }
         }
-        let services = saved.services.len();
+        let services = shared.director.lock().unwrap_or_else(|e| e.into_inner()).service_count();
         tracing::info!(services, connections = keys.len(), "took over from the earlier daemon's pinned state");
+        // A fresh snapshot of what was restored; the journal starts empty.
+        self.snapshot(true);
         Ok(())
     }
 
@@ -616,6 +635,11 @@ impl Engine {
         }
         self.filter_due = None;
         self.apply_delta();
+        // The journal before the answers: what a client was told of
+        // survives a crash.
+        if let Some(st) = self.state.as_mut() {
+            st.flush();
+        }
         for (reply, resp) in self.held.drain(..) {
             reply(resp);
         }

@@ -60,6 +60,7 @@ pub struct FastPath {
     tx_ports: aya::maps::DevMapHash<MapData>,
     dest_stats: PerCpuArray<MapData, DestStats>,
     dest_up: Array<MapData, u8>,
+    dest_ids: Array<MapData, maps::DestId>,
     events: RingBuf<MapData>,
     counters: PerCpuArray<MapData, u64>,
     /// Hop slots of watched real servers (below LINK_HOPS).
@@ -103,6 +104,7 @@ impl FastPath {
             tx_ports: take(bpf, "tx_ports")?,
             dest_stats: take(bpf, "dest_stats")?,
             dest_up: take(bpf, "dest_up")?,
+            dest_ids: take(bpf, "dest_ids")?,
             events: take(bpf, "tcp_events")?,
             counters: take(bpf, "counters")?,
             rs_slots: StdHashMap::new(),
@@ -153,7 +155,7 @@ impl FastPath {
             return;
         }
         self.rs_slots.insert(addr, slot);
-        self.set_hop(slot, Hop::default());
+        self.set_hop(slot, Hop { family: maps::family(addr), addr: maps::addr16(addr), ..Default::default() });
     }
 
     pub fn unwatch(&mut self, addr: IpAddr) {
@@ -167,13 +169,15 @@ impl FastPath {
     /// follow at once (they name the slot, not the MAC).
     pub fn resolved(&mut self, addr: IpAddr, hop: Option<&NextHop>) {
         let Some(&slot) = self.rs_slots.get(&addr) else { return };
-        let h = hop.map_or(Hop::default(), |h| Hop {
+        let mut h = hop.map_or(Hop::default(), |h| Hop {
             ifindex: h.ifindex as u32,
             src: h.src.0,
             dst: h.dst.0,
             mtu: h.mtu.min(u32::from(u16::MAX)) as u16,
-            pad: 0,
+            ..Default::default()
         });
+        h.family = maps::family(addr);
+        h.addr = maps::addr16(addr);
         self.set_hop(slot, h);
     }
 
@@ -193,7 +197,7 @@ impl FastPath {
     pub fn follow(&mut self, d: &Director, hops: &crate::xmit::HopTable, key: &DirKey) {
         match d.fast_conn(key) {
             Some(fc) => {
-                if !self.install(&fc, hops) {
+                if !self.install(d, &fc, hops) {
                     self.waiting.insert(*key);
                 }
             }
@@ -209,7 +213,7 @@ impl FastPath {
         let keys: Vec<DirKey> = self.waiting.drain().collect();
         for k in keys {
             if let Some(fc) = d.fast_conn(&k) {
-                if !self.install(&fc, hops) {
+                if !self.install(d, &fc, hops) {
                     self.waiting.insert(k);
                 }
             }
@@ -217,7 +221,7 @@ impl FastPath {
     }
 
     /// False when it cannot be installed yet (next hop unresolved).
-    fn install(&mut self, fc: &FastConn, hops: &crate::xmit::HopTable) -> bool {
+    fn install(&mut self, d: &Director, fc: &FastConn, hops: &crate::xmit::HopTable) -> bool {
         let k = &fc.key;
         if fc.dest.index >= MAX_DESTS {
             return true;
@@ -292,13 +296,28 @@ impl FastPath {
         if let Some((n, h)) = fc.return_hop {
             let slot = LINK_HOPS + u32::from(n);
             if slot < MAX_HOPS {
-                self.set_hop(slot, Hop { ifindex: h.ifindex as u32, src: h.local.0, dst: h.peer.0, mtu: 0, pad: 0 });
+                self.set_hop(
+                    slot,
+                    Hop { ifindex: h.ifindex as u32, src: h.local.0, dst: h.peer.0, ..Default::default() },
+                );
             }
         }
         let _ = self.dest_up.set(fc.dest.index, 1, 0);
         if self.counted.get(&fc.dest.index).is_none_or(|(id, _)| *id != fc.dest) {
             let base = self.read_stats(fc.dest.index);
             self.counted.insert(fc.dest.index, (fc.dest, base));
+            if let Some((svc, addr, port)) = d.dest_identity(fc.dest) {
+                let id = maps::DestId {
+                    family: maps::family(svc.addr),
+                    proto: svc.protocol.number(),
+                    vport: svc.port,
+                    dport: port,
+                    pad: 0,
+                    vaddr: maps::addr16(svc.addr),
+                    daddr: maps::addr16(addr),
+                };
+                let _ = self.dest_ids.set(fc.dest.index, id, 0);
+            }
         }
         let now = monotonic_ns();
         fwd.last_seen = now;
@@ -332,9 +351,8 @@ impl FastPath {
     }
 
     /// The FINs and RSTs the program forwarded, into the director's state
-    /// machine (which may take connections off the fast path).
-    pub fn tcp_events(&mut self, d: &mut Director, now: Time) -> Vec<DirKey> {
-        let mut moved = Vec::new();
+    /// machine (whose events then take connections off the fast path).
+    pub fn tcp_events(&mut self, d: &mut Director, now: Time) {
         while let Some(item) = self.events.next() {
             if item.len() < std::mem::size_of::<maps::TcpEvent>() {
                 continue;
@@ -347,32 +365,27 @@ impl FastPath {
             let (sport, dport) = (u16::from_be(k.sport), u16::from_be(k.dport));
             let flags = TcpFlags(ev.flags);
             let key = DirKey { protocol, caddr: saddr, cport: sport, vaddr: daddr, vport: dport };
-            if d.fast_tcp_in(&key, flags, now) {
-                moved.push(key);
-            } else {
+            if !d.fast_tcp_in(&key, flags, now) {
                 let out = OutKey { protocol, daddr: saddr, dport: sport, caddr: daddr, cport: dport };
-                if let Some(k) = d.fast_tcp_out(&out, flags, now) {
-                    moved.push(k);
-                }
+                d.fast_tcp_out(&out, flags, now);
             }
         }
-        moved
     }
 
-    /// The numbering the map entries use, for the state file.
-    pub fn slots(&self, d: &Director) -> crate::state::Slots {
-        let rs = self.rs_slots.iter().map(|(a, s)| (*a, *s)).collect();
-        (rs, d.dest_numbers())
-    }
-
-    /// Takes the real servers' hop slots an earlier daemon used, before its
-    /// tables are restored: entries it left keep pointing at the right
-    /// next hops.
-    pub fn restore_rs_slots(&mut self, slots: &[(IpAddr, u32)]) {
-        for &(a, s) in slots {
-            if s < LINK_HOPS {
-                self.rs_slots.insert(a, s);
-                self.next_slot = self.next_slot.max(s + 1);
+    /// Takes the real servers' hop slots an earlier daemon used (each slot
+    /// names its real server), before the tables are restored: entries it
+    /// left keep pointing at the right next hops.
+    pub fn recover_rs_slots(&mut self) {
+        for slot in 1..LINK_HOPS {
+            let Ok(h) = self.hops.get(&slot, 0) else { continue };
+            if h.family != 0 {
+                self.rs_slots.insert(maps::addr_of(h.family, &h.addr), slot);
+                self.next_slot = self.next_slot.max(slot + 1);
+            }
+        }
+        for slot in 1..self.next_slot {
+            if !self.rs_slots.values().any(|&s| s == slot) {
+                self.free_slots.push(slot);
             }
         }
     }
@@ -382,7 +395,7 @@ impl FastPath {
     /// (its timer continuing from when the program last saw it); the rest,
     /// and those that expired meanwhile, are taken out. Returns the keys
     /// adopted, to be installed anew with this daemon's numbering.
-    pub fn adopt(&mut self, d: &mut Director, saved: &crate::state::Saved, now: Time) -> Vec<DirKey> {
+    pub fn adopt(&mut self, d: &mut Director, now: Time) -> Vec<DirKey> {
         let entries = self.conns.entries();
         let by_key: StdHashMap<ConnKey, maps::Conn> = entries.iter().copied().collect();
         let now_ns = monotonic_ns();
@@ -405,7 +418,16 @@ impl FastPath {
                 vaddr: maps::addr_of(k.family, &k.daddr),
                 vport: u16::from_be(k.dport),
             };
-            let Some(&(_, svc, ra, rp)) = saved.dest_slots.iter().find(|s| s.0 == v.dest) else { continue };
+            let Ok(id) = self.dest_ids.get(&v.dest, 0) else { continue };
+            if id.family == 0 {
+                continue;
+            }
+            let svc = rlvs_lvs::ServiceKey::new(
+                if id.proto == 17 { Protocol::Udp } else { Protocol::Tcp },
+                maps::addr_of(id.family, &id.vaddr),
+                id.vport,
+            );
+            let (ra, rp) = (maps::addr_of(id.family, &id.daddr), id.dport);
             let Some(dest) = d.dest_id(&svc, ra, rp) else { continue };
             let (daddr, dport) = match v.action {
                 action::NAT_IN | action::FNAT_IN => (maps::addr_of(k.family, &v.daddr), u16::from_be(v.dport)),
@@ -468,11 +490,16 @@ impl FastPath {
         adopted
     }
 
-    /// What the program did with frames, summed over CPUs: forwarded here,
-    /// found here but left to the engine, dropped for want of an engine.
+    /// What the program did with frames, summed over CPUs: forwarded here
+    /// (for the real servers that had connections on it), found here but
+    /// left to the engine, dropped for want of an engine.
     pub fn counters(&self) -> (u64, u64, u64) {
         let read = |k: u32| self.counters.get(&k, 0).map_or(0, |v| v.iter().sum::<u64>());
-        (read(maps::CNT_FAST), read(maps::CNT_PUNTED), read(maps::CNT_ORPHANED))
+        let forwarded = self.counted.keys().map(|&s| {
+            let d = self.read_stats(s);
+            d.packets_in + d.packets_out
+        });
+        (forwarded.sum(), read(maps::CNT_PUNTED), read(maps::CNT_ORPHANED))
     }
 
     fn read_stats(&self, slot: u32) -> DestStats {

@@ -215,7 +215,7 @@ impl Follower {
             }
             Event::LaddrAdded { laddr, .. } => self.inc(Some(Rule::Laddr(*laddr))),
             Event::LaddrRemoved { laddr, .. } => self.dec(Some(Rule::Laddr(*laddr))),
-            Event::ServiceChanged(_) | Event::ConnAdded(_) | Event::ConnChanged(_) | Event::ConnRemoved { .. } => {}
+            Event::ServiceChanged(_) | Event::ConnAdded(_) | Event::ConnChanged { .. } | Event::ConnRemoved { .. } => {}
         }
     }
 

@@ -27,9 +27,13 @@ pub struct AddrKey {
     pub addr: [u8; 16],
 }
 
+/// `ifaces` is an array indexed by ifindex % IFACE_SLOTS.
+pub const IFACE_SLOTS: u32 = 4096;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Iface {
+    pub ifindex: u32,
     pub mac: [u8; 6],
     pub slot: u16,
 }
@@ -48,7 +52,7 @@ pub const CNT_PASSED: u32 = 1;
 
 const _: () = assert!(std::mem::size_of::<FlowKey>() == 20);
 const _: () = assert!(std::mem::size_of::<AddrKey>() == 20);
-const _: () = assert!(std::mem::size_of::<Iface>() == 8);
+const _: () = assert!(std::mem::size_of::<Iface>() == 12);
 const _: () = assert!(std::mem::size_of::<Settings>() == 8);
 
 // SAFETY: plain C structs without padding (the sizes above are the sums of
@@ -90,7 +94,7 @@ impl AddrKey {
 // ------------------------------------------------------------- fast path
 
 /// Bumped with any change to the structs below (rlvs_maps.h says the same).
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 4;
 pub const MAGIC: u32 = 0x726c_7673;
 pub const MAX_CONNS: u32 = 1_048_576;
 pub const MAX_HOPS: u32 = 131_072;
@@ -98,7 +102,6 @@ pub const MAX_HOPS: u32 = 131_072;
 /// number); real servers' next hops take the slots below.
 pub const LINK_HOPS: u32 = 65_536;
 pub const MAX_DESTS: u32 = 65_536;
-pub const CNT_FAST: u32 = 2;
 pub const CNT_PUNTED: u32 = 3;
 pub const CNT_ORPHANED: u32 = 4;
 
@@ -162,7 +165,23 @@ pub struct Hop {
     pub src: [u8; 6],
     pub dst: [u8; 6],
     pub mtu: u16,
+    /// A real server's slot: its address (family 0: a link's slot).
+    pub family: u8,
+    pub pad: u8,
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DestId {
+    /// 0: unused.
+    pub family: u8,
+    pub proto: u8,
+    pub vport: u16,
+    pub dport: u16,
     pub pad: u16,
+    pub vaddr: [u8; 16],
+    pub daddr: [u8; 16],
 }
 
 #[repr(C)]
@@ -276,7 +295,8 @@ const _: () = assert!(std::mem::size_of::<Conn4>() == 40);
 const _: () = assert!(std::mem::size_of::<Meta>() == 8);
 const _: () = assert!(std::mem::size_of::<ConnKey>() == 40);
 const _: () = assert!(std::mem::size_of::<Conn>() == 64);
-const _: () = assert!(std::mem::size_of::<Hop>() == 20);
+const _: () = assert!(std::mem::size_of::<Hop>() == 36);
+const _: () = assert!(std::mem::size_of::<DestId>() == 40);
 const _: () = assert!(std::mem::size_of::<DestStats>() == 32);
 const _: () = assert!(std::mem::size_of::<TcpEvent>() == 48);
 
@@ -288,6 +308,7 @@ unsafe impl aya::Pod for ConnKey4 {}
 unsafe impl aya::Pod for Conn4 {}
 unsafe impl aya::Pod for Conn {}
 unsafe impl aya::Pod for Hop {}
+unsafe impl aya::Pod for DestId {}
 unsafe impl aya::Pod for DestStats {}
 
 /// An address as the maps hold it: IPv4 in the first 4 bytes.

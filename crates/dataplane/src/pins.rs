@@ -218,6 +218,11 @@ fn receive_fd(sock: RawFd) -> Result<OwnedFd> {
 }
 
 impl PinDir {
+    /// A pin directory at `path` (already on bpffs).
+    pub fn at(path: PathBuf) -> PinDir {
+        PinDir { path, _root: None }
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }

@@ -124,9 +124,15 @@ impl Program {
         let mut p = Program { bpf, slots, pins, keep: false, adopted };
         {
             let slots = p.slots.clone();
-            let mut m: HashMap<&mut MapData, u32, Iface> = HashMap::try_from(p.map("ifaces")?)?;
+            let mut m: Array<&mut MapData, Iface> = Array::try_from(p.map("ifaces")?)?;
             for ((index, _, mac), (_, slot)) in ifaces.iter().zip(slots) {
-                m.insert(index, Iface { mac: *mac, slot }, 0)?;
+                let at = index % crate::maps::IFACE_SLOTS;
+                if let Ok(other) = m.get(&at, 0) {
+                    if other.ifindex != 0 && other.ifindex != *index && ifaces.iter().any(|i| i.0 == other.ifindex) {
+                        bail!("interfaces {} and {} share an XDP interface slot", other.ifindex, index);
+                    }
+                }
+                m.set(at, Iface { ifindex: *index, mac: *mac, slot }, 0)?;
             }
         }
         let mut s: Array<&mut MapData, Settings> = Array::try_from(p.map("settings")?)?;
@@ -239,5 +245,42 @@ fn flow_key(r: Rule) -> Option<FlowKey> {
         | Rule::NatSource { addr, protocol, port }
         | Rule::FnatSource { addr, protocol, port } => FlowKey::new(addr, protocol, port),
         Rule::Laddr(_) | Rule::Local(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pinned maps of another layout are refused with a message that says
+    /// what was found and what to do; ours are adopted. Needs root and
+    /// bpffs at /sys/fs/bpf (skipped otherwise).
+    #[test]
+    fn pinned_maps_of_another_layout_are_refused() {
+        if !built() || unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let root = std::path::PathBuf::from(format!("/sys/fs/bpf/rlvs-layout-test-{}", std::process::id()));
+        if std::fs::create_dir_all(&root).is_err() {
+            return;
+        }
+        let pins = PinDir::at(root.clone());
+        {
+            let mut bpf = EbpfLoader::new().default_map_pin_directory(&root).load(OBJECT).unwrap();
+            let mut m: Array<&mut MapData, Meta> = Array::try_from(bpf.map_mut("meta").unwrap()).unwrap();
+            m.set(0, Meta { magic: MAGIC, layout: LAYOUT_VERSION }, 0).unwrap();
+        }
+        assert!(check_layout(&pins).unwrap(), "our own layout is adopted");
+        {
+            let mut bpf = EbpfLoader::new().default_map_pin_directory(&root).load(OBJECT).unwrap();
+            let mut m: Array<&mut MapData, Meta> = Array::try_from(bpf.map_mut("meta").unwrap()).unwrap();
+            m.set(0, Meta { magic: MAGIC, layout: LAYOUT_VERSION + 7 }, 0).unwrap();
+        }
+        let err = format!("{:#}", check_layout(&pins).unwrap_err());
+        pins.remove_all();
+        let _ = std::fs::remove_dir_all(&root);
+        assert!(err.contains(&format!("map layout {}", LAYOUT_VERSION + 7)), "{err}");
+        assert!(err.contains(&format!("this rlvs writes layout {LAYOUT_VERSION}")), "{err}");
+        assert!(err.contains("remove the directory to start afresh"), "{err}");
     }
 }

@@ -215,3 +215,39 @@ fn nat_downloads_finish_with_no_daemon_and_new_connections_meet_silence() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", String::from_utf8_lossy(&out.stderr));
     s.lab.stop("daemon2", libc::SIGTERM).unwrap();
 }
+
+/// `--keep-forwarding` (an upgrade): an orderly stop leaves the program
+/// and its maps in place, the downloads go on, and the next daemon takes
+/// over as after a crash.
+#[test]
+fn keep_forwarding_hands_over_to_the_next_daemon() {
+    let mut s = build(Method::Dr);
+    if engine_of(&s.lab, "daemon") != "afxdp" {
+        eprintln!("skipped: the daemon runs AF_PACKET, whose state lives in the process");
+        return;
+    }
+    // The first daemon again, now with the option (its tables restored
+    // from the state file as a restart would).
+    let dir = s.director.clone();
+    s.lab.stop("daemon", libc::SIGKILL).unwrap();
+    start_daemon(&mut s.lab, &dir, "keeper", &["--keep-forwarding"]);
+    start_downloads(&mut s);
+    let all = Lab::wait_for(Duration::from_secs(20), || (established(&s.lab, &dir) == DOWNLOADS).then_some(()));
+    let err1 = std::fs::read_to_string(s.lab.dir().join("err1")).unwrap_or_default();
+    assert!(
+        all.is_some(),
+        "{} of {DOWNLOADS} established ({err1})\n{}\n{}",
+        established(&s.lab, &dir),
+        adm(&s.lab, &dir, "-Lnc").0,
+        s.lab.log("keeper")
+    );
+    let saved = adm(&s.lab, &dir, "-Sn").0;
+    s.lab.stop("keeper", libc::SIGTERM).unwrap();
+    assert!(s.lab.ok(&dir, &["ip", "link", "show", "dev", "eth0"]).unwrap().contains("prog/xdp"), "still attached");
+    std::thread::sleep(Duration::from_secs(2));
+    start_daemon(&mut s.lab, &dir, "next", &[]);
+    assert_eq!(adm(&s.lab, &dir, "-Sn").0, saved);
+    assert_eq!(established(&s.lab, &dir), DOWNLOADS, "{}", adm(&s.lab, &dir, "-Lnc").0);
+    check_downloads(&s);
+    s.lab.stop("next", libc::SIGTERM).unwrap();
+}

@@ -12,7 +12,7 @@
 //! ([`Director::follow_conns`]).
 
 use super::Director;
-use crate::conn::{ConnKey, OutKey};
+use crate::conn::{ConnKey, ConnState, OutKey};
 use crate::types::{DestConfig, ServiceKey};
 use std::net::IpAddr;
 
@@ -50,11 +50,17 @@ pub enum Event {
     },
     ConnAdded(ConnKey),
     /// Its TCP state moved.
-    ConnChanged(ConnKey),
-    /// With the key its replies came back with (NAT, FULLNAT).
+    ConnChanged {
+        key: ConnKey,
+        from: ConnState,
+        to: ConnState,
+    },
+    /// With the key its replies came back with (NAT, FULLNAT), and the
+    /// state it was in.
     ConnRemoved {
         key: ConnKey,
         out: Option<OutKey>,
+        state: ConnState,
     },
 }
 
@@ -70,7 +76,7 @@ impl Director {
         self.conn_events = on;
         if !on {
             self.events
-                .retain(|e| !matches!(e, Event::ConnAdded(_) | Event::ConnChanged(_) | Event::ConnRemoved { .. }));
+                .retain(|e| !matches!(e, Event::ConnAdded(_) | Event::ConnChanged { .. } | Event::ConnRemoved { .. }));
         }
     }
 

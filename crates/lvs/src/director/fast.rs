@@ -155,16 +155,9 @@ impl Director {
         })
     }
 
-    /// Every destination in a service by its number (what a fast path's
-    /// entries name it by): (number, service, address, port).
-    pub fn dest_numbers(&self) -> Vec<(u32, ServiceKey, IpAddr, u16)> {
-        self.order
-            .iter()
-            .flat_map(|&sid| {
-                let svc = self.svc(sid);
-                svc.dests.iter().map(move |&id| (id.index, svc.key, self.dests.get(id).addr, self.dests.get(id).port))
-            })
-            .collect()
+    /// Which real server of which service `id` is.
+    pub fn dest_identity(&self, id: DestId) -> Option<(ServiceKey, IpAddr, u16)> {
+        self.dests.try_get(id).map(|d| (d.svc_key, d.addr, d.port))
     }
 
     /// Whether `id` still names a destination (in a service or the trash).

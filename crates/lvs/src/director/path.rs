@@ -309,7 +309,7 @@ impl Director {
         c.state = ConnState::Tcp(new);
         if new != old && self.conn_events {
             let key = self.conns.key(self.conns.get(cid));
-            self.events.push_back(Event::ConnChanged(key));
+            self.events.push_back(Event::ConnChanged { key, from: ConnState::Tcp(old), to: ConnState::Tcp(new) });
         }
         self.timeouts.tcp[new as usize]
     }
@@ -348,7 +348,8 @@ impl Director {
     pub(super) fn expire_conn(&mut self, cid: ConnId, now: Time) {
         let out = if self.conn_events { self.conns.out_key(self.conns.get(cid)) } else { None };
         let Removed { conn: c, key, target, fnat } = self.conns.remove(cid);
-        self.emit_conn(|| Event::ConnRemoved { key, out });
+        let state = c.state;
+        self.emit_conn(|| Event::ConnRemoved { key, out, state });
         if let Some((laddr, lport)) = fnat {
             let local = fullnat::LocalKey { laddr, protocol: key.protocol, raddr: target.daddr, rport: target.dport };
             self.ports.release(local, lport);

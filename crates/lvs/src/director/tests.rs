@@ -596,11 +596,27 @@ fn connection_events_only_when_followed() {
     assert!(pick(&mut d, &segment(2000, FIN), t0).is_some());
     assert_eq!(
         drain(&mut d),
-        [Event::ConnAdded(key), Event::ConnChanged(key), Event::ConnChanged(key), Event::ConnChanged(key)]
+        [
+            Event::ConnAdded(key),
+            Event::ConnChanged { key, from: ConnState::Tcp(TcpState::None), to: ConnState::Tcp(TcpState::SynRecv) },
+            Event::ConnChanged {
+                key,
+                from: ConnState::Tcp(TcpState::SynRecv),
+                to: ConnState::Tcp(TcpState::Established)
+            },
+            Event::ConnChanged {
+                key,
+                from: ConnState::Tcp(TcpState::Established),
+                to: ConnState::Tcp(TcpState::FinWait)
+            },
+        ]
     );
     let later = t0 + Span::from_secs(3600);
     assert_eq!(d.expire(later), 2);
     let removed: Vec<Event> = drain(&mut d);
-    assert!(removed.contains(&Event::ConnRemoved { key, out: None }), "{removed:?}");
+    assert!(
+        removed.contains(&Event::ConnRemoved { key, out: None, state: ConnState::Tcp(TcpState::FinWait) }),
+        "{removed:?}"
+    );
     assert_eq!(removed.len(), 2);
 }
