@@ -164,11 +164,17 @@ fn proto_name(proto: u8) -> Option<&'static CStr> {
     }
 }
 
+/// getservbyname and getservbyport return one static entry that the next
+/// call overwrites; the daemon and the test harness call them from several
+/// threads, so every call and its read happen under this lock.
+static SERVENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// getservbyname, as service_to_port.
 pub fn service_to_port(name: &str, proto: u8) -> Option<u16> {
     let p = proto_name(proto)?;
     let n = CString::new(name).ok()?;
-    // SAFETY: valid C strings; the returned static entry is read at once.
+    let _entry = SERVENT.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: valid C strings; the static entry is read under the lock.
     unsafe {
         let e = libc::getservbyname(n.as_ptr(), p.as_ptr());
         (!e.is_null()).then(|| u16::from_be((*e).s_port as u16))
@@ -178,7 +184,8 @@ pub fn service_to_port(name: &str, proto: u8) -> Option<u16> {
 /// getservbyport, as port_to_service.
 pub fn port_to_service(port: u16, proto: u8) -> Option<String> {
     let p = proto_name(proto)?;
-    // SAFETY: a valid C string; the returned static entry is read at once.
+    let _entry = SERVENT.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: a valid C string; the static entry is read under the lock.
     unsafe {
         let e = libc::getservbyport(i32::from(port.to_be()), p.as_ptr());
         (!e.is_null()).then(|| CStr::from_ptr((*e).s_name).to_string_lossy().into_owned())
@@ -225,5 +232,26 @@ mod tests {
         assert_eq!(string_to_number("12x", 0, 65535), None);
         assert_eq!(string_to_number("", 0, 65535), None);
         assert_eq!(string_to_number("+5", 0, 65535), Some(5));
+    }
+
+    /// The CI once listed port 80 as "doma": another thread's lookup of 53
+    /// overwrote the static entry while it was read.
+    #[test]
+    fn service_names_stay_right_when_threads_look_them_up_together() {
+        let Some(http) = port_to_service(80, 6) else { return };
+        let Some(domain) = port_to_service(53, 17) else { return };
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let (port, proto, want) = if i % 2 == 0 { (80, 6, http.clone()) } else { (53, 17, domain.clone()) };
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        assert_eq!(port_to_service(port, proto).as_deref(), Some(want.as_str()));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("a lookup returned another thread's name");
+        }
     }
 }

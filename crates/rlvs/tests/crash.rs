@@ -101,6 +101,32 @@ fn start_downloads(s: &mut Setup) {
     s.lab.spawn(&s.client, "downloads", &["sh", "-c", &script]).unwrap();
 }
 
+/// Starts the downloads and waits until every one is ESTABLISHED in
+/// daemon `name`'s table.
+fn downloads_established(s: &mut Setup, name: &str) {
+    start_downloads(s);
+    let dir = s.director.clone();
+    let all = Lab::wait_for(Duration::from_secs(20), || (established(&s.lab, &dir) == DOWNLOADS).then_some(()));
+    let err1 = std::fs::read_to_string(s.lab.dir().join("err1")).unwrap_or_default();
+    assert!(
+        all.is_some(),
+        "{} of {DOWNLOADS} established ({err1})\n{}\n{}",
+        established(&s.lab, &dir),
+        adm(&s.lab, &dir, "-Lnc").0,
+        s.lab.log(name)
+    );
+}
+
+/// Whether the daemon runs AF_XDP; the state of AF_PACKET's lives in the
+/// process, so these tests have nothing to show there.
+fn on_afxdp(s: &Setup) -> bool {
+    let yes = engine_of(&s.lab, "daemon") == "afxdp";
+    if !yes {
+        eprintln!("skipped: the daemon runs AF_PACKET, whose state lives in the process");
+    }
+    yes
+}
+
 /// ESTABLISHED connections to the VIP, as `ipvsadm -Lnc` lists them.
 fn established(lab: &Lab, ns: &str) -> usize {
     adm(lab, ns, "-Lnc").0.lines().filter(|l| l.contains("ESTABLISHED") && l.contains(&format!("{VIP}:80"))).count()
@@ -135,19 +161,11 @@ fn resets(lab: &Lab, ns: &str) -> u64 {
 
 fn crash_and_restart(m: Method) {
     let mut s = build(m);
-    if engine_of(&s.lab, "daemon") != "afxdp" {
-        eprintln!("skipped: the daemon runs AF_PACKET, whose state lives in the process");
+    if !on_afxdp(&s) {
         return;
     }
-    start_downloads(&mut s);
+    downloads_established(&mut s, "daemon");
     let dir = s.director.clone();
-    let all = Lab::wait_for(Duration::from_secs(20), || (established(&s.lab, &dir) == DOWNLOADS).then_some(()));
-    assert!(
-        all.is_some(),
-        "{} of {DOWNLOADS} established:\n{}",
-        established(&s.lab, &dir),
-        adm(&s.lab, &dir, "-Lnc").0
-    );
     std::thread::sleep(Duration::from_secs(2));
     let saved = adm(&s.lab, &dir, "-Sn").0;
     let before = established(&s.lab, &dir);
@@ -195,14 +213,11 @@ fn fullnat_downloads_survive_a_crash_and_restart() {
 #[test]
 fn nat_downloads_finish_with_no_daemon_and_new_connections_meet_silence() {
     let mut s = build(Method::Nat);
-    if engine_of(&s.lab, "daemon") != "afxdp" {
-        eprintln!("skipped: the daemon runs AF_PACKET, whose state lives in the process");
+    if !on_afxdp(&s) {
         return;
     }
-    start_downloads(&mut s);
+    downloads_established(&mut s, "daemon");
     let dir = s.director.clone();
-    let all = Lab::wait_for(Duration::from_secs(20), || (established(&s.lab, &dir) == DOWNLOADS).then_some(()));
-    assert!(all.is_some(), "{} of {DOWNLOADS} established", established(&s.lab, &dir));
     std::thread::sleep(Duration::from_secs(2));
     let resets_before = resets(&s.lab, &s.client);
     s.lab.stop("daemon", libc::SIGKILL).unwrap();
@@ -222,8 +237,7 @@ fn nat_downloads_finish_with_no_daemon_and_new_connections_meet_silence() {
 #[test]
 fn keep_forwarding_hands_over_to_the_next_daemon() {
     let mut s = build(Method::Dr);
-    if engine_of(&s.lab, "daemon") != "afxdp" {
-        eprintln!("skipped: the daemon runs AF_PACKET, whose state lives in the process");
+    if !on_afxdp(&s) {
         return;
     }
     // The first daemon again, now with the option (its tables restored
@@ -231,16 +245,7 @@ fn keep_forwarding_hands_over_to_the_next_daemon() {
     let dir = s.director.clone();
     s.lab.stop("daemon", libc::SIGKILL).unwrap();
     start_daemon(&mut s.lab, &dir, "keeper", &["--keep-forwarding"]);
-    start_downloads(&mut s);
-    let all = Lab::wait_for(Duration::from_secs(20), || (established(&s.lab, &dir) == DOWNLOADS).then_some(()));
-    let err1 = std::fs::read_to_string(s.lab.dir().join("err1")).unwrap_or_default();
-    assert!(
-        all.is_some(),
-        "{} of {DOWNLOADS} established ({err1})\n{}\n{}",
-        established(&s.lab, &dir),
-        adm(&s.lab, &dir, "-Lnc").0,
-        s.lab.log("keeper")
-    );
+    downloads_established(&mut s, "keeper");
     let saved = adm(&s.lab, &dir, "-Sn").0;
     s.lab.stop("keeper", libc::SIGTERM).unwrap();
     assert!(s.lab.ok(&dir, &["ip", "link", "show", "dev", "eth0"]).unwrap().contains("prog/xdp"), "still attached");

@@ -39,16 +39,22 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// getpwnam and getgrnam answer in static storage that another thread's
+/// call would overwrite; each call and its read happen under this lock.
+static NSS_ENTRY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn lookup_user(name: &str) -> Option<(u32, u32)> {
     let c = CString::new(name).ok()?;
-    // SAFETY: getpwnam returns a pointer into static storage or null; we
-    // copy the two ids out before any other call.
+    let _entry = NSS_ENTRY.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: getpwnam returns a pointer into static storage or null; the
+    // two ids are copied out under the lock.
     let pw = unsafe { libc::getpwnam(c.as_ptr()) };
     (!pw.is_null()).then(|| unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
 }
 
 fn lookup_group(name: &str) -> Option<u32> {
     let c = CString::new(name).ok()?;
+    let _entry = NSS_ENTRY.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: as lookup_user.
     let gr = unsafe { libc::getgrnam(c.as_ptr()) };
     (!gr.is_null()).then(|| unsafe { (*gr).gr_gid })
