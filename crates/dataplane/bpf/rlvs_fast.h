@@ -492,7 +492,10 @@ static __always_inline int fast_forward(struct xdp_md *ctx, struct pkt *p, const
 		event_key(p, &ev->key);
 		ev->flags = p->tcp_flags;
 		__builtin_memset(ev->pad, 0, sizeof(ev->pad));
-		bpf_ringbuf_submit(ev, 0);
+		// Nobody sleeps on the ring: the engine reads it each time it
+		// wakes. A wake-up would queue an irq_work, a self-interrupt per
+		// FIN or RST (costly in a VM) for no reader.
+		bpf_ringbuf_submit(ev, BPF_RB_NO_WAKEUP);
 	}
 	partial = is_partial(p);
 	if (partial && p->l4len > MAX_SUMMED)

@@ -302,8 +302,10 @@ impl FastPath {
                 );
             }
         }
-        let _ = self.dest_up.set(fc.dest.index, 1, 0);
+        // A number seen for the first time: its flag, counters and identity
+        // (DestAdded and DestRemoved keep the flag right afterwards).
         if self.counted.get(&fc.dest.index).is_none_or(|(id, _)| *id != fc.dest) {
+            let _ = self.dest_up.set(fc.dest.index, 1, 0);
             let base = self.read_stats(fc.dest.index);
             self.counted.insert(fc.dest.index, (fc.dest, base));
             if let Some((svc, addr, port)) = d.dest_identity(fc.dest) {
