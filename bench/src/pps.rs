@@ -265,6 +265,7 @@ pub fn measure(p: &mut Path, flows: u16, seconds: f64, syn: bool, profile: Optio
     std::thread::sleep(Duration::from_secs_f64(1.0));
     let perf = match profile {
         Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {dir}"))?;
             let out = format!("{dir}/{}.data", p.name.replace(' ', "-"));
             let secs = format!("{:.1}", seconds - 2.0);
             Some(
