@@ -1,8 +1,9 @@
 //! Kernel IPVS over generic netlink, as a plain codec: the IPVS family's
 //! numbers (`attr`), its attribute layout (`nla`) and typed requests and
-//! answers (`msg`). No sockets here: the kernel backend's shell sends
-//! these through netlink-sys.
+//! answers (`msg`), all without I/O; and `client`, the thin blocking shell
+//! that resolves the family and exchanges them with the kernel.
 pub mod attr;
+pub mod client;
 pub mod msg;
 pub mod nla;
 
