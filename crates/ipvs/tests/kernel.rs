@@ -56,6 +56,13 @@ fn the_kernel_table_round_trips_or_the_refusal_is_one_clear_line() {
                 weight: 3,
                 ..Default::default()
             };
+            // With lo down no address is unicast to the kernel: it refuses
+            // a direct-routed server with EINVAL, as ipvsadm shows ("address
+            // not unicast"); with lo up it takes it.
+            let refused = c.request(IpvsMessage::dest(cmd::NEW_DEST, &svc.id, &d)).unwrap_err();
+            assert_eq!(refused.errno(), Some(libc::EINVAL));
+            let up = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap();
+            assert!(up.success());
             c.request(IpvsMessage::dest(cmd::NEW_DEST, &svc.id, &d)).unwrap();
             let listed = c.dump(IpvsMessage::services()).unwrap();
             assert_eq!(listed.len(), 1);
