@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 lab=${LAB:-$(cd .. && pwd)/shared/lab}
 [ -x "$lab/run-vm.sh" ] || { echo "no lab at $lab (set LAB=)" >&2; exit 2; }
+cargo build -q --bin rlvs
+# The guest sees only the target directory (at /host).
+cp lab/kernel-adm.sh target/lab-kernel-adm.sh
 bins=$(cargo test -p rlvs-ipvs --test kernel --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
@@ -28,5 +31,7 @@ trap 'rm -f "$guest"' EXIT
         echo "echo '== $rel'"
         echo "/host/$rel --test-threads=1"
     done
+    echo "echo '== lab/kernel-adm.sh'"
+    echo "RLVS=/host/debug/rlvs bash /host/lab-kernel-adm.sh"
 } > "$guest"
 "$lab/run-vm.sh" -s target -t 900 "$guest"

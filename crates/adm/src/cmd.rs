@@ -48,6 +48,12 @@ impl Ctx<'_> {
                 2,
                 "ipvsadm: no rlvs daemon is running in this network namespace; start one with `rlvs daemon` (as root)",
             )),
+            // ipvsadm's words when ipvs_init fails (netlink family absent,
+            // then the socket option refused with ENOPROTOOPT).
+            Err(BackendError::KernelUnavailable) => Err(self.fail(
+                2,
+                "Can't initialize ipvs: Protocol not available\nAre you sure that IP Virtual Server is built in the kernel or as module?",
+            )),
             Err(BackendError::Io(e)) => Err(self.fail(2, format!("ipvsadm: talking to the rlvs daemon failed: {e}"))),
         }
     }
@@ -175,13 +181,13 @@ fn process_options(ctx: &mut Ctx, args: &[String], reading_stdin: bool) -> Resul
         }
         Cmd::None => return Err(ctx.tryhelp()),
     };
-    if ce.svc.fwmark != 0 {
+    if ce.svc.fwmark != 0 && !ctx.backend.is_kernel() {
         return Err(ctx.fail(
             255,
             "ipvsadm: fwmark services (-f) need the kernel IPVS backend; rlvs's userspace engine matches on address and port",
         ));
     }
-    if ce.svc.protocol == 132 && matches!(ce.cmd, Cmd::Add | Cmd::Edit) {
+    if ce.svc.protocol == 132 && matches!(ce.cmd, Cmd::Add | Cmd::Edit) && !ctx.backend.is_kernel() {
         return Err(ctx.fail(
             255,
             "ipvsadm: SCTP services (--sctp-service) need the kernel IPVS backend; rlvs's userspace engine carries TCP and UDP",
@@ -229,7 +235,13 @@ fn service_key(s: &Svc) -> ServiceKey {
         132 => Protocol::Sctp,
         _ => Protocol::Tcp,
     };
-    ServiceKey { protocol, addr: s.addr.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port: s.port, fwmark: s.fwmark }
+    // A fwmark service has no address; its family is -6's.
+    let unspecified = if s.fwmark != 0 && s.v6_fwmark {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    ServiceKey { protocol, addr: s.addr.unwrap_or(unspecified), port: s.port, fwmark: s.fwmark }
 }
 
 fn service_config(s: &Svc) -> ServiceConfig {
@@ -318,7 +330,7 @@ fn list_all(ctx: &mut Ctx, format: u32) -> Result<(), Exit> {
 }
 
 fn list_service(ctx: &mut Ctx, key: &ServiceKey, format: u32) -> Result<(), Exit> {
-    if key.fwmark != 0 {
+    if key.fwmark != 0 && !ctx.backend.is_kernel() {
         return Err(ctx.fail(1, "No such service"));
     }
     let s = match ctx.call(Request::GetService { key: *key })? {

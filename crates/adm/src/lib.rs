@@ -15,12 +15,20 @@ use rlvs_ctl::{Request, Response};
 /// Where ipvsadm's requests go.
 pub trait Backend {
     fn call(&mut self, req: Request) -> Result<Response, BackendError>;
+
+    /// The kernel's IPVS, which has what rlvs's own engines lack
+    /// (fwmark and SCTP services).
+    fn is_kernel(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug)]
 pub enum BackendError {
     /// No daemon answers in this network namespace.
     NotRunning,
+    /// The kernel backend was asked for and the kernel has no IPVS.
+    KernelUnavailable,
     Io(std::io::Error),
 }
 

@@ -3,6 +3,7 @@
 //! answers (`msg`), all without I/O; and `client`, the thin blocking shell
 //! that resolves the family and exchanges them with the kernel.
 pub mod attr;
+pub mod backend;
 pub mod client;
 pub mod msg;
 pub mod nla;

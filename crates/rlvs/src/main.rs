@@ -46,9 +46,38 @@ enum Face {
     Lab(lab::Args),
 }
 
+/// The kernel's IPVS table as the ipvsadm face's backend, connected on
+/// first use like the daemon's.
+#[derive(Default)]
+struct KernelBackend {
+    client: Option<rlvs_ipvs::client::Client>,
+}
+
+impl rlvs_adm::Backend for KernelBackend {
+    fn call(&mut self, req: rlvs_ctl::Request) -> Result<rlvs_ctl::Response, rlvs_adm::BackendError> {
+        if self.client.is_none() {
+            let c = rlvs_ipvs::client::Client::connect().map_err(|e| match e {
+                rlvs_ipvs::client::Error::NotAvailable => rlvs_adm::BackendError::KernelUnavailable,
+                e => rlvs_adm::BackendError::Io(std::io::Error::other(e.to_string())),
+            })?;
+            self.client = Some(c);
+        }
+        Ok(rlvs_ipvs::backend::handle(self.client.as_mut().expect("connected above"), req))
+    }
+
+    fn is_kernel(&self) -> bool {
+        true
+    }
+}
+
 fn adm(argv: Vec<String>) -> ExitCode {
-    let mut backend = rlvs_adm::DaemonBackend::default();
-    let out = rlvs_adm::run(&argv, &mut backend, &mut std::io::stdin().lock());
+    // Which table answers is chosen, never guessed: the daemon of this
+    // namespace unless RLVS_BACKEND=kernel asks for the kernel's IPVS.
+    let kernel = std::env::var("RLVS_BACKEND").is_ok_and(|v| v == "kernel");
+    let mut daemon = rlvs_adm::DaemonBackend::default();
+    let mut kernel_table = KernelBackend::default();
+    let backend: &mut dyn rlvs_adm::Backend = if kernel { &mut kernel_table } else { &mut daemon };
+    let out = rlvs_adm::run(&argv, backend, &mut std::io::stdin().lock());
     use std::io::Write;
     let _ = std::io::stdout().write_all(out.stdout.as_bytes());
     let _ = std::io::stderr().write_all(out.stderr.as_bytes());

@@ -282,3 +282,25 @@ fn no_real_server_available_refuses_at_once() {
     assert_eq!(adm(&lab, &dir, &format!("-a -t {VIP}:80 -r 10.1.1.99 -g -w 0")).2, 0);
     assert_eq!(curl(&lab), Some(7), "only a quiesced real server: refused");
 }
+
+/// Asked for the kernel's table on a kernel without IPVS (this machine's),
+/// the ipvsadm face says what ipvsadm says there, and never falls back to
+/// a daemon. In the lab guest, lab/kernel-adm.sh compares it with the real
+/// ipvsadm on a kernel that has IPVS.
+#[test]
+fn the_kernel_backend_without_ip_vs_answers_as_ipvsadm_does() {
+    if std::path::Path::new("/proc/net/ip_vs").exists() {
+        return;
+    }
+    let mut lab = Lab::new().unwrap();
+    let ns = lab.bare_host("kadm").unwrap();
+    start_daemon(&mut lab, &ns, "d", &["--engine", "none"]);
+    let rlvs = rlvs();
+    let out = lab.run(&ns, &["env", "RLVS_BACKEND=kernel", &rlvs, "adm", "-Ln"]).unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "Can't initialize ipvs: Protocol not available\nAre you sure that IP Virtual Server is built in the kernel or as module?\n"
+    );
+    assert!(out.stdout.is_empty(), "the daemon's table was not listed instead");
+}

@@ -1,0 +1,101 @@
+#!/bin/bash
+# Runs in the lab guest (scripts/lab-test.sh): the real ipvsadm and
+# `rlvs adm` on the kernel backend must show the same kernel table byte for
+# byte, whichever of them programmed it, and fail alike on the same errors.
+# RLVS=path of the rlvs binary.
+set -u
+rlvs=${RLVS:?}
+ns=kadm$$
+ip netns add "$ns"
+trap 'ip netns del "$ns"' EXIT
+ip -n "$ns" link set lo up
+failures=0
+real() { ip netns exec "$ns" ipvsadm "$@"; }
+ours() { ip netns exec "$ns" env RLVS_BACKEND=kernel "$rlvs" adm "$@"; }
+same() {
+    local r o
+    r=$(real "$@" 2>&1; echo "exit=$?")
+    o=$(ours "$@" 2>&1; echo "exit=$?")
+    if [ "$r" == "$o" ]; then
+        echo "same: ipvsadm $*"
+    else
+        echo "DIFFERENT: ipvsadm $*"
+        diff <(echo "$r") <(echo "$o") | head -20
+        failures=$((failures + 1))
+    fi
+}
+table() {
+    local adm=$1
+    $adm -A -t 10.0.0.100:80 -s rr
+    $adm -a -t 10.0.0.100:80 -r 10.1.1.244:80 -g -w 1
+    $adm -a -t 10.0.0.100:80 -r 10.1.1.245:80 -g -w 3 -x 100 -y 10
+    $adm -A -t 10.0.0.100:443 -s wlc -p 600 -M 255.255.255.0
+    $adm -a -t 10.0.0.100:443 -r 10.1.1.244:8443 -m -w 2
+    $adm -A -u 10.0.0.100:53 -s sh -b sh-fallback,sh-port
+    $adm -a -u 10.0.0.100:53 -r 10.1.1.246 -i -w 1
+    $adm -A -f 42 -s lc
+    $adm -a -f 42 -r 10.1.1.247:0 -g
+    $adm -A -t [2001:db8::1]:80 -s wrr
+    $adm -a -t [2001:db8::1]:80 -r [2001:db8::10]:8080 -m -w 2
+    $adm -A --sctp-service 10.0.0.101:9000 -s mh
+    $adm -a --sctp-service 10.0.0.101:9000 -r 10.1.1.248:9000 -m
+    $adm -A -f 7 -6 -s rr
+    $adm -a -f 7 -6 -r [2001:db8::11] -g
+}
+listings() {
+    same -Ln
+    same -L -n --stats
+    same -L -n --stats --exact
+    same -L -n --rate
+    same -L -n --thresholds
+    same -L -n --persistent-conn
+    same -Sn
+    same -Ln -t 10.0.0.100:80
+    same -Ln -f 42
+    same -Ln -f 7 -6
+    same -Ln --sctp-service 10.0.0.101:9000
+    same -Ln --sort
+    same -L --timeout
+}
+errors() {
+    same -A -t 10.0.0.100:80 -s rr
+    same -a -t 10.0.0.100:80 -r 10.1.1.244:80 -g
+    same -a -t 10.0.0.200:80 -r 10.1.1.244:80 -g
+    same -d -t 10.0.0.100:80 -r 10.9.9.9:80
+    same -D -t 10.0.0.200:80
+    same -E -t 10.0.0.100:80 -s nosuch
+    same -A -t 10.0.0.102:80 -s nosuch
+    same -Ln -t 10.0.0.200:80
+    same -A -f 42 -s rr
+    same -D -f 43
+    same -a -f 43 -r 10.1.1.1 -g
+    same -e -f 42 -r 10.1.1.247:0 -g -w 5
+    same -Ln -f 42
+}
+# A comparison of two empty or failing listings would prove nothing.
+filled() {
+    local lines
+    lines=$(real -Ln | wc -l)
+    if [ "$lines" -ne 20 ]; then
+        echo "DIFFERENT: the table has $lines lines, 20 expected"
+        real -Ln
+        failures=$((failures + 1))
+    fi
+}
+echo "== programmed by the real ipvsadm"
+table real
+filled
+listings
+errors
+real -C
+echo "== programmed by rlvs adm"
+table ours
+filled
+listings
+same --set 900 120 300
+same -L --timeout
+same -Z
+same -C
+same -Ln
+echo "differences: $failures"
+[ "$failures" -eq 0 ]
