@@ -7,12 +7,8 @@ use netlink_packet_core::{DecodeError, Emitable, ParseableParametrized};
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub const AF_INET: u16 = libc_af::INET;
-pub const AF_INET6: u16 = libc_af::INET6;
-mod libc_af {
-    pub const INET: u16 = 2;
-    pub const INET6: u16 = 10;
-}
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
 
 /// How a virtual service is named: by address, or by firewall mark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -177,7 +177,6 @@ fn timeouts_info_and_daemons() {
     assert_eq!(unwire(&wire(IpvsMessage::new_daemon(&d))).daemons_of().unwrap(), vec![d.clone()]);
     let d6 = Daemon { mcast_group: Some(ip("ff02::8848")), ..d };
     assert_eq!(unwire(&wire(IpvsMessage::new_daemon(&d6))).daemons_of().unwrap(), vec![d6]);
-    let _ = AF_INET6;
 }
 
 /// Every truncation and a sweep of corrupted bytes of real messages give
