@@ -13,6 +13,39 @@ use std::net::IpAddr;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixStream};
 
+/// Called with a request's answer.
+pub type Reply = Box<dyn FnOnce(Response) + Send>;
+
+/// A request on its way to the table that answers it.
+pub struct ControlMsg {
+    pub req: Request,
+    pub reply: Reply,
+}
+
+/// Called with every table event (services, real servers, local
+/// addresses), after the change is in force.
+pub type Subscriber = Box<dyn FnMut(&rlvs_lvs::director::Event) + Send>;
+
+/// The backend boundary: whatever holds the table and forwards by it.
+/// rlvs's own engines (AF_XDP, AF_PACKET) are one implementation, kernel
+/// IPVS over generic netlink the other; the daemon, its control socket and
+/// the checkers talk only to this.
+pub trait Engine: Send + Sync {
+    /// Queues a request; its reply comes once the change is in force, so a
+    /// client that sees it can send traffic at once.
+    fn send(&self, msg: ControlMsg);
+    /// Has `f` called with the table events of every request sent after
+    /// this call, before that request's reply.
+    fn subscribe(&self, f: Subscriber);
+    /// Asks the engine to stop; the caller joins its thread.
+    fn stop(&self);
+    /// Which backend this is, for logs ("afxdp", "afpacket", "none", "kernel").
+    fn name(&self) -> &'static str;
+}
+
+/// How the daemon's parts share the one engine.
+pub type EngineHandle = std::sync::Arc<dyn Engine>;
+
 /// The abstract socket name (shown by `ss -xl` as `@rlvs/control`).
 pub const SOCKET_NAME: &[u8] = b"rlvs/control";
 

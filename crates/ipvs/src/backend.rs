@@ -68,10 +68,10 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
             let m = c.get(IpvsMessage::service(cmd::GET_SERVICE, &probe))?;
             Ok(Response::Service(with_dests(c, m.service_of().map_err(decode)?)?))
         }
-        // Not carried yet on the kernel backend: the connection table comes
-        // from /proc/net/ip_vs_conn (no netlink dump exists), FULLNAT local
-        // addresses and VRRP are rlvs's own.
-        Request::ListConns | Request::AddLaddr { .. } | Request::DelLaddr { .. } | Request::VrrpStatus => {
+        // No netlink dump exists for connections; ipvsadm reads the same file.
+        Request::ListConns => Ok(Response::Conns(crate::conns::read().map_err(Error::Io)?)),
+        // FULLNAT local addresses and VRRP are rlvs's own; the kernel has none.
+        Request::AddLaddr { .. } | Request::DelLaddr { .. } | Request::VrrpStatus => {
             Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported)))
         }
     }

@@ -74,6 +74,32 @@ impl Client {
         Ok(c)
     }
 
+    /// As ipvsadm starts: connect, and when the kernel has no IPVS family
+    /// yet, `modprobe ip_vs` and try once more. `loaded` says whether the
+    /// module had to be loaded; the error keeps why it could not be.
+    pub fn connect_loading() -> Result<(Client, bool), (Error, String)> {
+        match Client::connect() {
+            Ok(c) => return Ok((c, false)),
+            Err(Error::NotAvailable) => {}
+            Err(e) => {
+                let why = e.to_string();
+                return Err((e, why));
+            }
+        }
+        let why = match std::process::Command::new("modprobe").args(["-q", "ip_vs"]).status() {
+            Ok(s) if s.success() => match Client::connect() {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => format!("modprobe ip_vs succeeded but {e}"),
+            },
+            Ok(s) => format!("no IPVS netlink family, and modprobe ip_vs failed ({s})"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                "no IPVS netlink family, and no modprobe to load ip_vs".to_string()
+            }
+            Err(e) => format!("no IPVS netlink family, and modprobe ip_vs could not run: {e}"),
+        };
+        Err((Error::NotAvailable, why))
+    }
+
     /// A request the kernel acknowledges (adds, edits, deletes, flush).
     pub fn request(&mut self, m: IpvsMessage) -> Result<(), Error> {
         self.exchange(self.genl(m), NLM_F_REQUEST | NLM_F_ACK).map(|_: Vec<GenlMessage<IpvsMessage>>| ())

@@ -2,10 +2,12 @@
 //! network namespace and, given a keepalived.conf, runs its VRRP
 //! instances; SIGHUP reloads the file, SIGTERM or SIGINT stop.
 
+use crate::backend::Chosen;
 use anyhow::{bail, Context, Result};
 use rlvs_conf::{Loaded, Severity};
+use rlvs_ctl::{ControlMsg, EngineHandle as Handle};
 use rlvs_ctl::{CtlError, Request, Response};
-use rlvs_dataplane::{ControlMsg, EngineConfig, EngineKind, Handle};
+use rlvs_dataplane::EngineConfig;
 use std::path::PathBuf;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -22,9 +24,12 @@ pub struct Args {
     /// Refuse a configuration with any warning.
     #[arg(long)]
     pub strict: bool,
-    /// Packet engine: auto (AF_XDP when its XDP program attaches, else
-    /// AF_PACKET), afxdp, afpacket, or none for tables without forwarding.
-    #[arg(long, env = "RLVS_ENGINE", default_value = "auto", value_parser = ["auto", "afxdp", "afpacket", "none"])]
+    /// Backend: kernel (kernel IPVS over netlink), afxdp, afpacket (rlvs's
+    /// own data plane), none (tables without forwarding), or auto: kernel
+    /// IPVS when ip_vs is loaded or loads and no FULLNAT is configured,
+    /// else AF_XDP when its XDP program attaches, else AF_PACKET.
+    #[arg(long, env = "RLVS_ENGINE", default_value = "auto",
+          value_parser = ["auto", "kernel", "afxdp", "afpacket", "none"])]
     pub engine: String,
     /// AF_XDP: copy mode even where the driver could do zero-copy.
     #[arg(long)]
@@ -157,13 +162,6 @@ fn raise_file_limit() {
 
 /// The daemon proper, logging already set up.
 pub fn serve_until_stopped(args: Args) -> Result<()> {
-    let kind = match args.engine.as_str() {
-        "auto" => EngineKind::Auto,
-        "afxdp" => EngineKind::AfXdp,
-        "afpacket" => EngineKind::AfPacket,
-        "none" => EngineKind::None,
-        other => bail!("unknown engine {other:?} (auto, afxdp, afpacket or none)"),
-    };
     let config = match &args.config {
         Some(p) => Some(load(p, args.config_id.clone(), args.strict, false)?),
         None => None,
@@ -177,6 +175,8 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
              (--host-netns, or RLVS_ALLOW_HOST_NETNS=1 for the keepalived face, on a real director)"
         );
     }
+    let chosen = crate::backend::choose(&args.engine, config.as_ref().map(|l| &l.config))?;
+    crate::backend::warn_if_adm_reads_elsewhere(&chosen);
     // Bind first: a second daemon in the same namespace must fail before it
     // touches the data plane of the first.
     let std_listener = bind_control_socket()?;
@@ -185,20 +185,29 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
     } else {
         rlvs_dataplane::afpacket::RingVersion::V2
     };
-    let cfg = EngineConfig {
-        kind,
-        interfaces: args.interfaces.clone(),
-        allow_host_netns: args.host_netns,
-        ring,
-        zero_copy: !args.xdp_copy,
-        workers: args.workers,
-        filter_entries: args.filter_entries,
-        bpffs: args.bpffs.clone(),
-        keep_forwarding: args.keep_forwarding,
-        ..Default::default()
+    let (handle, engine) = match chosen {
+        Chosen::Kernel(client) => {
+            let (e, t) = rlvs_ipvs::engine::start(*client)?;
+            (std::sync::Arc::new(e) as Handle, t)
+        }
+        Chosen::Own(kind) => {
+            let cfg = EngineConfig {
+                kind,
+                interfaces: args.interfaces.clone(),
+                allow_host_netns: args.host_netns,
+                ring,
+                zero_copy: !args.xdp_copy,
+                workers: args.workers,
+                filter_entries: args.filter_entries,
+                bpffs: args.bpffs.clone(),
+                keep_forwarding: args.keep_forwarding,
+                ..Default::default()
+            };
+            let (h, t) = rlvs_dataplane::start(cfg)?;
+            (std::sync::Arc::new(h) as Handle, t)
+        }
     };
-    let (handle, engine) = rlvs_dataplane::start(cfg)?;
-    tracing::info!(socket = "@rlvs/control", "rlvs daemon running");
+    tracing::info!(socket = "@rlvs/control", engine = handle.name(), "rlvs daemon running");
     // The checker side: its own thread, so nothing it does can hold VRRP up.
     let checkers = config
         .as_ref()

@@ -2,6 +2,7 @@
 //! as `keepalived` it is keepalived; otherwise the first argument picks
 //! the face.
 
+mod backend;
 mod check;
 mod daemon;
 mod decap;
@@ -56,7 +57,8 @@ struct KernelBackend {
 impl rlvs_adm::Backend for KernelBackend {
     fn call(&mut self, req: rlvs_ctl::Request) -> Result<rlvs_ctl::Response, rlvs_adm::BackendError> {
         if self.client.is_none() {
-            let c = rlvs_ipvs::client::Client::connect().map_err(|e| match e {
+            // ipvsadm loads ip_vs when the kernel has no IPVS yet; so does this.
+            let (c, _) = rlvs_ipvs::client::Client::connect_loading().map_err(|(e, _)| match e {
                 rlvs_ipvs::client::Error::NotAvailable => rlvs_adm::BackendError::KernelUnavailable,
                 e => rlvs_adm::BackendError::Io(std::io::Error::other(e.to_string())),
             })?;
@@ -71,9 +73,9 @@ impl rlvs_adm::Backend for KernelBackend {
 }
 
 fn adm(argv: Vec<String>) -> ExitCode {
-    // Which table answers is chosen, never guessed: the daemon of this
-    // namespace unless RLVS_BACKEND=kernel asks for the kernel's IPVS.
-    let kernel = std::env::var("RLVS_BACKEND").is_ok_and(|v| v == "kernel");
+    // Which table answers is decided by a fixed rule (backend.rs), never by
+    // whether a daemon happens to be up.
+    let kernel = backend::adm_table().0 == backend::AdmTable::Kernel;
     let mut daemon = rlvs_adm::DaemonBackend::default();
     let mut kernel_table = KernelBackend::default();
     let backend: &mut dyn rlvs_adm::Backend = if kernel { &mut kernel_table } else { &mut daemon };

@@ -17,7 +17,6 @@ use crate::worker::{Port, Shared, Worker};
 use crate::xdp::Program;
 use anyhow::{bail, Context, Result};
 use rlvs_ctl::{CtlError, Request, Response};
-use rlvs_lvs::director::Event;
 use rlvs_lvs::{Director, IpvsError};
 
 use std::sync::atomic::Ordering;
@@ -98,17 +97,7 @@ impl Default for EngineConfig {
     }
 }
 
-/// Called with a request's answer.
-pub type Reply = Box<dyn FnOnce(Response) + Send>;
-
-pub struct ControlMsg {
-    pub req: Request,
-    pub reply: Reply,
-}
-
-/// Called on the engine thread with every table event (services, real
-/// servers, local addresses), after the change is in the data plane.
-pub type Subscriber = Box<dyn FnMut(&Event) + Send>;
+pub use rlvs_ctl::{ControlMsg, Reply, Subscriber};
 
 enum Msg {
     Control(ControlMsg),
@@ -121,6 +110,7 @@ pub struct Handle {
     tx: Sender<Msg>,
     waker: Arc<Waker>,
     shared: Arc<Shared>,
+    kind: EngineKind,
 }
 
 impl Handle {
@@ -144,6 +134,21 @@ impl Handle {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         self.waker.wake();
+    }
+}
+
+impl rlvs_ctl::Engine for Handle {
+    fn send(&self, msg: ControlMsg) {
+        Handle::send(self, msg)
+    }
+    fn subscribe(&self, f: Subscriber) {
+        Handle::subscribe(self, f)
+    }
+    fn stop(&self) {
+        Handle::stop(self)
+    }
+    fn name(&self) -> &'static str {
+        self.kind.name()
     }
 }
 
@@ -332,7 +337,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         }
     }
     let (tx, rx) = channel();
-    let handle = Handle { tx, waker: waker.clone(), shared: shared.clone() };
+    let handle = Handle { tx, waker: waker.clone(), shared: shared.clone(), kind: engine.kind };
     let t = spawn_or_die("rlvs-engine".into(), move || engine.run(rx, waker))?;
     Ok((handle, t))
 }

@@ -8,8 +8,8 @@ mod probe;
 mod setup;
 mod table;
 
+use rlvs_ctl::ControlMsg;
 use rlvs_ctl::{Request, Response};
-use rlvs_dataplane::ControlMsg;
 use rlvs_health::checker::{Outcome, Step};
 use rlvs_health::pool::{Event, Op};
 use setup::{CheckerRt, Probe, VsRt};
@@ -35,7 +35,7 @@ pub struct Handle {
 /// MISC_CHECK's misc_dynamic and FILE_CHECK.
 type ProbeResult = (usize, u64, Outcome, Option<i64>);
 
-pub fn spawn(config: rlvs_conf::Config, engine: rlvs_dataplane::Handle) -> (Handle, std::thread::JoinHandle<()>) {
+pub fn spawn(config: rlvs_conf::Config, engine: rlvs_ctl::EngineHandle) -> (Handle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let t = std::thread::Builder::new()
         .name("rlvs-checkers".into())
@@ -84,7 +84,7 @@ pub(crate) fn sockaddr_of(a: SocketAddr) -> (libc::sockaddr_storage, u32) {
 }
 
 struct Manager {
-    engine: rlvs_dataplane::Handle,
+    engine: rlvs_ctl::EngineHandle,
     table: table::Table,
     vss: Vec<VsRt>,
     checkers: Vec<CheckerRt>,
@@ -96,7 +96,7 @@ struct Manager {
 }
 
 /// Sends a request to the engine and logs what it refuses.
-fn send(engine: &rlvs_dataplane::Handle, req: Request) {
+fn send(engine: &rlvs_ctl::EngineHandle, req: Request) {
     let what = format!("{req:?}");
     engine.send(ControlMsg {
         req,
@@ -310,7 +310,7 @@ async fn misc(
 
 async fn run(
     config: rlvs_conf::Config,
-    engine: rlvs_dataplane::Handle,
+    engine: rlvs_ctl::EngineHandle,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ProbeResult>();

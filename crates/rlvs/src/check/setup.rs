@@ -108,11 +108,25 @@ fn vs_name(v: &VirtualServer) -> String {
     }
 }
 
-/// Every IPVS service a virtual server stands for.
-fn keys(c: &Config, v: &VirtualServer) -> Vec<ServiceKey> {
+/// A fwmark service as kernel IPVS keys it: the mark and a family, which
+/// is ip_family's, else that of the real servers, as keepalived takes it.
+fn fwmark_key(v: &VirtualServer, mark: u32) -> ServiceKey {
+    let v6 = match v.ip_family {
+        Some(f) => f == 6,
+        None => v.real_servers.first().is_some_and(|r| r.addr.is_ipv6()),
+    };
+    let addr =
+        if v6 { IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) } else { IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) };
+    ServiceKey { protocol: Protocol::Tcp, addr, port: 0, fwmark: mark }
+}
+
+/// Every IPVS service a virtual server stands for. fwmark services exist
+/// only where the kernel matches marks (`kernel`).
+fn keys(c: &Config, v: &VirtualServer, kernel: bool) -> Vec<ServiceKey> {
     let p = protocol(v.protocol);
     match &v.target {
         VsTarget::Addr { addr, port } => vec![ServiceKey::new(p, *addr, *port)],
+        VsTarget::Fwmark(f) if kernel => vec![fwmark_key(v, *f)],
         VsTarget::Fwmark(f) => {
             tracing::error!("virtual_server fwmark {f}: fwmark services need the kernel IPVS backend - skipping");
             Vec::new()
@@ -139,6 +153,7 @@ fn keys(c: &Config, v: &VirtualServer) -> Vec<ServiceKey> {
                         };
                         out.extend(span.into_iter().map(|a| ServiceKey::new(p, a, *port)));
                     }
+                    VsgEntry::Fwmark(f) if kernel => out.push(fwmark_key(v, *f)),
                     VsgEntry::Fwmark(f) => {
                         tracing::error!("VS group {name}: fwmark {f} needs the kernel IPVS backend - skipping")
                     }
@@ -222,8 +237,8 @@ fn prep(s: &Option<m::NotifyScript>, g: &m::GlobalDefs) -> Option<Runnable> {
     }
 }
 
-fn build_vs(c: &Config, v: &VirtualServer) -> Option<VsRt> {
-    let keys = keys(c, v);
+fn build_vs(c: &Config, v: &VirtualServer, kernel: bool) -> Option<VsRt> {
+    let keys = keys(c, v, kernel);
     if keys.is_empty() {
         return None;
     }
@@ -412,7 +427,7 @@ pub fn install(mg: &mut Manager, c: &Config, _previous: Option<()>) {
         );
     }
     for v in &c.virtual_servers {
-        let Some(rt) = build_vs(c, v) else { continue };
+        let Some(rt) = build_vs(c, v, mg.engine.name() == "kernel") else { continue };
         mg.vss.push(rt);
         let vi = mg.vss.len() - 1;
         create_service(mg, vi);
@@ -438,7 +453,7 @@ pub fn reload(mg: &mut Manager, c: &Config) {
     // Which old virtual server each checker belonged to, before any moves.
     let old_vs: Vec<usize> = mg.checkers.iter().map(|c| c.vs).collect();
     for v in &c.virtual_servers {
-        let Some(mut rt) = build_vs(c, v) else { continue };
+        let Some(mut rt) = build_vs(c, v, mg.engine.name() == "kernel") else { continue };
         let found = old.iter().position(|o| o.as_ref().is_some_and(|o| o.keys == rt.keys));
         let vi = mg.vss.len();
         match found {

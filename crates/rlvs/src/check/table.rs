@@ -8,8 +8,8 @@
 //! fail with "No such destination"), and a refused request is not taken
 //! for done.
 
+use rlvs_ctl::{ControlMsg, EngineHandle as Handle};
 use rlvs_ctl::{Request, Response};
-use rlvs_dataplane::{ControlMsg, Handle};
 use rlvs_lvs::director::Event;
 use rlvs_lvs::{DestConfig, ServiceKey};
 use std::collections::{HashMap, HashSet};
