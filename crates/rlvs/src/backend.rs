@@ -96,18 +96,26 @@ pub enum AdmTable {
 }
 
 pub fn adm_table() -> (AdmTable, &'static str) {
+    let env = std::env::var("RLVS_BACKEND").ok();
+    let file = std::fs::read_to_string(RULE_FILE).ok();
+    decide(env.as_deref(), file.as_deref(), kernel_has_ipvs)
+}
+
+/// The rule itself: the environment, then the file, then the kernel (only
+/// asked when neither says).
+fn decide(env: Option<&str>, file: Option<&str>, has_ipvs: impl FnOnce() -> bool) -> (AdmTable, &'static str) {
     let word = |v: &str| match v.split_whitespace().next() {
         Some("kernel") => Some(AdmTable::Kernel),
         Some("daemon") => Some(AdmTable::Daemon),
         _ => None,
     };
-    if let Some(t) = std::env::var("RLVS_BACKEND").ok().as_deref().and_then(word) {
+    if let Some(t) = env.and_then(word) {
         return (t, "RLVS_BACKEND");
     }
-    if let Some(t) = std::fs::read_to_string(RULE_FILE).ok().as_deref().and_then(word) {
+    if let Some(t) = file.and_then(word) {
         return (t, RULE_FILE);
     }
-    if kernel_has_ipvs() {
+    if has_ipvs() {
         (AdmTable::Kernel, "this kernel has ip_vs")
     } else {
         (AdmTable::Daemon, "this kernel has no ip_vs")
@@ -142,5 +150,21 @@ pub fn warn_if_adm_reads_elsewhere(chosen: &Chosen) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_then_the_file_then_the_kernel_decide() {
+        let never = || -> bool { panic!("the kernel was asked although the rule was already decided") };
+        assert_eq!(decide(Some("kernel"), Some("daemon"), never), (AdmTable::Kernel, "RLVS_BACKEND"));
+        assert_eq!(decide(Some("daemon"), None, never), (AdmTable::Daemon, "RLVS_BACKEND"));
+        assert_eq!(decide(None, Some("kernel\n"), never), (AdmTable::Kernel, RULE_FILE));
+        assert_eq!(decide(Some("bogus"), Some("daemon # chosen by the package"), never).0, AdmTable::Daemon);
+        assert_eq!(decide(None, None, || true).0, AdmTable::Kernel);
+        assert_eq!(decide(None, Some(""), || false).0, AdmTable::Daemon);
     }
 }
