@@ -14,6 +14,9 @@ lab=${LAB:-$(cd .. && pwd)/shared/lab}
 cargo build -q --bin rlvs
 # The guest sees only the target directory (at /host).
 cp lab/kernel-adm.sh target/lab-kernel-adm.sh
+cp lab/seed-kernel.sh target/lab-seed-kernel.sh
+mkdir -p target/lab-golden
+cp tests/golden/ipvsadm/*.cases target/lab-golden/
 bins=$(cargo test -p rlvs-ipvs --test kernel --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for l in sys.stdin:
@@ -33,5 +36,7 @@ trap 'rm -f "$guest"' EXIT
     done
     echo "echo '== lab/kernel-adm.sh'"
     echo "RLVS=/host/debug/rlvs bash /host/lab-kernel-adm.sh"
+    echo "echo '== lab/seed-kernel.sh'"
+    echo "RLVS=/host/debug/rlvs bash /host/lab-seed-kernel.sh"
 } > "$guest"
 "$lab/run-vm.sh" -s target -t 900 "$guest"

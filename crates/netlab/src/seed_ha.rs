@@ -35,6 +35,31 @@ pub struct Report {
     pub up_loop: Vec<String>,
 }
 
+impl Report {
+    /// What the seed's tests expect: 3.3.1 strict alternation; 3.3.2 every
+    /// curl through the backup, alternating; 3.3.3 once web1 is out of the
+    /// table only rs2 answers and nothing is refused, and alternation
+    /// returns when it is back.
+    pub fn verdict(&self) -> Result<()> {
+        let alternates =
+            |l: &[String]| l.windows(2).all(|w| w[0].starts_with("rs") && w[1].starts_with("rs") && w[0] != w[1]);
+        if self.alternation.len() != 9 || !alternates(&self.alternation) {
+            bail!("3.3.1: the curls did not alternate: {:?}", self.alternation);
+        }
+        if !alternates(&self.after_failover) {
+            bail!("3.3.2: the curls through the backup did not alternate: {:?}", self.after_failover);
+        }
+        if self.refused_after_removal != 0 || !self.down_loop.iter().rev().take(6).all(|b| b == "rs2") {
+            bail!("3.3.3: with web1 removed, not only rs2 answered: {:?}", self.down_loop);
+        }
+        let tail: Vec<String> = self.up_loop.iter().rev().take(6).cloned().collect();
+        if !alternates(&tail) {
+            bail!("3.3.3: alternation did not return with web1: {:?}", self.up_loop);
+        }
+        Ok(())
+    }
+}
+
 /// The seed's prompt before a command: `host` is `c1` or `c2 keepalived`
 /// (a host and its working directory, `~` when none is given).
 fn prompt(out: &mut dyn FnMut(&str), host: &str, cmd: &str) {
@@ -123,39 +148,52 @@ pub fn build(lab: &mut Lab, rlvs: &str) -> Result<Hosts> {
     Ok(Hosts { c1, c2, c3, c4, c5 })
 }
 
-/// Starts rlvs as keepalived (`keepalived -n -l -f FILE`) on `ns`.
-pub fn start_director(lab: &mut Lab, rlvs: &str, ns: &str, tag: &str, conf: &str) -> Result<()> {
-    let d = lab.dir().to_string_lossy().into_owned();
-    let link = format!("{d}/keepalived");
-    if !std::path::Path::new(&link).exists() {
-        std::os::unix::fs::symlink(rlvs, &link)?;
+/// The programs a replay runs: rlvs (for `rlvs realserver`), and what
+/// plays keepalived and ipvsadm on the directors: rlvs's faces, or in the
+/// lab guest the real ones, to compare.
+pub struct Tools {
+    pub rlvs: String,
+    pub keepalived: String,
+    pub ipvsadm: String,
+}
+
+impl Tools {
+    /// rlvs in every role, through `keepalived` and `ipvsadm` links in the
+    /// lab's directory.
+    pub fn rlvs(lab: &Lab, rlvs: &str) -> Result<Tools> {
+        let link = |name: &str| -> Result<String> {
+            let l = lab.dir().join(name);
+            if !l.exists() {
+                std::os::unix::fs::symlink(rlvs, &l)?;
+            }
+            Ok(l.to_string_lossy().into_owned())
+        };
+        Ok(Tools { rlvs: rlvs.to_string(), keepalived: link("keepalived")?, ipvsadm: link("ipvsadm")? })
     }
+}
+
+/// Starts keepalived (`keepalived -n -l -f FILE`, its pid files in the
+/// lab's directory) on `ns`.
+pub fn start_director(lab: &mut Lab, keepalived: &str, ns: &str, tag: &str, conf: &str) -> Result<()> {
+    let d = lab.dir().to_string_lossy().into_owned();
     let file = format!("{d}/{tag}.conf");
     std::fs::write(&file, conf)?;
     let pids = [format!("{d}/{tag}.pid"), format!("{d}/{tag}-vrrp.pid"), format!("{d}/{tag}-check.pid")];
     let ns = ns.to_string();
-    lab.spawn(&ns, tag, &[&link, "-n", "-l", "-f", &file, "-p", &pids[0], "-r", &pids[1], "-c", &pids[2]])?;
+    lab.spawn(&ns, tag, &[keepalived, "-n", "-l", "-f", &file, "-p", &pids[0], "-r", &pids[1], "-c", &pids[2]])?;
     Ok(())
 }
 
-fn ipvsadm_link(lab: &Lab, rlvs: &str) -> Result<String> {
-    let link = lab.dir().join("ipvsadm");
-    if !link.exists() {
-        std::os::unix::fs::symlink(rlvs, &link)?;
-    }
-    Ok(link.to_string_lossy().into_owned())
-}
-
 /// Replays 3.3.1-3.3.3 and prints it through `out`.
-pub fn replay(lab: &mut Lab, rlvs: &str, c2_conf: &str, c5_conf: &str, out: &mut dyn FnMut(&str)) -> Result<Report> {
+pub fn replay(lab: &mut Lab, tools: &Tools, c2_conf: &str, c5_conf: &str, out: &mut dyn FnMut(&str)) -> Result<Report> {
     let mut r = Report::default();
-    let h = build(lab, rlvs)?;
-    let ipvsadm = ipvsadm_link(lab, rlvs)?;
+    let h = build(lab, &tools.rlvs)?;
+    let ipvsadm = tools.ipvsadm.clone();
     out("== 3.2 keepalived on c2 (bond0, MASTER, priority 100) and c5 (eth0, BACKUP, priority 80), the seed's files");
     prompt(out, "c2 keepalived", "systemctl start keepalived");
-    start_director(lab, rlvs, &h.c2, "c2", c2_conf)?;
+    start_director(lab, &tools.keepalived, &h.c2, "c2", c2_conf)?;
     prompt(out, "c5 keepalived", "systemctl start keepalived.service");
-    start_director(lab, rlvs, &h.c5, "c5", c5_conf)?;
+    start_director(lab, &tools.keepalived, &h.c5, "c5", c5_conf)?;
     let ready = Lab::wait_for(Duration::from_secs(20), || {
         let vip = lab.ok(&h.c2, &["ip", "-4", "-o", "addr", "show", "dev", "bond0"]).ok()?;
         (vip.contains(&format!(" {VIP}/")) && curl(lab, &h.c1, "1").starts_with("rs")).then_some(())

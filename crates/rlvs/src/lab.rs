@@ -22,6 +22,19 @@ pub struct Args {
     /// How many curls the client makes (the seed shows 9).
     #[arg(long, default_value_t = 9)]
     curls: usize,
+    /// seed: the keepalived to run on the directors (default: rlvs's face),
+    /// e.g. /usr/sbin/keepalived in the lab guest, to compare.
+    #[arg(long)]
+    keepalived: Option<String>,
+    /// seed: the ipvsadm that lists the directors' tables (default: rlvs's
+    /// face), e.g. /usr/sbin/ipvsadm where rlvs programs kernel IPVS.
+    #[arg(long)]
+    ipvsadm: Option<String>,
+    /// dr: after each listing, list again with this ipvsadm (the real one,
+    /// where the daemon programs kernel IPVS) and fail unless both are
+    /// byte-identical.
+    #[arg(long)]
+    compare_with: Option<String>,
 }
 
 /// The shell prompt the seed's transcript shows for host `h`.
@@ -31,7 +44,7 @@ fn prompt(h: &str, cmd: &str) {
 
 pub fn run(args: Args) -> Result<()> {
     match args.scenario.as_str() {
-        "seed" => return seed_ha(),
+        "seed" => return seed_ha(&args),
         "up" => return up(),
         "down" => return down(),
         _ => {}
@@ -71,27 +84,57 @@ pub fn run(args: Args) -> Result<()> {
         lab.ok(&t.director, &argv).with_context(|| format!("ipvsadm {cmd}"))?;
     }
     prompt("c2", "ipvsadm -Ln");
-    print!("{}", lab.ok(&t.director, &[&ipvsadm, "-Ln"])?);
+    list(&lab, &t.director, &ipvsadm, args.compare_with.as_deref())?;
     println!("== 2.4 test from c1");
     prompt("c1", &format!("route add -host {VIP} dev eth0"));
     seed::add_client_route(&lab, &t)?;
+    let mut bodies = Vec::new();
     for _ in 0..args.curls {
         prompt("c1", &format!("curl {VIP}"));
         let out = lab.run(&t.client, &["curl", "-sS", "--max-time", "5", VIP])?;
         print!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        bodies.push(String::from_utf8_lossy(&out.stdout).trim().to_string());
     }
     prompt("c2", "ipvsadm -Ln");
-    print!("{}", lab.ok(&t.director, &[&ipvsadm, "-Ln"])?);
+    list(&lab, &t.director, &ipvsadm, args.compare_with.as_deref())?;
     lab.stop("rlvs-daemon", libc::SIGTERM)?;
+    if !bodies.windows(2).all(|w| w[0].starts_with("rs") && w[1].starts_with("rs") && w[0] != w[1]) {
+        bail!("2.4: the curls did not alternate between rs1 and rs2: {bodies:?}");
+    }
+    println!("== 2.4: the curls alternate between rs1 and rs2");
     println!("== done: namespaces removed");
     Ok(())
 }
 
-fn seed_ha() -> Result<()> {
+/// `ipvsadm -Ln` on the director, printed; with `other`, the same listing
+/// by another ipvsadm must match it byte for byte.
+fn list(lab: &Lab, ns: &str, ipvsadm: &str, other: Option<&str>) -> Result<()> {
+    let ours = lab.ok(ns, &[ipvsadm, "-Ln"])?;
+    print!("{ours}");
+    if let Some(other) = other {
+        let theirs = lab.ok(ns, &[other, "-Ln"])?;
+        if theirs != ours {
+            bail!("{other} -Ln lists another table:\n{theirs}");
+        }
+        println!("({other} -Ln: byte-identical)");
+    }
+    Ok(())
+}
+
+fn seed_ha(args: &Args) -> Result<()> {
     let exe = std::env::current_exe()?.to_string_lossy().into_owned();
     let mut lab = Lab::new()?;
+    let mut tools = rlvs_netlab::seed_ha::Tools::rlvs(&lab, &exe)?;
+    if let Some(k) = &args.keepalived {
+        tools.keepalived = k.clone();
+    }
+    if let Some(i) = &args.ipvsadm {
+        tools.ipvsadm = i.clone();
+    }
     let mut print = |l: &str| println!("{l}");
-    rlvs_netlab::seed_ha::replay(&mut lab, &exe, SEED_C2, SEED_C5, &mut print)?;
+    let r = rlvs_netlab::seed_ha::replay(&mut lab, &tools, SEED_C2, SEED_C5, &mut print)?;
+    r.verdict()?;
+    println!("== 3.3.1-3.3.3 as the seed expects");
     println!("== done: namespaces removed");
     Ok(())
 }
@@ -105,9 +148,10 @@ fn up() -> Result<()> {
     }
     let exe = std::env::current_exe()?.to_string_lossy().into_owned();
     let mut lab = Lab::new()?;
+    let tools = rlvs_netlab::seed_ha::Tools::rlvs(&lab, &exe)?;
     let h = rlvs_netlab::seed_ha::build(&mut lab, &exe)?;
-    rlvs_netlab::seed_ha::start_director(&mut lab, &exe, &h.c2, "c2", SEED_C2)?;
-    rlvs_netlab::seed_ha::start_director(&mut lab, &exe, &h.c5, "c5", SEED_C5)?;
+    rlvs_netlab::seed_ha::start_director(&mut lab, &tools.keepalived, &h.c2, "c2", SEED_C2)?;
+    rlvs_netlab::seed_ha::start_director(&mut lab, &tools.keepalived, &h.c5, "c5", SEED_C5)?;
     let names = [&h.c1, &h.c2, &h.c3, &h.c4, &h.c5];
     std::fs::write(STATE, names.iter().map(|n| format!("{n}\n")).collect::<String>())?;
     println!(
