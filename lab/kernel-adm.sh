@@ -14,6 +14,8 @@ ip -n "$ns" link add d0 type dummy
 ip -n "$ns" addr add 10.1.1.1/24 dev d0
 ip -n "$ns" addr add 2001:db8::2/64 dev d0 nodad
 ip -n "$ns" link set d0 up
+# And a route for the namespace's own clients of the virtual services.
+ip -n "$ns" route add 10.0.0.0/24 dev d0
 failures=0
 real() { ip netns exec "$ns" ipvsadm "$@"; }
 ours() { ip netns exec "$ns" env RLVS_BACKEND=kernel "$rlvs" adm "$@"; }
@@ -126,12 +128,10 @@ same -Ln
 golden() {  # FILE [setup commands...]
     local file=$1; shift
     local a=${ns}r b=${ns}o n=0 bad=0 prev_r= prev_o= line
+    # As lab/golden-ipvsadm.py captured them: lo up and nothing else (no
+    # route, so name lookups of `-L` fail at once), stdin empty.
     for x in $a $b; do
         ip netns add $x; ip -n $x link set lo up
-        ip -n $x link add d0 type dummy; ip -n $x link set d0 up
-        ip -n $x addr add 10.1.1.1/24 dev d0
-        ip -n $x route add default dev d0
-        ip -n $x -6 route add default dev d0
     done
     for c in "$@"; do
         ip netns exec $a ipvsadm $c
@@ -145,8 +145,8 @@ golden() {  # FILE [setup commands...]
             r=$(echo "$prev_r" | ip netns exec $a ipvsadm -R 2>&1; echo "exit=$?")
             o=$(echo "$prev_o" | ip netns exec $b env RLVS_BACKEND=kernel "$rlvs" adm -R 2>&1; echo "exit=$?")
         else
-            r=$(eval "ip netns exec $a ipvsadm $line" 2>&1; echo "exit=$?")
-            o=$(eval "ip netns exec $b env RLVS_BACKEND=kernel \"\$rlvs\" adm $line" 2>&1; echo "exit=$?")
+            r=$(eval "ip netns exec $a ipvsadm $line" </dev/null 2>&1; echo "exit=$?")
+            o=$(eval "ip netns exec $b env RLVS_BACKEND=kernel \"\$rlvs\" adm $line" </dev/null 2>&1; echo "exit=$?")
         fi
         prev_r=${r%exit=*}; prev_o=${o%exit=*}
         if [ "$r" != "$o" ]; then

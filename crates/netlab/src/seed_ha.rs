@@ -1,11 +1,12 @@
 //! The seed tutorial's section 3: five namespaces on one switch (c1 the
 //! client, c2 and c5 the directors, c3 and c4 the web servers), the two
-//! directors run by rlvs through its keepalived face with the seed's
-//! keepalived.conf files, and the tests of 3.3.1 to 3.3.3 replayed: curls
-//! alternate; the master stops and the backup serves; web1 stops, the
-//! health check removes it, and it comes back when web1 starts again.
-//! The rlvs binary and the two files come from the caller; what happens is
-//! printed as the seed prints it and returned with the measured times.
+//! directors run by keepalived with the seed's keepalived.conf files, and
+//! the tests of 3.3.1 to 3.3.3 replayed: curls alternate; the master stops
+//! and the backup serves; web1 stops, the health check removes it, and it
+//! comes back when web1 starts again. Which programs play keepalived and
+//! ipvsadm comes from the caller (`Tools`): rlvs's faces, or in the lab
+//! guest the real ones to compare with. What happens is printed as the
+//! seed prints it and returned with the measured times.
 
 use crate::{web, Lab};
 use anyhow::{bail, Context, Result};

@@ -4,7 +4,8 @@
 //! `rlvs lab seed` is section 3: two directors run by rlvs as keepalived
 //! with the seed's keepalived.conf files exactly as printed, and its tests.
 //! `rlvs lab up` builds that topology and leaves it running; `rlvs lab
-//! down` removes it.
+//! down` removes it. RLVS_ENGINE picks the backend of every daemon they
+//! start (lab/seed-kernel.sh runs both on kernel IPVS in the lab guest).
 
 use anyhow::{bail, Context, Result};
 use rlvs_netlab::seed::{self, VIP, WEB1, WEB2};
