@@ -39,4 +39,4 @@ trap 'rm -f "$guest"' EXIT
     echo "echo '== lab/seed-kernel.sh'"
     echo "RLVS=/host/debug/rlvs bash /host/lab-seed-kernel.sh"
 } > "$guest"
-"$lab/run-vm.sh" -s target -t 900 "$guest"
+"$lab/run-vm.sh" -s target -t 1800 "$guest"
