@@ -131,6 +131,16 @@ table ours
 filled
 listings
 conns
+# Nothing configured (no RLVS_BACKEND, no /etc/rlvs/backend): on a kernel
+# with ip_vs the face reads the kernel, as a drop-in ipvsadm binary.
+mkdir -p /tmp/dropin-$$ && ln -sf "$rlvs" /tmp/dropin-$$/ipvsadm
+if [ ! -e /etc/rlvs/backend ] && [ "$(real -Ln)" == "$(ip netns exec "$ns" /tmp/dropin-$$/ipvsadm -Ln)" ]; then
+    echo "same: ipvsadm -Ln (rlvs as a drop-in ipvsadm, no backend configured)"
+else
+    echo "DIFFERENT: rlvs as a drop-in ipvsadm did not list the kernel's table"
+    failures=$((failures + 1))
+fi
+rm -rf /tmp/dropin-$$
 same --set 900 120 300
 same -L --timeout
 same -Z

@@ -12,6 +12,7 @@ pub mod ethernet;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
+pub mod ipvs_sync;
 pub mod tcp;
 pub mod udp;
 pub mod vrrp;
