@@ -185,6 +185,7 @@ pub struct Director {
     /// Changes not yet taken by the shell (see events.rs).
     events: std::collections::VecDeque<Event>,
     conn_events: bool,
+    sync: sync::SyncSide,
 }
 
 impl Director {
@@ -289,13 +290,13 @@ impl Director {
             }
             None => self.dests.insert(Dest::new(&cfg, sid, *key)),
         };
-        let _ = now;
         let svc = self.services[sid.0 as usize].as_mut().unwrap();
         svc.dests.insert(0, id);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         svc.sched.dest_added(list, 0);
         let dest = self.dests.get(id).config();
         self.emit(Event::DestAdded { service: *key, dest });
+        self.bind_unbound(now);
         Ok(())
     }
 
@@ -493,10 +494,13 @@ mod fast;
 mod fullnat;
 mod path;
 mod persist;
+pub mod sync;
 
 pub use events::Event;
 pub use fast::{Adopted, FastConn};
 pub use fullnat::{LPORT_FIRST, LPORT_LAST};
 
+#[cfg(test)]
+mod sync_tests;
 #[cfg(test)]
 mod tests;

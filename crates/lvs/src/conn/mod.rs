@@ -95,6 +95,11 @@ pub struct Conn {
     /// Where replies to the client leave (NAT), learnt from its first
     /// frame (0: not known).
     return_hop: u16,
+    /// Sync (master): input packets seen, the state last announced and
+    /// when (cp->in_pkts, old_state, sync_endtime).
+    pub in_pkts: u32,
+    pub sync_state: ConnState,
+    pub synced_at: Time,
 }
 
 impl Conn {
@@ -113,6 +118,9 @@ impl Conn {
             local: 0,
             lport: 0,
             return_hop: 0,
+            in_pkts: 0,
+            sync_state: state,
+            synced_at: Time::default(),
         }
     }
 }

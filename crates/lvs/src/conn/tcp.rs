@@ -29,6 +29,13 @@ pub enum TcpState {
 use TcpState::*;
 
 impl TcpState {
+    /// From the kernel's number (IP_VS_TCP_S_*), which the enum mirrors.
+    pub fn from_number(n: u16) -> Option<TcpState> {
+        const ALL: [TcpState; 11] =
+            [None, Established, SynSent, SynRecv, FinWait, TimeWait, Close, CloseWait, LastAck, Listen, SynAck];
+        ALL.get(usize::from(n)).copied()
+    }
+
     /// The name `ipvsadm -Lc` prints.
     pub fn name(self) -> &'static str {
         match self {

@@ -206,6 +206,7 @@ impl Director {
     /// on when `seen` says a fast path saw it more recently than its
     /// timeout ago; its timer then runs from that time.
     pub fn expire_with(&mut self, now: Time, mut seen: impl FnMut(&ConnKey, Option<&OutKey>) -> Option<Time>) -> usize {
+        self.expire_unbound(now);
         let mut n = 0;
         for id in self.conns.expired(now) {
             let c = self.conns.get(id);

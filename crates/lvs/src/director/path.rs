@@ -201,7 +201,7 @@ impl Director {
     }
 
     /// ip_vs_service_find: the exact service, else the port-zero one.
-    fn find_service(&self, protocol: Protocol, vaddr: IpAddr, vport: u16) -> Option<SvcId> {
+    pub(super) fn find_service(&self, protocol: Protocol, vaddr: IpAddr, vport: u16) -> Option<SvcId> {
         self.by_key
             .get(&ServiceKey::new(protocol, vaddr, vport))
             .or_else(|| self.by_key.get(&ServiceKey::new(protocol, vaddr, 0)))
@@ -274,6 +274,7 @@ impl Director {
             self.services[sid.0 as usize].as_mut().unwrap().stats.count_in(bytes);
         }
         self.stats.count_in(bytes);
+        self.sync_after_packet(cid, now);
         Verdict::Forward(fwd)
     }
 

@@ -1,0 +1,367 @@
+//! Connection synchronisation, the director's side (sans-IO): as master,
+//! which connections to announce and when (the kernel's
+//! ip_vs_sync_conn_needed); as backup, what an announced connection
+//! becomes in this table (ip_vs_proc_conn). The shell carries the
+//! messages (rlvs_wire::ipvs_sync) over multicast and feeds them here.
+//!
+//! Where rlvs differs from the kernel, and why:
+//! - The kernel counts every input packet and first announces a TCP
+//!   connection at its third (sync_threshold), then every sync_period
+//!   packets. Under the XDP fast path an established connection's packets
+//!   no longer reach the director, so there (`every_packet_seen` false) a
+//!   connection is announced when it enters a synced state, ESTABLISHED
+//!   included, and a UDP one at its first packet: the moment it leaves
+//!   for XDP.
+//! - A connection whose real server this backup does not know is kept
+//!   aside (capped at UNBOUND_MAX, counted) and bound when the server
+//!   appears, as the kernel binds it; until then it is not forwarded (the
+//!   kernel forwards an unbound connection by its flags).
+
+use super::fast::Adopted;
+use super::ConnKey;
+use super::Director;
+use crate::conn::tcp::TcpState;
+use crate::conn::{ConnId, ConnState};
+use crate::time::{Span, Time};
+use crate::types::{FwdMethod, Protocol};
+use rlvs_wire::ipvs_sync::{flags, FnatOffsets, SyncConn};
+use serde::Serialize;
+
+/// Synced connections waiting for their real server, at most.
+pub const UNBOUND_MAX: usize = 65_536;
+
+/// net.ipv4.vs.sync_* as the master uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncParams {
+    pub threshold: u32,
+    pub period: u32,
+    /// 0: off (the kernel's default).
+    pub refresh_period: Span,
+}
+
+impl Default for SyncParams {
+    fn default() -> Self {
+        SyncParams { threshold: 3, period: 50, refresh_period: Span::from_secs(0) }
+    }
+}
+
+/// What sync did, for metrics and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SyncCounters {
+    /// Connections queued for sending (master).
+    pub announced: u64,
+    /// Received connections that made a new entry, or updated one.
+    pub created: u64,
+    pub updated: u64,
+    /// Received for a real server not configured (yet), then bound.
+    pub unbound: u64,
+    pub bound_later: u64,
+    /// Refused: unknown protocol, impossible state, no such service, the
+    /// unbound list full, the table unable to take it.
+    pub bad_protocol: u64,
+    pub bad_state: u64,
+    pub no_service: u64,
+    pub unbound_full: u64,
+    pub refused: u64,
+    /// Persistence templates received (kept as connections are; the
+    /// templates themselves are not rebuilt).
+    pub templates: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct SyncSide {
+    master: Option<SyncParams>,
+    every_packet_seen: bool,
+    out: Vec<SyncConn>,
+    /// Waiting for their real server, with when they would have expired.
+    unbound: Vec<(SyncConn, Time)>,
+    counters: SyncCounters,
+}
+
+fn synced_tcp_state(s: TcpState) -> bool {
+    matches!(s, TcpState::Established | TcpState::FinWait | TcpState::Close | TcpState::CloseWait | TcpState::TimeWait)
+}
+
+fn fwd_flag(m: FwdMethod) -> u32 {
+    match m {
+        // A kernel has no FULLNAT: it reads the closest, and skips the
+        // local address parameter that makes it FULLNAT to rlvs.
+        FwdMethod::Masq | FwdMethod::FullNat => flags::MASQ,
+        FwdMethod::Local => flags::LOCALNODE,
+        FwdMethod::Tunnel => flags::TUNNEL,
+        FwdMethod::DirectRoute => flags::DROUTE,
+    }
+}
+
+impl Director {
+    /// Master role on (`Some`) or off. `every_packet_seen`: the engine
+    /// passes every input packet through the director (AF_PACKET); false
+    /// under the XDP fast path (see the module's notes).
+    pub fn set_sync_master(&mut self, params: Option<SyncParams>, every_packet_seen: bool) {
+        self.sync.master = params;
+        self.sync.every_packet_seen = every_packet_seen;
+    }
+
+    pub fn sync_counters(&self) -> SyncCounters {
+        self.sync.counters
+    }
+
+    /// Synced connections still waiting for their real server.
+    pub fn sync_unbound(&self) -> usize {
+        self.sync.unbound.len()
+    }
+
+    /// The connections announced since the last call, for the shell to send.
+    pub fn take_sync(&mut self) -> Vec<SyncConn> {
+        std::mem::take(&mut self.sync.out)
+    }
+
+    /// After an input packet of `cid` (ip_vs_in's call of ip_vs_sync_conn).
+    pub(super) fn sync_after_packet(&mut self, cid: ConnId, now: Time) {
+        let Some(p) = self.sync.master else { return };
+        let every = self.sync.every_packet_seen;
+        let c = self.conns.get_mut(cid);
+        c.in_pkts = c.in_pkts.saturating_add(1);
+        let pkts = c.in_pkts;
+        let force = match c.state {
+            ConnState::Tcp(s) => {
+                if !synced_tcp_state(s) {
+                    return;
+                }
+                c.state != c.sync_state && (s != TcpState::Established || !every)
+            }
+            // Without every packet, UDP goes to XDP at its first.
+            ConnState::Udp => !every && pkts == 1,
+        };
+        if !force {
+            if p.refresh_period.as_secs() > 0 && c.synced_at.as_millis() > 0 {
+                let since = now.as_millis().saturating_sub(c.synced_at.as_millis());
+                if since < p.refresh_period.as_secs() * 1000 {
+                    return;
+                }
+            }
+            let due = if p.period > 0 {
+                pkts % p.period == p.threshold
+            } else {
+                p.refresh_period.as_secs() > 0 || pkts == p.threshold
+            };
+            if !due {
+                return;
+            }
+        }
+        c.sync_state = c.state;
+        c.synced_at = now;
+        let s = self.sync_conn_of(cid);
+        self.sync.out.push(s);
+        self.sync.counters.announced += 1;
+    }
+
+    /// A connection as a sync message carries it.
+    pub fn sync_conn_of(&self, cid: ConnId) -> SyncConn {
+        let c = self.conns.get(cid);
+        let key = self.conns.key(c);
+        let target = self.conns.target(c);
+        let mut f = fwd_flag(c.fwd);
+        if c.no_output {
+            f |= flags::NOOUTPUT;
+        }
+        if c.inactive {
+            f |= flags::INACTIVE;
+        }
+        let (state, timeout) = match c.state {
+            ConnState::Tcp(s) => (s as u16, self.timeouts.tcp[s as usize]),
+            ConnState::Udp => (0, self.timeouts.udp),
+        };
+        SyncConn {
+            protocol: key.protocol.number(),
+            flags: f,
+            state,
+            caddr: key.caddr,
+            cport: key.cport,
+            vaddr: key.vaddr,
+            vport: key.vport,
+            daddr: target.daddr,
+            dport: target.dport,
+            fwmark: 0,
+            timeout,
+            seq: None,
+            pe_name: None,
+            pe_data: None,
+            fnat_local: self.conns.fnat(c),
+            fnat_offsets: c.seq_adjust.map(|a| FnatOffsets { seq: a.seq, ts: a.ts }),
+        }
+    }
+
+    /// A connection a master announced (ip_vs_proc_conn). Whatever the
+    /// message says, the table stays consistent: an impossible entry is
+    /// refused and counted, never half-made.
+    pub fn apply_sync(&mut self, s: &SyncConn, now: Time) {
+        let protocol = match s.protocol {
+            6 => Protocol::Tcp,
+            17 => Protocol::Udp,
+            _ => {
+                self.sync.counters.bad_protocol += 1;
+                return;
+            }
+        };
+        if s.flags & flags::TEMPLATE != 0 {
+            self.sync.counters.templates += 1;
+            return;
+        }
+        let state = match protocol {
+            Protocol::Udp if s.state == 0 => ConnState::Udp,
+            Protocol::Tcp => match TcpState::from_number(s.state) {
+                Some(t) => ConnState::Tcp(t),
+                None => {
+                    self.sync.counters.bad_state += 1;
+                    return;
+                }
+            },
+            _ => {
+                self.sync.counters.bad_state += 1;
+                return;
+            }
+        };
+        if s.caddr.is_ipv4() != s.vaddr.is_ipv4() {
+            self.sync.counters.refused += 1;
+            return;
+        }
+        let key = ConnKey { protocol, caddr: s.caddr, cport: s.cport, vaddr: s.vaddr, vport: s.vport };
+        let timeout = match s.timeout {
+            0 => match state {
+                ConnState::Tcp(t) => self.timeouts.tcp[t as usize],
+                ConnState::Udp => self.timeouts.udp,
+            },
+            t => t.min(31 * 86_400),
+        };
+        let expires = now + Span::from_secs(u64::from(timeout));
+        if let Some(cid) = self.conns.lookup(&key) {
+            let c = self.conns.get(cid);
+            let t = self.conns.target(c);
+            if t.daddr == s.daddr && t.dport == s.dport {
+                self.update_synced(cid, s, state, expires);
+                return;
+            }
+            if s.flags & flags::INACTIVE != 0 {
+                // The expiry of an entry already replaced: ignore it.
+                return;
+            }
+            self.expire_conn(cid, now);
+        }
+        self.bind_synced(key, s, state, expires, now);
+    }
+
+    fn update_synced(&mut self, cid: ConnId, s: &SyncConn, state: ConnState, expires: Time) {
+        let dest = self.conns.target(self.conns.get(cid)).dest;
+        let inactive = s.flags & flags::INACTIVE != 0;
+        let c = self.conns.get_mut(cid);
+        let from = c.state;
+        if c.inactive != inactive {
+            if let Some(d) = self.dests.try_get_mut(dest) {
+                if inactive {
+                    d.activeconns = d.activeconns.saturating_sub(1);
+                    d.inactconns += 1;
+                } else {
+                    d.inactconns = d.inactconns.saturating_sub(1);
+                    d.activeconns += 1;
+                }
+            }
+            c.inactive = inactive;
+        }
+        c.state = state;
+        c.sync_state = state;
+        c.expires = expires;
+        self.sync.counters.updated += 1;
+        if from != state && self.conn_events {
+            let key = self.conns.key(self.conns.get(cid));
+            self.events.push_back(super::Event::ConnChanged { key, from, to: state });
+        }
+    }
+
+    /// Finds the real server and makes the entry, or keeps it aside.
+    fn bind_synced(&mut self, key: ConnKey, s: &SyncConn, state: ConnState, expires: Time, now: Time) {
+        let Some(sid) = self.find_service(key.protocol, key.vaddr, key.vport) else {
+            self.sync.counters.no_service += 1;
+            return;
+        };
+        let svc = self.services[sid.0 as usize].as_ref().expect("found service");
+        let dest = svc.dests.iter().copied().find(|&d| {
+            let d = self.dests.get(d);
+            d.addr == s.daddr
+                && (d.port == s.dport || matches!(d.fwd, FwdMethod::DirectRoute | FwdMethod::Tunnel) || d.port == 0)
+        });
+        let Some(dest) = dest else {
+            if self.sync.unbound.len() >= UNBOUND_MAX {
+                self.sync.counters.unbound_full += 1;
+            } else {
+                let same = |u: &SyncConn| (u.protocol, u.caddr, u.cport, u.vaddr, u.vport);
+                self.sync.unbound.retain(|(u, _)| same(u) != same(s));
+                self.sync.unbound.push((s.clone(), expires));
+                self.sync.counters.unbound += 1;
+            }
+            return;
+        };
+        let a = Adopted {
+            key,
+            dest,
+            daddr: s.daddr,
+            dport: s.dport,
+            fnat: s.fnat_local.filter(|_| self.dests.get(dest).fwd == FwdMethod::FullNat),
+            seq_adjust: s.fnat_offsets.map(|o| crate::fwd::tcpseq::SeqAdjust { seq: o.seq, ts: o.ts }),
+            return_hop: None,
+            state,
+            expires,
+        };
+        if !self.adopt_conn(&a) {
+            self.sync.counters.refused += 1;
+            return;
+        }
+        if let Some(cid) = self.conns.lookup(&key) {
+            let c = self.conns.get_mut(cid);
+            c.sync_state = state;
+            c.synced_at = now;
+            // A later message's INACTIVE flag is applied against this.
+            if s.flags & flags::INACTIVE != 0 && !c.inactive {
+                c.inactive = true;
+                let d = self.dests.get_mut(dest);
+                d.activeconns = d.activeconns.saturating_sub(1);
+                d.inactconns += 1;
+            }
+        }
+        self.sync.counters.created += 1;
+        if self.conn_events {
+            self.events.push_back(super::Event::ConnAdded(key));
+            if state != ConnState::Udp {
+                self.events.push_back(super::Event::ConnChanged {
+                    key,
+                    from: ConnState::Tcp(TcpState::None),
+                    to: state,
+                });
+            }
+        }
+    }
+
+    /// Forgets waiting connections whose time ran out.
+    pub(super) fn expire_unbound(&mut self, now: Time) {
+        self.sync.unbound.retain(|(_, until)| *until > now);
+    }
+
+    /// Binds waiting synced connections to real servers that exist now
+    /// (after a real server is added).
+    pub(super) fn bind_unbound(&mut self, now: Time) {
+        if self.sync.unbound.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.sync.unbound);
+        let before = self.sync.counters.created;
+        for (s, _) in waiting.into_iter().filter(|(_, until)| *until > now) {
+            let n = self.sync.counters.unbound;
+            self.apply_sync(&s, now);
+            if self.sync.counters.unbound > n {
+                // Still no server: apply_sync put it back and counted it again.
+                self.sync.counters.unbound = n;
+            }
+        }
+        self.sync.counters.bound_later += self.sync.counters.created - before;
+    }
+}
