@@ -191,7 +191,7 @@ golden() {  # FILE [setup commands...]
     failures=$((failures + bad))
     ip netns del $a; ip netns del $b
 }
-cases=$(dirname "$0")/lab-golden
+cases=$(dirname "$0")/golden
 golden "$cases/errors.cases" "-A -t 10.0.0.100:80 -s rr" \
     "-a -t 10.0.0.100:80 -r 10.1.1.244 -g -w 1" "-a -t 10.0.0.100:80 -r 10.1.1.245 -g -w 1"
 golden "$cases/face.cases"

@@ -11,9 +11,9 @@
 #     times, which must agree within keepalived's windows: failover within
 #     advert_int (1 s), web1's removal within one check cycle (delay_loop
 #     + delay_before_retry, 4 s), its return within delay_loop + 1 s.
-# Usage: RLVS=/host/debug/rlvs bash seed-kernel.sh
+# Usage: RLVS=/host/rlvs bash seed-kernel.sh
 set -u
-rlvs=${RLVS:-/host/debug/rlvs}
+rlvs=${RLVS:-/host/rlvs}
 out=$(mktemp -d)
 fail=0
 modprobe ip_vs
