@@ -26,7 +26,7 @@ share=target/lab-share
 rm -rf "$share"
 mkdir -p "$share/golden"
 cp target/debug/rlvs lab/kernel-adm.sh lab/seed-kernel.sh "$share/"
-cp tests/golden/ipvsadm/*.cases "$share/golden/"
+cp tests/golden/ipvsadm/*.cases lab/daemon.cases "$share/golden/"
 guest=$(mktemp)
 trap 'rm -f "$guest"' EXIT
 {

@@ -96,6 +96,7 @@ fn process_options(ctx: &mut Ctx, args: &[String], reading_stdin: bool) -> Resul
             tun_flags: 0,
         },
         timeout: TimeoutTriple { tcp: 0, tcp_fin: 0, udp: 0 },
+        daemon: rlvs_ctl::SyncDaemon::default(),
     };
     let mut options = 0u64;
     let mut format = 0u32;
@@ -146,7 +147,7 @@ fn process_options(ctx: &mut Ctx, args: &[String], reading_stdin: bool) -> Resul
             } else if opt(TIMEOUT) {
                 list_timeout(ctx)?;
             } else if opt(DAEMON) {
-                // No sync daemon runs in rlvs: ipvsadm prints nothing then.
+                list_daemon(ctx)?;
             } else {
                 list_all(ctx, format)?;
             }
@@ -157,9 +158,14 @@ fn process_options(ctx: &mut Ctx, args: &[String], reading_stdin: bool) -> Resul
             return Ok(0);
         }
         Cmd::Restore => return restore(ctx, reading_stdin),
-        Cmd::StartDaemon | Cmd::StopDaemon => {
-            return Err(ctx.fail(255, "ipvsadm: the connection sync daemon is not supported by rlvs"));
+        Cmd::StartDaemon => {
+            let mut d = ce.daemon.clone();
+            if d.mcast_ifn.is_empty() {
+                d.mcast_ifn = "eth0".into();
+            }
+            Request::StartDaemon(d)
         }
+        Cmd::StopDaemon => Request::StopDaemon { state: ce.daemon.state },
         Cmd::Flush => Request::Flush,
         Cmd::Add => Request::AddService { key, config: service_config(&ce.svc) },
         Cmd::Edit => Request::EditService { key, config: service_config(&ce.svc) },
@@ -277,6 +283,8 @@ fn strerror(op: Cmd, errno: i32) -> String {
         (Add | Edit, 2) => Some("Scheduler or persistence engine not found"),
         (Edit | Del | Zero, 3) => Some("No such service"),
         (AddDest | EditDest | DelDest, 3) => Some("Service not defined"),
+        (StartDaemon, 17) => Some("Daemon has already run"),
+        (StopDaemon, 3) => Some("No daemon is running"),
         (AddDest, 17) => Some("Destination already exists"),
         (AddLaddr, 17) => Some("Local address already exists"),
         (DelLaddr, 2) => Some("No such Local address"),
@@ -295,6 +303,37 @@ fn strerror(op: Cmd, errno: i32) -> String {
     specific.map(str::to_string).unwrap_or_else(|| {
         std::io::Error::from_raw_os_error(errno).to_string().split(" (os error").next().unwrap_or("").to_string()
     })
+}
+
+/// list_daemon: a line for each running daemon, master first.
+fn list_daemon(ctx: &mut Ctx) -> Result<(), Exit> {
+    let list = match ctx.call(Request::ListDaemons)? {
+        Ok(Response::Daemons(l)) => l,
+        // ipvs_get_daemon failed: ipvsadm exits 1 without a word.
+        Err(_) => return Err(Exit(1)),
+        Ok(_) => return Err(ctx.fail(1, "ipvsadm: unexpected answer from the rlvs daemon")),
+    };
+    for role in [rlvs_ctl::SYNC_MASTER, rlvs_ctl::SYNC_BACKUP] {
+        for d in list.iter().filter(|d| d.state & role != 0) {
+            let kind = if role == rlvs_ctl::SYNC_MASTER { "master" } else { "backup" };
+            let mut line = format!("{kind} sync daemon (mcast={}, syncid={}", d.mcast_ifn, d.syncid);
+            if d.maxlen != 0 {
+                line += &format!(", maxlen={}", d.maxlen);
+            }
+            if let Some(g) = d.group {
+                line += &format!(", group={g}");
+            }
+            if d.port != 0 {
+                line += &format!(", port={}", d.port);
+            }
+            if d.ttl != 0 {
+                line += &format!(", ttl={}", d.ttl);
+            }
+            ctx.out.push_str(&line);
+            ctx.out.push_str(")\n");
+        }
+    }
+    Ok(())
 }
 
 fn info(ctx: &mut Ctx) -> Result<rlvs_ctl::Info, Exit> {

@@ -45,6 +45,7 @@ pub(crate) struct Entry {
     pub(crate) svc: Svc,
     pub(crate) dest: Dest,
     pub(crate) timeout: TimeoutTriple,
+    pub(crate) daemon: rlvs_ctl::SyncDaemon,
 }
 
 fn set_option(ctx: &mut Ctx, options: &mut u64, optc: usize) -> Result<(), Exit> {
@@ -183,6 +184,7 @@ pub(crate) fn parse_options(
                 };
                 return Err(ctx.fail(2, m));
             }
+            ce.daemon.state = if a == "master" { rlvs_ctl::SYNC_MASTER } else { rlvs_ctl::SYNC_BACKUP };
             if first.0 == Tag::StartDaemon {
                 Cmd::StartDaemon
             } else {
@@ -305,10 +307,15 @@ pub(crate) fn parse_options(
                 set_option(ctx, options, NUMERIC)?;
                 *format |= FMT_NUMERIC;
             }
-            Tag::McastInterface => set_option(ctx, options, MCAST)?,
+            Tag::McastInterface => {
+                set_option(ctx, options, MCAST)?;
+                // strncpy into IP_VS_IFNAME_MAXLEN (16) bytes, less the NUL.
+                ce.daemon.mcast_ifn = a.chars().take(15).collect();
+            }
             Tag::SyncId => {
                 set_option(ctx, options, SYNCID)?;
-                string_to_number(&a, 0, 255).ok_or_else(|| ctx.fail(2, "illegal syncid specified"))?;
+                ce.daemon.syncid =
+                    string_to_number(&a, 0, 255).ok_or_else(|| ctx.fail(2, "illegal syncid specified"))? as u8;
             }
             Tag::Timeout => set_option(ctx, options, TIMEOUT)?,
             Tag::Daemon => set_option(ctx, options, DAEMON)?,
@@ -368,18 +375,26 @@ pub(crate) fn parse_options(
                     let fam = if a.contains(':') { "IPv6" } else { "IPv4" };
                     return Err(ctx.fail(2, format!("invalid {fam} mcast-group `{a}'")));
                 }
+                ce.daemon.group = if a.contains(':') {
+                    resolve::inet_pton6(&a).map(IpAddr::V6)
+                } else {
+                    a.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+                };
             }
             Tag::McastPort => {
                 set_option(ctx, options, MCAST_PORT)?;
-                string_to_number(&a, 1, 65535).ok_or_else(|| ctx.fail(2, "illegal mcast-port specified"))?;
+                ce.daemon.port =
+                    string_to_number(&a, 1, 65535).ok_or_else(|| ctx.fail(2, "illegal mcast-port specified"))? as u16;
             }
             Tag::McastTtl => {
                 set_option(ctx, options, MCAST_TTL)?;
-                string_to_number(&a, 1, 255).ok_or_else(|| ctx.fail(2, "illegal mcast-ttl specified"))?;
+                ce.daemon.ttl =
+                    string_to_number(&a, 1, 255).ok_or_else(|| ctx.fail(2, "illegal mcast-ttl specified"))? as u8;
             }
             Tag::SyncMaxlen => {
                 set_option(ctx, options, SYNC_MAXLEN)?;
-                string_to_number(&a, 1, 65535 - 20 - 8).ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))?;
+                ce.daemon.maxlen = string_to_number(&a, 1, 65535 - 20 - 8)
+                    .ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))? as u16;
             }
             Tag::TunInfo => {
                 set_option(ctx, options, TUN_INFO)?;

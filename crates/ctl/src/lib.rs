@@ -103,6 +103,32 @@ pub enum Request {
     /// The VRRP instances of the daemon's keepalived.conf (answered by the
     /// daemon, not the engine).
     VrrpStatus,
+    /// Connection sync daemons (ipvsadm --start-daemon, --stop-daemon,
+    /// -L --daemon).
+    StartDaemon(SyncDaemon),
+    StopDaemon {
+        state: u32,
+    },
+    ListDaemons,
+}
+
+/// IP_VS_STATE_MASTER and IP_VS_STATE_BACKUP.
+pub const SYNC_MASTER: u32 = 1;
+pub const SYNC_BACKUP: u32 = 2;
+
+/// A connection sync daemon as ipvsadm asks for one and lists it. Zero and
+/// None mean "the default", which the running daemon reports filled in
+/// (maxlen from the interface's MTU, 224.0.0.81, 8848, TTL 1), as the
+/// kernel does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncDaemon {
+    pub state: u32,
+    pub mcast_ifn: String,
+    pub syncid: u8,
+    pub maxlen: u16,
+    pub group: Option<IpAddr>,
+    pub port: u16,
+    pub ttl: u8,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +152,7 @@ pub enum Response {
     Timeouts(TimeoutTriple),
     /// VRRP instances: name, state, priorities, counters.
     Vrrp(Vec<serde_json::Value>),
+    Daemons(Vec<SyncDaemon>),
     Error(CtlError),
 }
 
@@ -214,5 +241,11 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
         Request::DelLaddr { service, laddr } => unit(director.del_laddr(&service, laddr)),
         // Without a VRRP side (an engine alone) there are no instances.
         Request::VrrpStatus => Response::Vrrp(Vec::new()),
+        // Sync daemons are the engine's (sockets and threads), not the
+        // director's: an engine that has none says so.
+        Request::StartDaemon(_) | Request::StopDaemon { .. } => {
+            Response::Error(CtlError::Ipvs(IpvsError::NotSupported))
+        }
+        Request::ListDaemons => Response::Daemons(Vec::new()),
     }
 }

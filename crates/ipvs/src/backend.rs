@@ -70,6 +70,33 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
         }
         // No netlink dump exists for connections; ipvsadm reads the same file.
         Request::ListConns => Ok(Response::Conns(crate::conns::read().map_err(Error::Io)?)),
+        Request::StartDaemon(d) => ok(c.request(IpvsMessage::new_daemon(&msg::Daemon {
+            state: d.state,
+            mcast_ifn: d.mcast_ifn,
+            sync_id: u32::from(d.syncid),
+            sync_maxlen: (d.maxlen != 0).then_some(d.maxlen),
+            mcast_group: d.group,
+            mcast_port: (d.port != 0).then_some(d.port),
+            mcast_ttl: (d.ttl != 0).then_some(d.ttl),
+        }))),
+        Request::StopDaemon { state } => ok(c.request(IpvsMessage::del_daemon(state))),
+        Request::ListDaemons => {
+            let mut out = Vec::new();
+            for m in c.dump(IpvsMessage::get_daemon())? {
+                for d in m.daemons_of().map_err(decode)? {
+                    out.push(rlvs_ctl::SyncDaemon {
+                        state: d.state,
+                        mcast_ifn: d.mcast_ifn,
+                        syncid: d.sync_id as u8,
+                        maxlen: d.sync_maxlen.unwrap_or(0),
+                        group: d.mcast_group,
+                        port: d.mcast_port.unwrap_or(0),
+                        ttl: d.mcast_ttl.unwrap_or(0),
+                    });
+                }
+            }
+            Ok(Response::Daemons(out))
+        }
         // FULLNAT local addresses and VRRP are rlvs's own; the kernel has none.
         Request::AddLaddr { .. } | Request::DelLaddr { .. } | Request::VrrpStatus => {
             Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported)))
@@ -212,6 +239,7 @@ fn ctl_error(e: &Error) -> CtlError {
         Some(34) => CtlError::Ipvs(IpvsError::Range),
         Some(95) => CtlError::Ipvs(IpvsError::NotSupported),
         Some(12) => CtlError::Ipvs(IpvsError::NoMemory),
+        Some(19) => CtlError::Ipvs(IpvsError::NoDevice),
         _ => CtlError::Ipvs(IpvsError::Invalid),
     }
 }

@@ -27,6 +27,9 @@ pub enum IpvsError {
     /// traffic filter tables).
     #[error("out of memory")]
     NoMemory,
+    /// ENODEV: no such interface (a sync daemon's mcast interface).
+    #[error("no such device")]
+    NoDevice,
 }
 
 impl IpvsError {
@@ -39,6 +42,7 @@ impl IpvsError {
             IpvsError::Range => 34,
             IpvsError::NotSupported => 95,
             IpvsError::NoMemory => 12,
+            IpvsError::NoDevice => 19,
         }
     }
 }
