@@ -394,7 +394,8 @@ pub(crate) fn parse_options(
             Tag::SyncMaxlen => {
                 set_option(ctx, options, SYNC_MAXLEN)?;
                 ce.daemon.maxlen = string_to_number(&a, 1, 65535 - 20 - 8)
-                    .ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))? as u16;
+                    .ok_or_else(|| ctx.fail(2, "illegal sync-maxlen specified"))?
+                    as u16;
             }
             Tag::TunInfo => {
                 set_option(ctx, options, TUN_INFO)?;

@@ -22,6 +22,7 @@ pub mod pins;
 pub mod resolver;
 pub mod state;
 pub mod stats;
+mod sync;
 mod worker;
 pub mod xdp;
 mod xdp_io;

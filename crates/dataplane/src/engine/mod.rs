@@ -198,6 +198,8 @@ struct Engine {
     held: Vec<(Reply, Response)>,
     /// AF_XDP: what a restarted daemon needs besides the pinned maps.
     state: Option<StateFile>,
+    /// Connection sync daemons (set once the engine's kind is known).
+    sync: Option<crate::sync::SyncShell>,
 }
 
 mod events;
@@ -272,6 +274,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         filter_due: None,
         held: Vec::new(),
         state: None,
+        sync: None,
     };
     if cfg.kind != EngineKind::None {
         if iface::in_initial_netns() && !cfg.allow_host_netns {
@@ -336,6 +339,8 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
             engine.others.push((wk, spawn_or_die(format!("rlvs-worker-{id}"), move || w.run())?));
         }
     }
+    // Under AF_XDP established flows bypass the director (sync.rs's notes).
+    engine.sync = Some(crate::sync::SyncShell::new(shared.clone(), waker.clone(), engine.kind != EngineKind::AfXdp));
     let (tx, rx) = channel();
     let handle = Handle { tx, waker: waker.clone(), shared: shared.clone(), kind: engine.kind };
     let t = spawn_or_die("rlvs-engine".into(), move || engine.run(rx, waker))?;
@@ -380,6 +385,9 @@ impl Engine {
                 w.receive();
             }
             self.follow_connections();
+            if let Some(s) = self.sync.as_mut() {
+                s.flush();
+            }
             self.snapshot(false);
             if last_expire.elapsed().as_millis() >= 1000 {
                 let now = self.shared.now();
@@ -489,6 +497,27 @@ impl Engine {
                     Some(why) => {
                         tracing::error!(request = ?msg.req, "refused: {why}");
                         Response::Error(CtlError::Ipvs(IpvsError::NoMemory))
+                    }
+                    None if matches!(
+                        msg.req,
+                        Request::StartDaemon(_) | Request::StopDaemon { .. } | Request::ListDaemons
+                    ) =>
+                    {
+                        // The sync shell takes the director's lock itself.
+                        drop(d);
+                        let resp = match (self.sync.as_mut(), msg.req) {
+                            (Some(s), Request::StartDaemon(cfg)) => s.start(cfg),
+                            (Some(s), Request::StopDaemon { state }) => s.stop(state),
+                            (Some(s), _) => s.list(),
+                            (None, req) => rlvs_ctl::handle(
+                                &mut shared.director.lock().unwrap_or_else(|e| e.into_inner()),
+                                req,
+                                now,
+                                self.kind.name(),
+                            ),
+                        };
+                        d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
+                        resp
                     }
                     None => {
                         let journalled = self.state.is_some().then(|| msg.req.clone());

@@ -128,6 +128,9 @@ impl Director {
         let Some(cid) = self.conns.lookup(key) else { return false };
         let timeout = self.set_tcp_state(cid, Direction::Input, flags);
         self.conns.get_mut(cid).expires = now + Span::from_secs(u64::from(timeout));
+        // An input packet the director did not see: its state change is
+        // announced as if it had (FIN_WAIT, CLOSE... reach the backup).
+        self.sync_after_packet(cid, now);
         true
     }
 
