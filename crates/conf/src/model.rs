@@ -64,11 +64,27 @@ pub struct GlobalDefs {
     pub lvs_timeouts: Option<(Option<u32>, Option<u32>, Option<u32>)>,
     pub lvs_flush: bool,
     pub lvs_flush_on_stop: Option<FlushOnStop>,
+    pub lvs_sync_daemon: Option<LvsSyncDaemon>,
     pub checker_log_all_failures: bool,
     pub default_interface: Option<String>,
     pub dynamic_interfaces: bool,
     pub rs_init_notifies: bool,
     pub notify_priority_changes: bool,
+}
+
+/// `lvs_sync_daemon IFACE [[inst] VI_NAME] [id N] [maxlen N] [port N]
+/// [ttl N] [group ADDR]`: IPVS connection sync; with an instance, the
+/// master role follows that instance's state, without one both run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LvsSyncDaemon {
+    pub interface: String,
+    pub instance: Option<String>,
+    /// None: the instance's virtual_router_id, else 0.
+    pub syncid: Option<u8>,
+    pub maxlen: Option<u16>,
+    pub port: Option<u16>,
+    pub ttl: Option<u8>,
+    pub group: Option<IpAddr>,
 }
 
 impl Default for GlobalDefs {
@@ -94,6 +110,7 @@ impl Default for GlobalDefs {
             lvs_timeouts: None,
             lvs_flush: false,
             lvs_flush_on_stop: None,
+            lvs_sync_daemon: None,
             checker_log_all_failures: false,
             default_interface: None,
             dynamic_interfaces: false,

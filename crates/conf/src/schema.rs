@@ -109,7 +109,7 @@ const ROUTES: &str = "rlvs does not manage routes, rules or static addresses";
 const TRACK_OTHER: &str = "tracking of files, processes and BFD sessions is not implemented in rlvs";
 const BFD: &str = "rlvs has no BFD";
 const LINKBEAT: &str = "rlvs follows link state by netlink only";
-const SYNCD: &str = "the IPVS connection sync daemon is not part of rlvs";
+const SYNCD: &str = "the instance-level form is gone from keepalived 2; use lvs_sync_daemon in global_defs";
 const GARP_GROUP: &str = "garp_group is not implemented in rlvs; use the per-instance garp_* keywords";
 const SCRIPTS: &str = "startup and shutdown scripts are not implemented in rlvs";
 const CONFIG_STORE: &str = "rlvs keeps no copy of the configuration";
@@ -153,6 +153,7 @@ pub fn table(kind: BlockKind) -> Table {
         },
         BlockKind::GlobalDefs => Table {
             acted: &[
+                "lvs_sync_daemon",
                 "router_id",
                 "vrrp_mcast_group4",
                 "vrrp_mcast_group6",
@@ -229,7 +230,6 @@ pub fn table(kind: BlockKind) -> Table {
                 ("max_auto_priority", PROCESS),
                 ("min_auto_priority_delay", PROCESS),
                 ("disable_local_igmp", NOT_YET),
-                ("lvs_sync_daemon", SYNCD),
                 ("vrrp_garp_extra_if", VMAC),
                 ("vrrp_vmac_garp_intvl", VMAC),
                 ("vmac_prefix", VMAC),

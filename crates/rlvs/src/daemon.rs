@@ -213,19 +213,33 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         .as_ref()
         .filter(|c| !args.vrrp_only && !c.config.virtual_servers.is_empty())
         .map(|c| crate::check::spawn(c.config.clone(), handle.clone()));
+    // keepalived runs the sync daemons from its VRRP side, whatever -C says
+    // of checkers; -P (VRRP alone) has no table to sync.
+    let sync_config = config
+        .as_ref()
+        .filter(|c| c.config.global.lvs_sync_daemon.is_some() && handle.name() != "none")
+        .map(|c| c.config.clone());
     let config = config.filter(|c| !args.check_only && !c.config.instances.is_empty());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let served = rt.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let syncd_stop = stop_rx.clone();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let vrrp = config.map(|c| tokio::spawn(crate::vrrp::run(c.config, stop_rx, ready_tx)));
         let vrrp_handle = match vrrp {
             Some(_) => ready_rx.await.ok(),
             None => None,
         };
+        let syncd = sync_config.map(|c| {
+            let roles = vrrp_handle.as_ref().map(|v| (v.status.clone(), v.changed.clone()));
+            tokio::spawn(crate::syncd::run(c, handle.clone(), roles, syncd_stop))
+        });
         let served =
             serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref(), checkers.as_ref().map(|c| &c.0)).await;
         let _ = stop_tx.send(true);
+        if let Some(t) = syncd {
+            let _ = t.await;
+        }
         if let Some((h, _)) = &checkers {
             // Shutting down services first, as keepalived does on stop.
             let (tx, rx) = tokio::sync::oneshot::channel();

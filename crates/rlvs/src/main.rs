@@ -9,6 +9,7 @@ mod decap;
 mod keepalived;
 mod lab;
 mod realserver;
+mod syncd;
 mod vrrp;
 
 use clap::{Parser, Subcommand};

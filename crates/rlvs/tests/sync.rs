@@ -142,3 +142,92 @@ fn dr_downloads_survive_the_masters_death_through_the_synced_backup() {
     let out = p.lab.run(&p.client, &["curl", "-sS", "--max-time", "5", &format!("http://{VIP}/")]).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// keepalived.conf for one of the pair: the seed's instance and virtual
+/// server shape, on eth0, three real servers, and lvs_sync_daemon
+/// following VI_1.
+fn keepalived_conf(state: &str, priority: u8) -> String {
+    let rs: String = (1..=3)
+        .map(|i| {
+            format!(
+                "    real_server 192.168.100.{i} 80 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}\n"
+            )
+        })
+        .collect();
+    format!(
+        "global_defs {{\n    router_id {state}\n    lvs_sync_daemon eth0 VI_1 id 9\n}}\n\n\
+         vrrp_instance VI_1 {{\n    state {state}\n    interface eth0\n    virtual_router_id 51\n    priority {priority}\n    advert_int 1\n\
+         \x20   authentication {{\n        auth_type PASS\n        auth_pass 123456\n    }}\n\
+         \x20   virtual_ipaddress {{\n        {VIP}/24 dev eth0\n    }}\n}}\n\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n{rs}}}\n"
+    )
+}
+
+#[test]
+fn keepalived_pair_with_lvs_sync_daemon_keeps_downloads_across_a_master_kill() {
+    let mut lab = Lab::new().unwrap();
+    let master = lab.host("km", "eth0", "02:00:00:00:52:01", "192.168.100.251/24").unwrap();
+    let backup = lab.host("kb", "eth0", "02:00:00:00:52:02", "192.168.100.252/24").unwrap();
+    let client = lab.host("kc", "eth0", "02:00:00:00:52:10", "192.168.100.10/24").unwrap();
+    let rlvs = rlvs();
+    for i in 1..=3u8 {
+        let rs = lab
+            .host(&format!("k{i}"), "eth0", &format!("02:00:00:00:52:2{i}"), &format!("192.168.100.{i}/24"))
+            .unwrap();
+        lab.ok(&rs, &[&rlvs, "realserver", "start", "--vip", VIP]).unwrap();
+        web::paced(&mut lab, &rs, &format!("web{i}"), SIZE, RATE, 80).unwrap();
+    }
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
+    let keepalived = rlvs_netlab::seed_ha::Tools::rlvs(&lab, &rlvs).unwrap().keepalived;
+    rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &master, "km", &keepalived_conf("MASTER", 100))
+        .unwrap();
+    rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &backup, "kb", &keepalived_conf("BACKUP", 80)).unwrap();
+    let roles = Lab::wait_for(Duration::from_secs(20), || {
+        let m = adm(&lab, &master, "-L --daemon").0;
+        let b = adm(&lab, &backup, "-L --daemon").0;
+        let up = lab.run(&client, &["curl", "-s", "--max-time", "1", &format!("http://{VIP}/")]).ok()?;
+        (m.starts_with("master sync daemon (mcast=eth0, syncid=9")
+            && b.starts_with("backup sync daemon (mcast=eth0, syncid=9")
+            && up.status.success())
+        .then_some(())
+    });
+    assert!(roles.is_some(), "{}\n{}", lab.log("km"), lab.log("kb"));
+    let d = lab.dir().to_string_lossy().into_owned();
+    let script = format!(
+        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 90 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
+         echo $? > {d}/rc$i) & done; wait; echo done"
+    );
+    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
+    let synced = Lab::wait_for(Duration::from_secs(20), || {
+        (established(&lab, &master) == DOWNLOADS && established(&lab, &backup) == DOWNLOADS).then_some(())
+    });
+    assert!(
+        synced.is_some(),
+        "master {} backup {}:\n{}",
+        established(&lab, &master),
+        established(&lab, &backup),
+        lab.log("kb")
+    );
+    let resets_before = resets(&lab, &client);
+    lab.stop("km", libc::SIGKILL).unwrap();
+    lab.ok(&master, &["ip", "link", "set", "eth0", "down"]).unwrap();
+    assert!(!lab.log("downloads").contains("done"), "downloads ended before the failover: it proves nothing");
+    let took = Lab::wait_for(Duration::from_secs(15), || {
+        adm(&lab, &backup, "-L --daemon").0.starts_with("master sync daemon").then_some(())
+    });
+    assert!(took.is_some(), "the backup never took the master's sync role:\n{}", lab.log("kb"));
+    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
+    assert!(done.is_some(), "downloads did not finish");
+    let want = web::paced_body(SIZE);
+    let failed: Vec<usize> = (1..=DOWNLOADS)
+        .filter(|i| {
+            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
+            rc.trim() != "0" || std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default() != want
+        })
+        .collect();
+    assert!(failed.is_empty(), "downloads {failed:?} failed:\n{}", lab.log("kb"));
+    assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
+    let log = plain_log(&lab, "kb");
+    assert!(log.contains("(VI_1) Entering MASTER STATE"), "{log}");
+    assert!(log.contains("(VI_1) lvs_sync_daemon on eth0: master, syncid 9"), "{log}");
+}

@@ -2,7 +2,7 @@
 
 use super::Builder;
 use crate::diag::Diag;
-use crate::model::{FlushOnStop, GlobalDefs, ScriptUser, SslContext};
+use crate::model::{FlushOnStop, GlobalDefs, LvsSyncDaemon, ScriptUser, SslContext};
 use crate::schema::BlockKind;
 use crate::tree::Node;
 use std::net::IpAddr;
@@ -100,6 +100,14 @@ impl Builder {
                 }
                 "enable_script_security" => g.enable_script_security = true,
                 "lvs_timeouts" => g.lvs_timeouts = self.lvs_timeouts(n),
+                "lvs_sync_daemon" => {
+                    if let Some(old) = &g.lvs_sync_daemon {
+                        let m = format!("lvs_sync_daemon has already been specified as {} - ignoring", old.interface);
+                        self.bad(n, &m);
+                    } else {
+                        g.lvs_sync_daemon = self.lvs_sync_daemon(n);
+                    }
+                }
                 "lvs_flush" => g.lvs_flush = true,
                 "lvs_flush_on_stop" | "lvs_flush_onstop" => {
                     g.lvs_flush_on_stop = match n.arg(0) {
@@ -120,6 +128,47 @@ impl Builder {
                 _ => self.other(BlockKind::GlobalDefs, n),
             }
         }
+    }
+
+    /// `lvs_sync_daemon IFACE [[inst] VI_NAME] [id N] [maxlen N] [port N]
+    /// [ttl N] [group ADDR]`, as keepalived reads it: the instance may be
+    /// the second word without `inst`.
+    fn lvs_sync_daemon(&mut self, n: &Node) -> Option<LvsSyncDaemon> {
+        let interface = self.need(n, 0)?.to_string();
+        if interface.len() >= 16 {
+            self.bad(n, &format!("lvs_sync_daemon interface name '{interface}' too long - ignoring"));
+            return None;
+        }
+        let mut d =
+            LvsSyncDaemon { interface, instance: None, syncid: None, maxlen: None, port: None, ttl: None, group: None };
+        let mut i = 1;
+        while i < n.args().len() {
+            let word = n.arg(i).unwrap_or_default().to_string();
+            match word.as_str() {
+                "id" => d.syncid = self.unsigned(n, i + 1, 0, 255).map(|v| v as u8),
+                "maxlen" => d.maxlen = self.unsigned(n, i + 1, 1, 65535 - 20 - 8).map(|v| v as u16),
+                "port" => d.port = self.unsigned(n, i + 1, 1, 65535).map(|v| v as u16),
+                "ttl" => d.ttl = self.unsigned(n, i + 1, 1, 255).map(|v| v as u8),
+                "group" => match n.arg(i + 1).and_then(|a| a.parse::<IpAddr>().ok()) {
+                    Some(a) if a.is_multicast() => d.group = Some(a),
+                    _ => {
+                        self.bad(n, &format!("lvs_sync_daemon group address {} is invalid", n.arg(i + 1).unwrap_or("")))
+                    }
+                },
+                "inst" => d.instance = n.arg(i + 1).map(str::to_string),
+                _ if i == 1 => {
+                    d.instance = Some(word);
+                    i += 1;
+                    continue;
+                }
+                other => {
+                    self.bad(n, &format!("Unknown option {other} specified for lvs_sync_daemon"));
+                    return None;
+                }
+            }
+            i += 2;
+        }
+        Some(d)
     }
 
     /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`.

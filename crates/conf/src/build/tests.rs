@@ -244,3 +244,22 @@ fn random_text_never_panics() {
         let _ = load(&text);
     }
 }
+
+#[test]
+fn lvs_sync_daemon_is_read_as_keepalived_reads_it() {
+    let l = load("global_defs {\n  lvs_sync_daemon eth0 VI_1 id 9 maxlen 1200 port 9000 ttl 2 group 239.1.1.1\n}\n");
+    assert!(l.diags.is_empty(), "{:#?}", messages(&l));
+    let d = l.config.global.lvs_sync_daemon.clone().unwrap();
+    assert_eq!((d.interface.as_str(), d.instance.as_deref()), ("eth0", Some("VI_1")));
+    assert_eq!((d.syncid, d.maxlen, d.port, d.ttl), (Some(9), Some(1200), Some(9000), Some(2)));
+    assert_eq!(d.group, Some("239.1.1.1".parse().unwrap()));
+    let l = load("global_defs {\n  lvs_sync_daemon bond0 inst VI_2\n}\n");
+    assert_eq!(l.config.global.lvs_sync_daemon.unwrap().instance.as_deref(), Some("VI_2"));
+    let l = load("global_defs {\n  lvs_sync_daemon eth1\n}\n");
+    assert_eq!(l.config.global.lvs_sync_daemon.unwrap().instance, None, "no instance: both roles");
+    let l = load("global_defs {\n  lvs_sync_daemon eth0 VI_1 colour blue\n}\n");
+    assert_eq!(messages(&l), ["k.conf:2:3: warning: Unknown option colour specified for lvs_sync_daemon"]);
+    assert!(l.config.global.lvs_sync_daemon.is_none());
+    let l = load("global_defs {\n  lvs_sync_daemon eth0 VI_1 group 10.0.0.1\n}\n");
+    assert_eq!(messages(&l), ["k.conf:2:3: warning: lvs_sync_daemon group address 10.0.0.1 is invalid"]);
+}

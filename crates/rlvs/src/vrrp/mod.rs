@@ -64,6 +64,8 @@ pub struct Vrrp {
     notify: Vec<Notify>,
     group_notify: Vec<Notify>,
     status: Arc<std::sync::Mutex<Vec<Status>>>,
+    /// Woken whenever `status` is republished.
+    changed: Arc<tokio::sync::Notify>,
 }
 
 fn make_notify(n: &rlvs_conf::model::Notifies, g: &rlvs_conf::model::GlobalDefs) -> Notify {
@@ -118,6 +120,7 @@ impl Vrrp {
             notify,
             group_notify,
             status: Arc::new(std::sync::Mutex::new(Vec::new())),
+            changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -408,6 +411,7 @@ impl Vrrp {
         if let Ok(mut s) = self.status.lock() {
             *s = st;
         }
+        self.changed.notify_waiters();
     }
 
     fn on_packet(&mut self, ifname: &str, v6: bool, p: sock::Received) {
@@ -518,6 +522,7 @@ fn spawn_reader(
 /// Handle for the rest of the daemon.
 pub struct Handle {
     pub status: Arc<std::sync::Mutex<Vec<Status>>>,
+    pub changed: Arc<tokio::sync::Notify>,
     pub commands: mpsc::UnboundedSender<Command>,
 }
 
@@ -532,7 +537,7 @@ pub async fn run(
     let (stx, mut srx) = mpsc::unbounded_channel::<scripts::ScriptResult>();
     let (ctx, mut crx) = mpsc::unbounded_channel::<Command>();
     let mut v = Vrrp::new(setup::build(&config), ptx)?;
-    let _ = ready.send(Handle { status: v.status.clone(), commands: ctx });
+    let _ = ready.send(Handle { status: v.status.clone(), changed: v.changed.clone(), commands: ctx });
     let mut running = std::collections::HashSet::new();
     start_scripts(&v.setup, &stx, &mut running);
     let outs = v.poll_links();
