@@ -37,7 +37,7 @@ fn daemon(c: &LvsSyncDaemon, syncid: u8, state: u32) -> SyncDaemon {
 pub async fn run(
     config: Config,
     engine: EngineHandle,
-    vrrp: Option<(std::sync::Arc<std::sync::Mutex<Vec<crate::vrrp::Status>>>, std::sync::Arc<tokio::sync::Notify>)>,
+    vrrp: Option<crate::vrrp::StatusWatch>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Some(c) = config.global.lvs_sync_daemon.clone() else { return };

@@ -519,6 +519,9 @@ fn spawn_reader(
     });
 }
 
+/// The instances' status and the wake-up for its changes.
+pub type StatusWatch = (Arc<std::sync::Mutex<Vec<Status>>>, Arc<tokio::sync::Notify>);
+
 /// Handle for the rest of the daemon.
 pub struct Handle {
     pub status: Arc<std::sync::Mutex<Vec<Status>>>,
