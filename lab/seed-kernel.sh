@@ -35,12 +35,14 @@ run_seed() {  # NAME [rlvs lab seed options]
 RLVS_ENGINE=kernel run_seed rlvs
 run_seed keepalived --keepalived /usr/sbin/keepalived
 
-# The transcripts with the timed loops' bodies, the times and the lab's
-# switch namespace (named after its process) taken out.
+# The transcripts with the timed loops' bodies, the times, the final
+# listing's connection counters (the loops' length decides them) and the
+# lab's switch namespace (named after its process) taken out.
 shape() {
-    awk '/^== 3.3.3/ {loops = 1} /^\[root@c5 ~\]# ipvsadm -Ln/ {loops = 0}
+    awk '/^== 3.3.3/ {loops = 1} /^\[root@c5 ~\]# ipvsadm -Ln/ {loops = 0; last = 1}
          /^== measured/ {exit}
          loops && /^(rs[12]|curl: .*)$/ {next}
+         last && /^  ->/ {print $1, $2, $3, $4; next}
          {sub(/link-netns [^ ]+/, "link-netns SWITCH"); print}' "$1"
 }
 echo "== transcripts (timed loops and times aside): rlvs vs keepalived"
