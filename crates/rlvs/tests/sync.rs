@@ -1,9 +1,11 @@
 //! Connection sync between two rlvs directors, set up as an operator does
-//! with ipvsadm (--start-daemon master on one, backup on the other): the
+//! with ipvsadm (--start-daemon master on one, backup on the other), and
+//! as keepalived does (lvs_sync_daemon following the VRRP instance): the
 //! backup lists the master's connections, and after the master is killed
 //! and its link taken down, the backup takes the VIP and carries twenty
 //! 5 MB downloads, paced to stay on the wire to their last byte, to the
-//! end, byte-exact, without a reset. DR, on whichever engine the run uses.
+//! end, byte-exact, without a reset; 200 keep-alive sessions each answer
+//! their next request. DR, on whichever engine the run uses.
 
 mod common;
 
@@ -163,6 +165,36 @@ fn keepalived_conf(state: &str, priority: u8) -> String {
     )
 }
 
+/// Opens `n` keep-alive HTTP sessions to the VIP, one request each, then
+/// waits for the file `go` and asks each session once more, on the same
+/// socket (a reconnect counts as a failure). Writes "first second errors".
+const KEEPALIVE: &str = r#"
+import http.client, os, sys, time
+n, vip, go, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+conns, first = [], 0
+for i in range(n):
+    c = http.client.HTTPConnection(vip, 80, timeout=30)
+    c.request("GET", "/")
+    if c.getresponse().read() == b"ok\n":
+        first += 1
+    conns.append((c, c.sock.getsockname()))
+open(out + ".ready", "w").write(str(first))
+while not os.path.exists(go):
+    time.sleep(0.05)
+second, errors = 0, []
+for c, name in conns:
+    try:
+        if c.sock is None or c.sock.getsockname() != name:
+            raise RuntimeError("session was closed")
+        c.request("GET", "/")
+        if c.getresponse().read() == b"ok\n" and c.sock.getsockname() == name:
+            second += 1
+    except Exception as e:
+        errors.append(repr(e))
+open(out, "w").write("%d %d %s" % (first, second, errors[:3]))
+"#;
+const SESSIONS: usize = 200;
+
 #[test]
 fn keepalived_pair_with_lvs_sync_daemon_keeps_downloads_across_a_master_kill() {
     let mut lab = Lab::new().unwrap();
@@ -198,8 +230,15 @@ fn keepalived_pair_with_lvs_sync_daemon_keeps_downloads_across_a_master_kill() {
          echo $? > {d}/rc$i) & done; wait; echo done"
     );
     lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
+    let py = format!("{d}/keepalive.py");
+    std::fs::write(&py, KEEPALIVE).unwrap();
+    let (go, out) = (format!("{d}/go"), format!("{d}/sessions"));
+    lab.spawn(&client, "sessions", &["python3", &py, &SESSIONS.to_string(), VIP, &go, &out]).unwrap();
+    let ready = Lab::wait_for(Duration::from_secs(30), || std::fs::read_to_string(format!("{out}.ready")).ok());
+    assert_eq!(ready.as_deref(), Some("200"), "keep-alive sessions before the failover:\n{}", lab.log("sessions"));
+    let all = DOWNLOADS + SESSIONS;
     let synced = Lab::wait_for(Duration::from_secs(20), || {
-        (established(&lab, &master) == DOWNLOADS && established(&lab, &backup) == DOWNLOADS).then_some(())
+        (established(&lab, &master) == all && established(&lab, &backup) == all).then_some(())
     });
     assert!(
         synced.is_some(),
@@ -216,6 +255,14 @@ fn keepalived_pair_with_lvs_sync_daemon_keeps_downloads_across_a_master_kill() {
         adm(&lab, &backup, "-L --daemon").0.starts_with("master sync daemon").then_some(())
     });
     assert!(took.is_some(), "the backup never took the master's sync role:\n{}", lab.log("kb"));
+    std::fs::write(&go, "").unwrap();
+    let sessions = Lab::wait_for(Duration::from_secs(60), || std::fs::read_to_string(&out).ok());
+    assert_eq!(
+        sessions.as_deref().and_then(|s| s.split_once(" [")).map(|(n, _)| n),
+        Some("200 200"),
+        "every keep-alive session answers its next request on the same socket: {sessions:?}\n{}",
+        lab.log("sessions")
+    );
     let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
     assert!(done.is_some(), "downloads did not finish");
     let want = web::paced_body(SIZE);
