@@ -225,7 +225,8 @@ impl Director {
             if let Some(t) = fast_seen {
                 let until = t + Span::from_secs(u64::from(timeout));
                 if until > now {
-                    self.conns.get_mut(id).expires = until;
+                    let next = self.refresh_fast(id, until, now);
+                    self.conns.get_mut(id).expires = next;
                     continue;
                 }
             }
@@ -243,7 +244,7 @@ impl Director {
 }
 
 /// The states in which a connection may be forwarded by the fast path.
-fn fast_path_state(state: ConnState) -> bool {
+pub(super) fn fast_path_state(state: ConnState) -> bool {
     matches!(state, ConnState::Udp | ConnState::Tcp(TcpState::Established))
 }
 

@@ -12,6 +12,10 @@
 //!   connection is announced when it enters a synced state, ESTABLISHED
 //!   included, and a UDP one at its first packet: the moment it leaves
 //!   for XDP.
+//! - The master re-announces a flow the fast path carries each time its
+//!   timer runs out in the director (then every half timeout), and
+//!   announces such flows with 1.5 times the state's timeout, so the
+//!   backup's copy lives until the next announcement.
 //! - A connection whose real server this backup does not know is kept
 //!   aside (capped at UNBOUND_MAX, counted) and bound when the server
 //!   appears, as the kernel binds it; until then it is not forwarded (the
@@ -150,10 +154,37 @@ impl Director {
             }
         }
         c.sync_state = c.state;
-        c.synced_at = now;
+        self.announce(cid, now);
+    }
+
+    fn conn_timeout(&self, cid: ConnId) -> u32 {
+        match self.conns.get(cid).state {
+            ConnState::Tcp(s) => self.timeouts.tcp[s as usize],
+            ConnState::Udp => self.timeouts.udp,
+        }
+    }
+
+    fn announce(&mut self, cid: ConnId, now: Time) {
+        self.conns.get_mut(cid).synced_at = now;
         let s = self.sync_conn_of(cid);
         self.sync.out.push(s);
         self.sync.counters.announced += 1;
+    }
+
+    /// A connection the fast path still carries, whose timer ran out here
+    /// (expire_with): as master, it is announced again and looked at
+    /// again at half its timeout, so that a backup's copy, which nothing
+    /// else refreshes, never expires while the flow lives. Returns when
+    /// its timer should run out next.
+    pub(super) fn refresh_fast(&mut self, cid: ConnId, until: Time, now: Time) -> Time {
+        if self.sync.master.is_none() {
+            return until;
+        }
+        let half = u64::from(self.conn_timeout(cid) / 2).max(1);
+        if now.as_millis().saturating_sub(self.conns.get(cid).synced_at.as_millis()) >= half * 1000 - 1000 {
+            self.announce(cid, now);
+        }
+        until.min(now + Span::from_secs(half))
     }
 
     /// A connection as a sync message carries it.
@@ -168,10 +199,15 @@ impl Director {
         if c.inactive {
             f |= flags::INACTIVE;
         }
-        let (state, timeout) = match c.state {
+        let (state, mut timeout) = match c.state {
             ConnState::Tcp(s) => (s as u16, self.timeouts.tcp[s as usize]),
             ConnState::Udp => (0, self.timeouts.udp),
         };
+        if !self.sync.every_packet_seen && super::fast::fast_path_state(c.state) {
+            // Announced again only when its timer runs out here (see
+            // refresh_fast): the backup's copy must outlive that moment.
+            timeout = timeout.saturating_mul(3) / 2;
+        }
         SyncConn {
             protocol: key.protocol.number(),
             flags: f,

@@ -225,3 +225,31 @@ fn arbitrary_announcements_never_corrupt_the_counters() {
     let counted: u32 = s.dests.iter().map(|d| d.activeconns + d.inactconns).sum();
     assert_eq!(counted as usize, backup.conns.len());
 }
+
+#[test]
+fn a_flow_the_fast_path_keeps_alive_is_announced_again_before_the_backups_copy_runs_out() {
+    let mut master = director(&[244]);
+    master.set_sync_master(Some(SyncParams::default()), false);
+    master.process_ipv4(&segment(44000, SYN), None, Time::ZERO);
+    master.process_ipv4(&segment(44000, ACK), None, Time::ZERO);
+    let first = master.take_sync();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].timeout, 900 * 3 / 2, "announced to outlive the next announcement");
+    // The fast path keeps seeing it; the director's timer runs out at 900 s.
+    let mut announced = Vec::new();
+    for s in (60..=2400).step_by(60) {
+        let now = Time::from_secs(s);
+        master.expire_with(now, |_, _| Some(now));
+        if !master.take_sync().is_empty() {
+            announced.push(s);
+        }
+    }
+    assert_eq!(master.conn_count(), 1, "still alive");
+    // Each announcement keeps the backup's copy (1350 s) alive to the next.
+    let mut last = 0;
+    for &a in &announced {
+        assert!(a - last < 1350, "gap {last} -> {a}: {announced:?}");
+        last = a;
+    }
+    assert!(announced.len() >= 4, "{announced:?}");
+}
