@@ -301,7 +301,12 @@ impl<T: Transmit> Consumer<'_, T> {
     /// virtual service (and, for FULLNAT, destination back to the client),
     /// and out of the link the client's packets came in on.
     fn send_to_client(&mut self, f: &mut RxFrame<'_>, r: rlvs_lvs::director::Reply, partial: bool) {
-        let Some(hop) = r.hop else {
+        // A connection synced from another director has not shown its link
+        // yet: its client's next hop, resolved on the director's routes.
+        let routed = || {
+            self.hops.get(&r.caddr).map(|nh| Hop { ifindex: nh.ifindex, local: nh.src, peer: nh.dst })
+        };
+        let Some(hop) = r.hop.or_else(routed) else {
             self.stats.dropped += 1;
             return;
         };

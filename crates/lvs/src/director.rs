@@ -45,6 +45,9 @@ pub struct Reply {
     pub client: Option<(IpAddr, u16)>,
     /// The link the client's packets came in on, if the shell told us.
     pub hop: Option<Hop>,
+    /// The client's address (a synced connection's replies are routed to
+    /// it until its first packet shows the link).
+    pub caddr: IpAddr,
     /// FULLNAT TCP: what to take off ack, SACK and TSecr.
     pub seq_adjust: Option<SeqAdjust>,
 }

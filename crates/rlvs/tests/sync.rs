@@ -278,3 +278,88 @@ fn keepalived_pair_with_lvs_sync_daemon_keeps_downloads_across_a_master_kill() {
     assert!(log.contains("(VI_1) Entering MASTER STATE"), "{log}");
     assert!(log.contains("(VI_1) lvs_sync_daemon on eth0: master, syncid 9"), "{log}");
 }
+
+/// FULLNAT: the synced entry carries its local address and port and its
+/// sequence and timestamp offsets; the local address moves with the VIP.
+#[test]
+fn fullnat_downloads_survive_the_masters_death_through_the_synced_backup() {
+    const LIP: &str = "192.168.100.254";
+    let mut lab = Lab::new().unwrap();
+    lab.segment("fpriv").unwrap();
+    let master = lab.host("fm", "eth0", "02:00:00:00:53:01", "10.1.1.251/24").unwrap();
+    let backup = lab.host("fb", "eth0", "02:00:00:00:53:02", "10.1.1.252/24").unwrap();
+    lab.plug(&master, "eth1", "fpriv", "02:00:00:00:53:11", "192.168.100.251/24").unwrap();
+    lab.plug(&backup, "eth1", "fpriv", "02:00:00:00:53:12", "192.168.100.252/24").unwrap();
+    let client = lab.host("fc", "eth0", "02:00:00:00:53:10", "10.1.1.10/24").unwrap();
+    for i in 1..=3u8 {
+        let rs = lab.bare_host(&format!("f{i}")).unwrap();
+        lab.plug(&rs, "eth0", "fpriv", &format!("02:00:00:00:53:2{i}"), &format!("192.168.100.{i}/24")).unwrap();
+        web::paced(&mut lab, &rs, &format!("web{i}"), SIZE, RATE, 80).unwrap();
+    }
+    for (ns, name) in [(&master, "master"), (&backup, "backup")] {
+        start_daemon(&mut lab, ns, name, &[]);
+        let mut cmds = vec![format!("-A -t {VIP}:80 -s rr"), format!("--add-laddr -t {VIP}:80 -z {LIP}")];
+        cmds.extend((1..=3).map(|i| format!("-a -t {VIP}:80 -r 192.168.100.{i}:80 --fullnat")));
+        adm_ok(&lab, ns, cmds);
+    }
+    // Sync runs on the inside link, away from clients.
+    adm_ok(&lab, &master, ["--start-daemon master --mcast-interface eth1 --syncid 4"]);
+    adm_ok(&lab, &backup, ["--start-daemon backup --mcast-interface eth1 --syncid 4"]);
+    lab.ok(&master, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "eth0"]).unwrap();
+    lab.ok(&master, &["ip", "addr", "add", &format!("{LIP}/32"), "dev", "eth1"]).unwrap();
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
+    let ok = Lab::wait_for(Duration::from_secs(10), || {
+        lab.run(&client, &["curl", "-s", "--max-time", "2", &format!("http://{VIP}/")])
+            .ok()
+            .filter(|o| o.status.success())
+    });
+    assert!(ok.is_some(), "the VIP does not answer:\n{}", lab.log("master"));
+    let d = lab.dir().to_string_lossy().into_owned();
+    let script = format!(
+        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 90 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
+         echo $? > {d}/rc$i) & done; wait; echo done"
+    );
+    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
+    let synced = Lab::wait_for(Duration::from_secs(20), || {
+        (established(&lab, &master) == DOWNLOADS && established(&lab, &backup) == DOWNLOADS).then_some(())
+    });
+    assert!(
+        synced.is_some(),
+        "master {} backup {}:\n{}\n{}",
+        established(&lab, &master),
+        established(&lab, &backup),
+        adm(&lab, &backup, "-Lnc").0,
+        lab.log("backup")
+    );
+    let resets_before = resets(&lab, &client);
+    lab.stop("master", libc::SIGKILL).unwrap();
+    for dev in ["eth0", "eth1"] {
+        lab.ok(&master, &["ip", "link", "set", dev, "down"]).unwrap();
+    }
+    // The VIP and the local address move; their neighbours learn it (as
+    // gratuitous ARP would teach them).
+    lab.ok(&backup, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "eth0"]).unwrap();
+    lab.ok(&backup, &["ip", "addr", "add", &format!("{LIP}/32"), "dev", "eth1"]).unwrap();
+    lab.ok(&client, &["ip", "neigh", "replace", VIP, "lladdr", "02:00:00:00:53:02", "dev", "eth0", "nud", "reachable"])
+        .unwrap();
+    for i in 1..=3u8 {
+        let rs = lab.ns(&format!("f{i}"));
+        lab.ok(&rs, &["ip", "neigh", "replace", LIP, "lladdr", "02:00:00:00:53:12", "dev", "eth0", "nud", "reachable"])
+            .unwrap();
+    }
+    assert!(!lab.log("downloads").contains("done"), "downloads ended before the failover: it proves nothing");
+    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
+    assert!(done.is_some(), "downloads did not finish");
+    let want = web::paced_body(SIZE);
+    let failed: Vec<String> = (1..=DOWNLOADS)
+        .filter_map(|i| {
+            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
+            let got = std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default();
+            let err = std::fs::read_to_string(lab.dir().join(format!("err{i}"))).unwrap_or_default();
+            (rc.trim() != "0" || got != want)
+                .then(|| format!("{i}: exit {} {} bytes {}", rc.trim(), got.len(), err.trim()))
+        })
+        .collect();
+    assert!(failed.is_empty(), "FULLNAT downloads failed:\n{}\n{}", failed.join("\n"), lab.log("backup"));
+    assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
+}

@@ -76,6 +76,12 @@ impl Engine {
         while let Some(e) = d.poll_event() {
             self.event(&d, e);
         }
+        let wanted = d.take_wanted_hops();
+        drop(d);
+        if let (false, Some(ctl)) = (wanted.is_empty(), self.ctl.as_ref()) {
+            self.client_hops.extend(wanted.iter().copied());
+            ctl.resolver.watch(wanted, Vec::new());
+        }
     }
 
     /// Folds the journal into a new snapshot when it is due (or `now`).

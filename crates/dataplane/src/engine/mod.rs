@@ -200,6 +200,9 @@ struct Engine {
     state: Option<StateFile>,
     /// Connection sync daemons (set once the engine's kind is known).
     sync: Option<crate::sync::SyncShell>,
+    /// Clients of synced NAT/FULLNAT connections whose next hops are
+    /// resolved for their replies (Director::take_wanted_hops).
+    client_hops: std::collections::HashSet<std::net::IpAddr>,
 }
 
 mod events;
@@ -275,6 +278,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         held: Vec::new(),
         state: None,
         sync: None,
+        client_hops: Default::default(),
     };
     if cfg.kind != EngineKind::None {
         if iface::in_initial_netns() && !cfg.allow_host_netns {
@@ -445,8 +449,9 @@ impl Engine {
             while let Ok((addr, hop)) = ctl.resolver.updates.try_recv() {
                 changed = true;
                 // An answer for an address no longer watched is stale.
-                let hop = hop.filter(|_| self.follower.watches(addr));
-                if let Some(fast) = ctl.fast.as_mut() {
+                let real_server = self.follower.watches(addr);
+                let hop = hop.filter(|_| real_server || self.client_hops.contains(&addr));
+                if let (Some(fast), true) = (ctl.fast.as_mut(), real_server) {
                     fast.resolved(addr, hop.as_ref());
                 }
                 match hop {

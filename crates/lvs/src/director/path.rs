@@ -90,7 +90,7 @@ impl Director {
         let client = (c.fwd == FwdMethod::FullNat).then_some((ck.caddr, ck.cport));
         let (vaddr, vport, seq_adjust) = (ck.vaddr, ck.vport, c.seq_adjust);
         let (hop, dest) = (self.conns.return_hop(c), self.conns.target(c).dest);
-        let reply = Reply { vaddr, vport, client, hop, seq_adjust };
+        let reply = Reply { vaddr, vport, client, hop, caddr: ck.caddr, seq_adjust };
         let d = self.dests.get_mut(dest);
         d.stats.count_out(bytes);
         if let Some(sid) = d.svc {
@@ -130,6 +130,7 @@ impl Director {
             let reuse = flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
                 && self.conns.get(cid).state == ConnState::Tcp(TcpState::TimeWait);
             if !reuse {
+                self.learn_return_hop(cid, ingress);
                 return self.forward(cid, flags, bytes, now);
             }
             self.expire_conn(cid, now);

@@ -79,6 +79,10 @@ pub(crate) struct SyncSide {
     out: Vec<SyncConn>,
     /// Waiting for their real server, with when they would have expired.
     unbound: Vec<(SyncConn, Time)>,
+    /// Clients of synced NAT and FULLNAT connections, whose replies the
+    /// shell must route until their first packet shows the link.
+    hops_wanted: Vec<std::net::IpAddr>,
+    hops_asked: std::collections::HashSet<std::net::IpAddr>,
     counters: SyncCounters,
 }
 
@@ -113,6 +117,12 @@ impl Director {
     /// Synced connections still waiting for their real server.
     pub fn sync_unbound(&self) -> usize {
         self.sync.unbound.len()
+    }
+
+    /// Client addresses the shell should resolve a next hop for (see
+    /// `Reply::caddr`), each asked once (at most UNBOUND_MAX of them).
+    pub fn take_wanted_hops(&mut self) -> Vec<std::net::IpAddr> {
+        std::mem::take(&mut self.sync.hops_wanted)
     }
 
     /// The connections announced since the last call, for the shell to send.
@@ -308,7 +318,7 @@ impl Director {
         c.sync_state = state;
         c.expires = expires;
         self.sync.counters.updated += 1;
-        if from != state && self.conn_events {
+        if from != state && self.conn_events && !self.needs_return_hop(cid) {
             let key = self.conns.key(self.conns.get(cid));
             self.events.push_back(super::Event::ConnChanged { key, from, to: state });
         }
@@ -365,7 +375,11 @@ impl Director {
             }
         }
         self.sync.counters.created += 1;
-        if self.conn_events {
+        let ready = self.conns.lookup(&key).is_some_and(|cid| !self.needs_return_hop(cid));
+        if !ready && self.sync.hops_asked.len() < UNBOUND_MAX && self.sync.hops_asked.insert(key.caddr) {
+            self.sync.hops_wanted.push(key.caddr);
+        }
+        if self.conn_events && ready {
             self.events.push_back(super::Event::ConnAdded(key));
             if state != ConnState::Udp {
                 self.events.push_back(super::Event::ConnChanged {
@@ -374,6 +388,32 @@ impl Director {
                     to: state,
                 });
             }
+        }
+    }
+
+    /// NAT and FULLNAT replies leave by the link the client's packets came
+    /// in on, which a synced connection has not shown this director yet.
+    fn needs_return_hop(&self, cid: ConnId) -> bool {
+        let c = self.conns.get(cid);
+        matches!(c.fwd, FwdMethod::Masq | FwdMethod::FullNat) && self.conns.return_hop(c).is_none()
+    }
+
+    /// A client packet of a known connection: a synced NAT or FULLNAT one
+    /// learns its return link from it, and only now enters the fast path
+    /// (which could not send its replies before).
+    pub(super) fn learn_return_hop(&mut self, cid: ConnId, ingress: Option<crate::conn::Hop>) {
+        if ingress.is_none() || !self.needs_return_hop(cid) {
+            return;
+        }
+        self.conns.set_return_hop(cid, ingress);
+        let c = self.conns.get(cid);
+        if self.conn_events && super::fast::fast_path_state(c.state) {
+            let key = self.conns.key(c);
+            let e = match c.state {
+                ConnState::Udp => super::Event::ConnAdded(key),
+                s => super::Event::ConnChanged { key, from: ConnState::Tcp(TcpState::None), to: s },
+            };
+            self.events.push_back(e);
         }
     }
 

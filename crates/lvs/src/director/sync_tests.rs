@@ -253,3 +253,45 @@ fn a_flow_the_fast_path_keeps_alive_is_announced_again_before_the_backups_copy_r
     }
     assert!(announced.len() >= 4, "{announced:?}");
 }
+
+#[test]
+fn a_synced_fullnat_connection_forwards_both_ways_from_its_first_client_packet() {
+    let lip: IpAddr = "192.168.100.254".parse().unwrap();
+    let make = || {
+        let mut d = Director::new();
+        d.add_service(svc(), ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
+        d.add_laddr(&svc(), lip).unwrap();
+        d.add_dest(&svc(), DestConfig::new(rs(1), 80, FwdMethod::FullNat, 1), Time::ZERO).unwrap();
+        d
+    };
+    let (mut master, mut backup) = (make(), make());
+    master.set_sync_master(Some(SyncParams::default()), false);
+    let hop = crate::conn::Hop { ifindex: 2, local: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 1]), peer: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 2]) };
+    master.process_ipv4(&segment(45000, SYN), Some(hop), Time::ZERO);
+    let on_master = match master.process_ipv4(&segment(45000, ACK), Some(hop), Time::ZERO) {
+        Verdict::Forward(f) => f,
+        v => panic!("{v:?}"),
+    };
+    assert_eq!(replicate(&mut master, &mut backup, Time::from_secs(1)), 1);
+    assert_eq!(backup.sync_counters().created, 1, "{:?}", backup.sync_counters());
+    let on_backup = match backup.process_ipv4(&segment(45000, ACK), Some(hop), Time::from_secs(2)) {
+        Verdict::Forward(f) => f,
+        v => panic!("the backup did not forward: {v:?}"),
+    };
+    assert_eq!((on_backup.snat, on_backup.daddr, on_backup.seq_adjust), (on_master.snat, on_master.daddr, on_master.seq_adjust));
+    // The real server's reply to the local address goes back to the client.
+    let (laddr, lport) = on_backup.snat.unwrap();
+    let reply = {
+        let IpAddr::V4(src) = rs(1) else { unreachable!() };
+        let IpAddr::V4(dst) = laddr else { unreachable!() };
+        let ipr = Ipv4Repr { src, dst, protocol: IpProtocol::Tcp, payload_len: 20, ttl: 64, ident: 1, dont_frag: true };
+        let mut b = vec![0u8; ipr.buffer_len()];
+        ipr.emit(&mut b);
+        TcpRepr { src_port: 80, dst_port: lport, seq: 1, ack: 1, flags: TcpFlags(ACK), window: 1000 }.emit(&mut b[20..]);
+        b
+    };
+    match backup.process_ipv4(&reply, None, Time::from_secs(2)) {
+        Verdict::Reply(r) => assert!(r.hop.is_some() && r.client.is_some(), "{r:?}"),
+        v => panic!("the reply was not carried back: {v:?}"),
+    }
+}
