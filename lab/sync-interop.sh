@@ -15,6 +15,30 @@ fail=0
 modprobe ip_vs
 work=$(mktemp -d)
 head -c $SIZE /dev/urandom > "$work/big"
+# The server paces itself (100 kB/s) so that a download stays on the wire
+# to its last byte; a client-side limit would only drain a full buffer.
+cat > "$work/paced.py" <<'PY'
+import http.server, sys, time
+data = open(sys.argv[1], "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        t0, sent = time.monotonic(), 0
+        while sent < len(data):
+            self.wfile.write(data[sent:sent + 8192])
+            sent = min(sent + 8192, len(data))
+            ahead = sent / 100000 - (time.monotonic() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+class S(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+S(("0.0.0.0", 80), H).serve_forever()
+PY
 names="sisw sic sia sib sir1 sir2"
 
 cleanup() {
@@ -38,7 +62,7 @@ topology() {
     done
     for r in sir1 sir2; do
         ip netns exec $r "$rlvs" realserver start --vip $VIP >/dev/null
-        ip netns exec $r python3 -m http.server 80 --bind 0.0.0.0 --directory "$work" >/dev/null 2>&1 &
+        ip netns exec $r python3 "$work/paced.py" "$work/big" >/dev/null 2>&1 &
     done
     ip -n sic route add $VIP dev eth0
     sleep 1
@@ -78,7 +102,7 @@ run_case() {  # NAME MASTER_NS BACKUP_NS MASTER_KIND BACKUP_KIND
     ip -n $m addr add $VIP/32 dev eth0
     local curls=""
     for i in 1 2 3 4; do
-        ip netns exec sic curl -s --max-time 90 --limit-rate 100k -o "$work/dl$i" http://$VIP/big &
+        ip netns exec sic curl -s --max-time 90 -o "$work/dl$i" http://$VIP/big &
         curls="$curls $!"
     done
     sleep 6
@@ -87,6 +111,9 @@ run_case() {  # NAME MASTER_NS BACKUP_NS MASTER_KIND BACKUP_KIND
     echo "established: $on_m on the master, $on_b on the backup"
     ip netns exec $b $badm -Lnc | head -8
     [ "$on_b" -ge 4 ] || { echo "FAIL: the backup did not learn the connections"; fail=1; }
+    local c running=0
+    for c in $curls; do kill -0 "$c" 2>/dev/null && running=$((running + 1)); done
+    [ $running = 4 ] || { echo "FAIL: $((4 - running)) downloads ended before the failover: it proves nothing"; fail=1; }
     # The master dies: rlvs is killed, the kernel's table is cut off.
     ip netns pids $m | xargs -r kill -9 2>/dev/null
     ip -n $m link set eth0 down
