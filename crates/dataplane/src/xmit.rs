@@ -303,9 +303,7 @@ impl<T: Transmit> Consumer<'_, T> {
     fn send_to_client(&mut self, f: &mut RxFrame<'_>, r: rlvs_lvs::director::Reply, partial: bool) {
         // A connection synced from another director has not shown its link
         // yet: its client's next hop, resolved on the director's routes.
-        let routed = || {
-            self.hops.get(&r.caddr).map(|nh| Hop { ifindex: nh.ifindex, local: nh.src, peer: nh.dst })
-        };
+        let routed = || self.hops.get(&r.caddr).map(|nh| Hop { ifindex: nh.ifindex, local: nh.src, peer: nh.dst });
         let Some(hop) = r.hop.or_else(routed) else {
             self.stats.dropped += 1;
             return;

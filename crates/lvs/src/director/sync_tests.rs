@@ -266,7 +266,11 @@ fn a_synced_fullnat_connection_forwards_both_ways_from_its_first_client_packet()
     };
     let (mut master, mut backup) = (make(), make());
     master.set_sync_master(Some(SyncParams::default()), false);
-    let hop = crate::conn::Hop { ifindex: 2, local: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 1]), peer: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 2]) };
+    let hop = crate::conn::Hop {
+        ifindex: 2,
+        local: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 1]),
+        peer: rlvs_wire::EthernetAddress([2, 0, 0, 0, 0, 2]),
+    };
     master.process_ipv4(&segment(45000, SYN), Some(hop), Time::ZERO);
     let on_master = match master.process_ipv4(&segment(45000, ACK), Some(hop), Time::ZERO) {
         Verdict::Forward(f) => f,
@@ -278,7 +282,10 @@ fn a_synced_fullnat_connection_forwards_both_ways_from_its_first_client_packet()
         Verdict::Forward(f) => f,
         v => panic!("the backup did not forward: {v:?}"),
     };
-    assert_eq!((on_backup.snat, on_backup.daddr, on_backup.seq_adjust), (on_master.snat, on_master.daddr, on_master.seq_adjust));
+    assert_eq!(
+        (on_backup.snat, on_backup.daddr, on_backup.seq_adjust),
+        (on_master.snat, on_master.daddr, on_master.seq_adjust)
+    );
     // The real server's reply to the local address goes back to the client.
     let (laddr, lport) = on_backup.snat.unwrap();
     let reply = {
@@ -287,7 +294,8 @@ fn a_synced_fullnat_connection_forwards_both_ways_from_its_first_client_packet()
         let ipr = Ipv4Repr { src, dst, protocol: IpProtocol::Tcp, payload_len: 20, ttl: 64, ident: 1, dont_frag: true };
         let mut b = vec![0u8; ipr.buffer_len()];
         ipr.emit(&mut b);
-        TcpRepr { src_port: 80, dst_port: lport, seq: 1, ack: 1, flags: TcpFlags(ACK), window: 1000 }.emit(&mut b[20..]);
+        TcpRepr { src_port: 80, dst_port: lport, seq: 1, ack: 1, flags: TcpFlags(ACK), window: 1000 }
+            .emit(&mut b[20..]);
         b
     };
     match backup.process_ipv4(&reply, None, Time::from_secs(2)) {
