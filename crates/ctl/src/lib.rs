@@ -129,6 +129,10 @@ pub struct SyncDaemon {
     pub group: Option<IpAddr>,
     pub port: u16,
     pub ttl: u8,
+    /// A backup has loaded what the master holds (rlvs's bulk resync), or
+    /// no rlvs master answered; always true of a master and of the kernel.
+    #[serde(default)]
+    pub ready: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use crate::worker::Shared;
 use rlvs_ctl::{CtlError, Response, SyncDaemon, SYNC_BACKUP, SYNC_MASTER};
 use rlvs_lvs::director::sync::SyncParams;
 use rlvs_lvs::IpvsError;
-use rlvs_wire::ipvs_sync::{self, Builder, Drop as Malformed};
+use rlvs_wire::ipvs_sync::{self, Builder, Control, Drop as Malformed};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 
 /// The longest an announced connection waits in a partial message.
 const FLUSH: Duration = Duration::from_millis(50);
+/// A starting backup asks for a bulk resync this often, this many times;
+/// then it takes it that no rlvs master is there to answer.
+const RESYNC_ASK_EVERY: Duration = Duration::from_millis(700);
+const RESYNC_ASKS: u32 = 3;
 const IP_UDP_V4: u16 = 28;
 const IP_UDP_V6: u16 = 48;
 
@@ -44,6 +48,8 @@ pub struct BackupCounters {
 struct Master {
     cfg: SyncDaemon,
     sock: Socket,
+    /// The group as a backup hears it: where bulk resync requests come.
+    requests: Option<Socket>,
     pending: Option<(Builder, Instant)>,
     sent: u64,
 }
@@ -53,6 +59,8 @@ struct Backup {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
     counters: Arc<BackupCounters>,
+    /// The master's table is loaded (or nobody answered the request).
+    ready: Arc<AtomicBool>,
 }
 
 impl Drop for Backup {
@@ -120,18 +128,25 @@ impl SyncShell {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .set_sync_master(Some(params), self.every_packet_seen);
-                self.master = Some(Master { cfg: d.clone(), sock, pending: None, sent: 0 });
+                let requests = backup_socket(&d, ifindex)
+                    .and_then(|s| s.set_nonblocking(true).map(|()| s))
+                    .map_err(|e| tracing::warn!(error = %e, "no bulk resync: cannot hear the sync group"))
+                    .ok();
+                self.master = Some(Master { cfg: d.clone(), sock, requests, pending: None, sent: 0 });
             }),
-            SYNC_BACKUP => backup_socket(&d, ifindex).map(|sock| {
+            SYNC_BACKUP => backup_socket(&d, ifindex).and_then(|sock| {
+                let asker = master_socket(&d, ifindex)?;
                 let stop = Arc::new(AtomicBool::new(false));
                 let counters = Arc::new(BackupCounters::default());
-                let (shared, waker, s2, c2, cfg) =
-                    (self.shared.clone(), self.waker.clone(), stop.clone(), counters.clone(), d.clone());
+                let ready = Arc::new(AtomicBool::new(false));
+                let (shared, waker, s2, c2, r2, cfg) =
+                    (self.shared.clone(), self.waker.clone(), stop.clone(), counters.clone(), ready.clone(), d.clone());
                 let thread = std::thread::Builder::new()
                     .name("rlvs-sync-backup".into())
-                    .spawn(move || receive(sock, cfg, shared, waker, s2, c2))
+                    .spawn(move || receive(sock, asker, cfg, shared, waker, s2, c2, r2))
                     .ok();
-                self.backup = Some(Backup { cfg: d.clone(), stop, thread, counters });
+                self.backup = Some(Backup { cfg: d.clone(), stop, thread, counters, ready });
+                Ok(())
             }),
             _ => return err(IpvsError::Invalid),
         };
@@ -186,10 +201,10 @@ impl SyncShell {
     pub fn list(&self) -> Response {
         let mut l = Vec::new();
         if let Some(m) = &self.master {
-            l.push(m.cfg.clone());
+            l.push(SyncDaemon { ready: true, ..m.cfg.clone() });
         }
         if let Some(b) = &self.backup {
-            l.push(b.cfg.clone());
+            l.push(SyncDaemon { ready: b.ready.load(Ordering::SeqCst), ..b.cfg.clone() });
         }
         Response::Daemons(l)
     }
@@ -198,7 +213,15 @@ impl SyncShell {
     /// goes out, full messages at once, a partial one after FLUSH.
     pub fn flush(&mut self) {
         let Some(m) = self.master.as_mut() else { return };
-        let conns = self.shared.director.lock().unwrap_or_else(|e| e.into_inner()).take_sync();
+        let resync = m.requests.as_ref().is_some_and(|s| asked_to_resync(s, m.cfg.syncid));
+        let conns = {
+            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            if resync {
+                let n = d.sync_all(self.shared.now());
+                tracing::info!(connections = n, "bulk resync asked by a returning director: sending the table");
+            }
+            d.take_sync()
+        };
         for c in &conns {
             let (b, _) = m
                 .pending
@@ -211,21 +234,53 @@ impl SyncShell {
                 b.push(c);
             }
         }
-        if m.pending.as_ref().is_some_and(|(b, t)| !b.is_empty() && t.elapsed() >= FLUSH) {
+        if m.pending.as_ref().is_some_and(|(b, t)| !b.is_empty() && (resync || t.elapsed() >= FLUSH)) {
             let (b, _) = m.pending.take().expect("checked");
             send(&m.sock, b, &mut m.sent);
+        }
+        if resync {
+            // After the table, in order on the same socket: the asker then
+            // knows it has all of it.
+            let _ = send_bytes(&m.sock, &ipvs_sync::control(Control::ResyncDone, m.cfg.syncid));
         }
     }
 }
 
+/// Whether a resync request for `syncid` waits on the group (the rest of
+/// what arrives there is the backups' business).
+fn asked_to_resync(sock: &Socket, syncid: u8) -> bool {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 64];
+    let mut asked = false;
+    while let Ok(n) = sock.recv(&mut buf) {
+        // SAFETY: recv initialised the first n bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
+        if let Some((Control::ResyncRequest, id)) = ipvs_sync::control_of(bytes) {
+            asked |= id == syncid || syncid == 0 || id == 0;
+        }
+    }
+    asked
+}
+
 fn send(sock: &Socket, b: Builder, sent: &mut u64) {
-    let bytes = b.finish();
-    match sock.send(&bytes) {
-        Ok(_) => *sent += 1,
-        // The kernel's master retries when the socket is full; a datagram
-        // lost here is caught up by the connection's next announcement.
+    match send_bytes(sock, &b.finish()) {
+        Ok(()) => *sent += 1,
+        // A datagram lost here is caught up by the connection's next
+        // announcement.
         Err(e) => tracing::debug!(error = %e, "sync message not sent"),
     }
+}
+
+/// A full socket (a bulk resync's burst) waits a little, as the kernel's
+/// master thread waits for room.
+fn send_bytes(sock: &Socket, bytes: &[u8]) -> std::io::Result<()> {
+    for _ in 0..100 {
+        match sock.send(bytes) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::ErrorKind::WouldBlock.into())
 }
 
 fn set_int(sock: &Socket, level: i32, name: i32, v: i32) -> std::io::Result<()> {
@@ -279,6 +334,7 @@ fn master_socket(d: &SyncDaemon, ifindex: u32) -> std::io::Result<Socket> {
         }
     }
     sock.bind_device(Some(d.mcast_ifn.as_bytes()))?;
+    let _ = sock.set_send_buffer_size(4 << 20);
     sock.connect(&to.into())?;
     Ok(sock)
 }
@@ -300,16 +356,32 @@ fn backup_socket(d: &SyncDaemon, ifindex: u32) -> std::io::Result<Socket> {
     Ok(sock)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn receive(
     sock: Socket,
+    asker: Socket,
     cfg: SyncDaemon,
     shared: Arc<Shared>,
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
     counters: Arc<BackupCounters>,
+    ready: Arc<AtomicBool>,
 ) {
     let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); usize::from(cfg.maxlen).max(1024)];
+    // Large enough for a bulk resync's burst.
+    let _ = sock.set_recv_buffer_size(8 << 20);
+    let (mut asks, mut asked_at) = (0u32, Instant::now() - RESYNC_ASK_EVERY);
     while !stop.load(Ordering::SeqCst) {
+        if !ready.load(Ordering::SeqCst) && asked_at.elapsed() >= RESYNC_ASK_EVERY {
+            if asks == RESYNC_ASKS {
+                tracing::info!("no rlvs master answered the bulk resync request; going on without");
+                ready.store(true, Ordering::SeqCst);
+            } else {
+                let _ = send_bytes(&asker, &ipvs_sync::control(Control::ResyncRequest, cfg.syncid));
+                asks += 1;
+                asked_at = Instant::now();
+            }
+        }
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
@@ -321,6 +393,16 @@ fn receive(
         };
         // SAFETY: recv initialised the first n bytes.
         let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr() as *const u8, n) };
+        match ipvs_sync::control_of(bytes) {
+            Some((Control::ResyncDone, id)) if cfg.syncid == 0 || id == cfg.syncid => {
+                if !ready.swap(true, Ordering::SeqCst) {
+                    tracing::info!(connections = counters.conns.load(Ordering::Relaxed), "bulk resync complete");
+                }
+                continue;
+            }
+            Some(_) => continue,
+            None => {}
+        }
         counters.messages.fetch_add(1, Ordering::Relaxed);
         let m = match ipvs_sync::parse(bytes) {
             Ok(m) => m,

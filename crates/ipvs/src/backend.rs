@@ -92,6 +92,7 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
                         group: d.mcast_group,
                         port: d.mcast_port.unwrap_or(0),
                         ttl: d.mcast_ttl.unwrap_or(0),
+                        ready: true,
                     });
                 }
             }

@@ -231,7 +231,7 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
             None => None,
         };
         let syncd = sync_config.map(|c| {
-            let roles = vrrp_handle.as_ref().map(|v| (v.status.clone(), v.changed.clone()));
+            let roles = vrrp_handle.as_ref().map(|v| ((v.status.clone(), v.changed.clone()), v.commands.clone()));
             tokio::spawn(crate::syncd::run(c, handle.clone(), roles, syncd_stop))
         });
         let served =

@@ -29,6 +29,7 @@ fn daemon(c: &LvsSyncDaemon, syncid: u8, state: u32) -> SyncDaemon {
         group: c.group,
         port: c.port.unwrap_or(0),
         ttl: c.ttl.unwrap_or(0),
+        ready: false,
     }
 }
 
@@ -37,7 +38,7 @@ fn daemon(c: &LvsSyncDaemon, syncid: u8, state: u32) -> SyncDaemon {
 pub async fn run(
     config: Config,
     engine: EngineHandle,
-    vrrp: Option<crate::vrrp::StatusWatch>,
+    vrrp: Option<(crate::vrrp::StatusWatch, tokio::sync::mpsc::UnboundedSender<crate::vrrp::Command>)>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let Some(c) = config.global.lvs_sync_daemon.clone() else { return };
@@ -45,7 +46,7 @@ pub async fn run(
     let syncid = c.syncid.or(vrid).unwrap_or(0);
     let mut running: Vec<u32> = Vec::new();
     match (&c.instance, vrrp) {
-        (Some(name), Some((status, changed))) if vrid.is_some() => loop {
+        (Some(name), Some(((status, changed), commands))) if vrid.is_some() => loop {
             let notified = changed.notified();
             let state = status.lock().ok().and_then(|s| s.iter().find(|s| &s.name == name).map(|s| s.state));
             let want = if state == Some("MASTER") { SYNC_MASTER } else { SYNC_BACKUP };
@@ -57,6 +58,12 @@ pub async fn run(
                 tracing::info!("({name}) lvs_sync_daemon on {}: {role}, syncid {syncid}", c.interface);
                 send(&engine, Request::StartDaemon(daemon(&c, syncid, want)));
                 running.push(want);
+                if want == SYNC_BACKUP {
+                    // A director that comes back (or steps down) loads the
+                    // master's table before it may preempt it.
+                    let _ = commands.send(crate::vrrp::Command::HoldPreempt { instance: name.clone(), on: true });
+                    tokio::spawn(release_when_synced(engine.clone(), commands.clone(), name.clone()));
+                }
             }
             tokio::select! {
                 _ = notified => {}
@@ -76,6 +83,32 @@ pub async fn run(
     for r in running {
         send(&engine, Request::StopDaemon { state: r });
     }
+}
+
+/// Lets the instance preempt once the backup daemon has the master's table
+/// (or said that no rlvs master answered), at the latest after 10 s.
+async fn release_when_synced(
+    engine: EngineHandle,
+    commands: tokio::sync::mpsc::UnboundedSender<crate::vrrp::Command>,
+    instance: String,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        engine.send(ControlMsg {
+            req: Request::ListDaemons,
+            reply: Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        });
+        if let Ok(rlvs_ctl::Response::Daemons(l)) = rx.await {
+            if l.iter().any(|d| d.state == SYNC_BACKUP && d.ready) {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = commands.send(crate::vrrp::Command::HoldPreempt { instance, on: false });
 }
 
 fn start_both(engine: &EngineHandle, c: &LvsSyncDaemon, syncid: u8) -> Vec<u32> {

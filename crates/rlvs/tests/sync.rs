@@ -363,3 +363,78 @@ fn fullnat_downloads_survive_the_masters_death_through_the_synced_backup() {
     assert!(failed.is_empty(), "FULLNAT downloads failed:\n{}\n{}", failed.join("\n"), lab.log("backup"));
     assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
 }
+
+fn sync_role(lab: &Lab, ns: &str) -> String {
+    adm(lab, ns, "-L --daemon").0
+}
+
+/// The master comes back while the backup carries its downloads: it asks
+/// the backup for the connections made meanwhile (bulk resync), holds its
+/// preemption until they are loaded, then takes the VIP back; nothing is
+/// reset, every download completes.
+#[test]
+fn a_returning_master_loads_the_table_before_it_preempts() {
+    const SLOW: usize = 256 * 1024;
+    let mut lab = Lab::new().unwrap();
+    let master = lab.host("rm", "eth0", "02:00:00:00:54:01", "192.168.100.251/24").unwrap();
+    let backup = lab.host("rb", "eth0", "02:00:00:00:54:02", "192.168.100.252/24").unwrap();
+    let client = lab.host("rc", "eth0", "02:00:00:00:54:10", "192.168.100.10/24").unwrap();
+    let rlvs = rlvs();
+    for i in 1..=3u8 {
+        let rs = lab
+            .host(&format!("r{i}"), "eth0", &format!("02:00:00:00:54:2{i}"), &format!("192.168.100.{i}/24"))
+            .unwrap();
+        lab.ok(&rs, &[&rlvs, "realserver", "start", "--vip", VIP]).unwrap();
+        web::paced(&mut lab, &rs, &format!("web{i}"), SIZE, SLOW, 80).unwrap();
+    }
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
+    let keepalived = rlvs_netlab::seed_ha::Tools::rlvs(&lab, &rlvs).unwrap().keepalived;
+    let (mconf, bconf) = (keepalived_conf("MASTER", 100), keepalived_conf("BACKUP", 80));
+    rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &master, "rm", &mconf).unwrap();
+    rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &backup, "rb", &bconf).unwrap();
+    let up = Lab::wait_for(Duration::from_secs(20), || {
+        let ok = lab.run(&client, &["curl", "-s", "--max-time", "1", &format!("http://{VIP}/")]).ok()?;
+        (sync_role(&lab, &master).starts_with("master")
+            && sync_role(&lab, &backup).starts_with("backup")
+            && ok.status.success())
+        .then_some(())
+    });
+    assert!(up.is_some(), "{}\n{}", lab.log("rm"), lab.log("rb"));
+    let d = lab.dir().to_string_lossy().into_owned();
+    let script = format!(
+        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 120 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
+         echo $? > {d}/rc$i) & done; wait; echo done"
+    );
+    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
+    let synced = Lab::wait_for(Duration::from_secs(20), || {
+        (established(&lab, &master) == DOWNLOADS && established(&lab, &backup) == DOWNLOADS).then_some(())
+    });
+    assert!(synced.is_some(), "{}", lab.log("rb"));
+    let resets_before = resets(&lab, &client);
+    lab.stop("rm", libc::SIGKILL).unwrap();
+    lab.ok(&master, &["ip", "link", "set", "eth0", "down"]).unwrap();
+    let took = Lab::wait_for(Duration::from_secs(15), || sync_role(&lab, &backup).starts_with("master").then_some(()));
+    assert!(took.is_some(), "{}", lab.log("rb"));
+    // The master returns.
+    lab.ok(&master, &["ip", "link", "set", "eth0", "up"]).unwrap();
+    rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &master, "rm2", &mconf).unwrap();
+    let back = Lab::wait_for(Duration::from_secs(20), || sync_role(&lab, &master).starts_with("master").then_some(()));
+    assert!(back.is_some(), "the master never took its role back:\n{}", lab.log("rm2"));
+    assert!(!lab.log("downloads").contains("done"), "downloads ended before the master returned: it proves nothing");
+    let log = plain_log(&lab, "rm2");
+    let loaded = log.find("bulk resync complete").unwrap_or_else(|| panic!("no bulk resync:\n{log}"));
+    let preempted = log.find("(VI_1) Entering MASTER STATE").unwrap_or_else(|| panic!("{log}"));
+    assert!(loaded < preempted, "preempted before the table was loaded:\n{log}");
+    assert!(plain_log(&lab, "rb").contains("bulk resync asked"), "{}", lab.log("rb"));
+    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
+    assert!(done.is_some(), "downloads did not finish");
+    let want = web::paced_body(SIZE);
+    let failed: Vec<usize> = (1..=DOWNLOADS)
+        .filter(|i| {
+            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
+            rc.trim() != "0" || std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default() != want
+        })
+        .collect();
+    assert!(failed.is_empty(), "downloads {failed:?} failed:\n{}", lab.log("rm2"));
+    assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
+}

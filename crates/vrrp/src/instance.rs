@@ -32,6 +32,9 @@ pub struct Instance {
     garp_rounds: Vec<(Time, u32)>,
     garp_refresh_at: Option<Time>,
     vips_set: bool,
+    /// A live master is not preempted while set (rlvs: until connection
+    /// sync has loaded its table); a dead one is still replaced.
+    pub hold_preempt: bool,
     pub stats: Stats,
 }
 
@@ -55,6 +58,7 @@ impl Instance {
             garp_rounds: Vec::new(),
             garp_refresh_at: None,
             vips_set: false,
+            hold_preempt: false,
             stats: Stats::default(),
         };
         i.ms_down_timer = i.down_timer();
@@ -192,7 +196,7 @@ impl Instance {
             return;
         }
         let preempt_waiting = !self.cfg.preempt_delay.is_zero() && self.preempt_time.is_none_or(|t| t > now);
-        if self.cfg.nopreempt || c.priority >= self.effective_priority || preempt_waiting {
+        if self.cfg.nopreempt || c.priority >= self.effective_priority || preempt_waiting || self.hold_preempt {
             if self.cfg.version == 3 {
                 let adv = Duration::from_millis(u64::from(c.advert_int_cs) * 10);
                 if adv != self.master_adver_int && !adv.is_zero() {

@@ -440,3 +440,25 @@ fn stopping_a_master_sends_priority_zero_and_drops_the_addresses() {
     assert_eq!(logs(&a), ["(VI_1) sent 0 priority", "(VI_1) removing VIPs."]);
     assert!(a.contains(&Action::RemoveVips));
 }
+
+#[test]
+fn a_held_backup_leaves_a_live_lower_master_alone_and_replaces_a_dead_one() {
+    let mut b = Instance::new(cfg("VI_1", 100));
+    b.hold_preempt = true;
+    b.start(ms(0), true);
+    let low = advert_bytes(&cfg("VI_1", 80), 80, "10.1.1.246");
+    for k in 0..10 {
+        rx(&mut b, ms(500 + 1000 * k), &low);
+        assert!(became_master_at(&run_until(&mut b, ms(1000 + 1000 * k))).is_none(), "held at {k} s");
+    }
+    // Released: it takes over one master-down interval after.
+    b.hold_preempt = false;
+    rx(&mut b, ms(10_500), &low);
+    let ev = run_until(&mut b, ms(20_000));
+    assert!(became_master_at(&ev).is_some_and(|t| t <= ms(9_500) + b.master_down_interval()), "{ev:?}");
+    // Held, but no master is heard: it becomes master anyway.
+    let mut c = Instance::new(cfg("VI_1", 100));
+    c.hold_preempt = true;
+    c.start(ms(0), true);
+    assert!(became_master_at(&run_until(&mut c, ms(10_000))).is_some());
+}

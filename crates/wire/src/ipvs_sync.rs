@@ -199,6 +199,46 @@ impl std::fmt::Display for Drop {
     }
 }
 
+/// rlvs's own datagrams on the sync group, between rlvs directors: a
+/// returning master asks for the connections made while it was away
+/// (bulk resync), and the answer ends with a marker. Their size field (0)
+/// never matches their length, so a kernel drops them as bogus and an
+/// older rlvs counts them as malformed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    ResyncRequest,
+    ResyncDone,
+}
+
+const CONTROL_MAGIC: &[u8; 4] = b"RLVS";
+pub const CONTROL_LEN: usize = 12;
+
+pub fn control(kind: Control, syncid: u8) -> [u8; CONTROL_LEN] {
+    let k = match kind {
+        Control::ResyncRequest => 1,
+        Control::ResyncDone => 2,
+    };
+    let mut b = [0u8; CONTROL_LEN];
+    b[0] = 0xff;
+    b[1] = syncid;
+    b[4..8].copy_from_slice(CONTROL_MAGIC);
+    b[8] = k;
+    b
+}
+
+/// The control message in `buf`, with its syncid, if it is one.
+pub fn control_of(buf: &[u8]) -> Option<(Control, u8)> {
+    if buf.len() != CONTROL_LEN || buf[0] != 0xff || be16(buf, 2) != 0 || &buf[4..8] != CONTROL_MAGIC {
+        return None;
+    }
+    let kind = match buf[8] {
+        1 => Control::ResyncRequest,
+        2 => Control::ResyncDone,
+        _ => return None,
+    };
+    Some((kind, buf[1]))
+}
+
 /// Reads a datagram. Whatever is wrong with its structure drops all of it
 /// (stricter than the kernel, which keeps the connections it read before
 /// the fault); a connection that is well formed but not for this reader is

@@ -197,6 +197,24 @@ impl Director {
         until.min(now + Span::from_secs(half))
     }
 
+    /// Announces every connection a backup should hold: the answer to a
+    /// returning master's bulk resync request. Returns how many.
+    pub fn sync_all(&mut self, now: Time) -> usize {
+        let ids: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| match c.state {
+                ConnState::Tcp(s) => synced_tcp_state(s),
+                ConnState::Udp => true,
+            })
+            .map(|(id, _)| id)
+            .collect();
+        for &id in &ids {
+            self.announce(id, now);
+        }
+        ids.len()
+    }
+
     /// A connection as a sync message carries it.
     pub fn sync_conn_of(&self, cid: ConnId) -> SyncConn {
         let c = self.conns.get(cid);

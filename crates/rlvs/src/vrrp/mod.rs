@@ -22,6 +22,9 @@ use tokio::sync::{mpsc, watch};
 pub enum Command {
     /// SIGHUP with a configuration that loaded.
     Reload(Box<rlvs_conf::Config>),
+    /// Do not preempt a live master (connection sync is still loading the
+    /// table), or stop holding back.
+    HoldPreempt { instance: String, on: bool },
 }
 
 /// An instance's state, for the control API and tests.
@@ -576,6 +579,15 @@ pub async fn run(
                 Command::Reload(c) => {
                     v.reload(&c);
                     start_scripts(&v.setup, &stx, &mut running);
+                }
+                Command::HoldPreempt { instance, on } => {
+                    for i in v.router.instances.iter_mut().filter(|i| i.name() == instance) {
+                        if i.hold_preempt != on {
+                            let what = if on { "holding preemption until the connection table is synced" } else { "connection table synced, preemption allowed" };
+                            tracing::info!("({instance}) {what}");
+                        }
+                        i.hold_preempt = on;
+                    }
                 }
             },
             r = stop.changed() => {

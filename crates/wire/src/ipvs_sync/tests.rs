@@ -188,3 +188,17 @@ fn arbitrary_bytes_never_panic() {
         let _ = parse(&m);
     }
 }
+
+#[test]
+fn control_messages_are_rlvs_only_and_a_kernel_reader_drops_them() {
+    for k in [Control::ResyncRequest, Control::ResyncDone] {
+        let b = control(k, 9);
+        assert_eq!(control_of(&b), Some((k, 9)));
+        // What the kernel checks first: the size field against the length.
+        assert_eq!(parse(&b), Err(Drop::SizeMismatch));
+    }
+    assert_eq!(control_of(&one(&v4("10.1.1.10", 1))), None);
+    let mut bad = control(Control::ResyncDone, 1);
+    bad[8] = 7;
+    assert_eq!(control_of(&bad), None);
+}
