@@ -438,3 +438,100 @@ fn a_returning_master_loads_the_table_before_it_preempts() {
     assert!(failed.is_empty(), "downloads {failed:?} failed:\n{}", lab.log("rm2"));
     assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
 }
+
+/// The keepalived pair for FULLNAT: VRRP on the client side holds the VIP
+/// and, on the inside link, the local address; sync runs on the inside.
+fn fullnat_conf(state: &str, priority: u8) -> String {
+    let rs: String = (1..=3)
+        .map(|i| {
+            format!(
+                "    real_server 192.168.100.{i} 80 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 3\n        }}\n    }}\n"
+            )
+        })
+        .collect();
+    format!(
+        "global_defs {{\n    router_id {state}\n    lvs_sync_daemon eth1 VI_1 id 5\n}}\n\n\
+         local_address_group inside {{\n    192.168.100.254\n}}\n\n\
+         vrrp_instance VI_1 {{\n    state {state}\n    interface eth0\n    virtual_router_id 52\n    priority {priority}\n    advert_int 1\n\
+         \x20   virtual_ipaddress {{\n        {VIP}/24 dev eth0\n        192.168.100.254/24 dev eth1\n    }}\n}}\n\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    laddr_group_name inside\n    protocol TCP\n{rs}}}\n"
+    )
+}
+
+#[test]
+fn keepalived_fullnat_pair_keeps_downloads_and_sessions_across_a_master_kill() {
+    let mut lab = Lab::new().unwrap();
+    lab.segment("kfin").unwrap();
+    let master = lab.host("fkm", "eth0", "02:00:00:00:55:01", "10.1.1.251/24").unwrap();
+    let backup = lab.host("fkb", "eth0", "02:00:00:00:55:02", "10.1.1.252/24").unwrap();
+    lab.plug(&master, "eth1", "kfin", "02:00:00:00:55:11", "192.168.100.251/24").unwrap();
+    lab.plug(&backup, "eth1", "kfin", "02:00:00:00:55:12", "192.168.100.252/24").unwrap();
+    let client = lab.host("fkc", "eth0", "02:00:00:00:55:10", "10.1.1.10/24").unwrap();
+    for i in 1..=3u8 {
+        let rs = lab.bare_host(&format!("fk{i}")).unwrap();
+        lab.plug(&rs, "eth0", "kfin", &format!("02:00:00:00:55:2{i}"), &format!("192.168.100.{i}/24")).unwrap();
+        web::paced(&mut lab, &rs, &format!("web{i}"), SIZE, RATE, 80).unwrap();
+    }
+    lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
+    let keepalived = rlvs_netlab::seed_ha::Tools::rlvs(&lab, &rlvs()).unwrap().keepalived;
+    rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &master, "fkm", &fullnat_conf("MASTER", 100)).unwrap();
+    rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &backup, "fkb", &fullnat_conf("BACKUP", 80)).unwrap();
+    let up = Lab::wait_for(Duration::from_secs(20), || {
+        let ok = lab.run(&client, &["curl", "-s", "--max-time", "1", &format!("http://{VIP}/")]).ok()?;
+        (sync_role(&lab, &master).starts_with("master")
+            && sync_role(&lab, &backup).starts_with("backup")
+            && ok.status.success())
+        .then_some(())
+    });
+    assert!(up.is_some(), "{}\n{}", lab.log("fkm"), lab.log("fkb"));
+    let d = lab.dir().to_string_lossy().into_owned();
+    let script = format!(
+        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 90 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
+         echo $? > {d}/rc$i) & done; wait; echo done"
+    );
+    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
+    let py = format!("{d}/keepalive.py");
+    std::fs::write(&py, KEEPALIVE).unwrap();
+    let (go, out) = (format!("{d}/go"), format!("{d}/sessions"));
+    lab.spawn(&client, "sessions", &["python3", &py, &SESSIONS.to_string(), VIP, &go, &out]).unwrap();
+    let ready = Lab::wait_for(Duration::from_secs(30), || std::fs::read_to_string(format!("{out}.ready")).ok());
+    assert_eq!(ready.as_deref(), Some("200"), "{}", lab.log("sessions"));
+    let all = DOWNLOADS + SESSIONS;
+    let synced = Lab::wait_for(Duration::from_secs(20), || {
+        (established(&lab, &master) == all && established(&lab, &backup) == all).then_some(())
+    });
+    assert!(
+        synced.is_some(),
+        "master {} backup {}:\n{}",
+        established(&lab, &master),
+        established(&lab, &backup),
+        lab.log("fkb")
+    );
+    let resets_before = resets(&lab, &client);
+    lab.stop("fkm", libc::SIGKILL).unwrap();
+    for dev in ["eth0", "eth1"] {
+        lab.ok(&master, &["ip", "link", "set", dev, "down"]).unwrap();
+    }
+    assert!(!lab.log("downloads").contains("done"), "downloads ended before the failover: it proves nothing");
+    let took = Lab::wait_for(Duration::from_secs(15), || sync_role(&lab, &backup).starts_with("master").then_some(()));
+    assert!(took.is_some(), "{}", lab.log("fkb"));
+    std::fs::write(&go, "").unwrap();
+    let sessions = Lab::wait_for(Duration::from_secs(60), || std::fs::read_to_string(&out).ok());
+    assert_eq!(
+        sessions.as_deref().and_then(|s| s.split_once(" [")).map(|(n, _)| n),
+        Some("200 200"),
+        "{sessions:?}\n{}",
+        lab.log("sessions")
+    );
+    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
+    assert!(done.is_some(), "downloads did not finish");
+    let want = web::paced_body(SIZE);
+    let failed: Vec<usize> = (1..=DOWNLOADS)
+        .filter(|i| {
+            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
+            rc.trim() != "0" || std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default() != want
+        })
+        .collect();
+    assert!(failed.is_empty(), "downloads {failed:?} failed:\n{}", lab.log("fkb"));
+    assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
+}
