@@ -89,7 +89,11 @@ run_case() {  # NAME MASTER_NS BACKUP_NS MASTER_KIND BACKUP_KIND
         local ns=${side%%:*} kind=${side##*:}
         if [ "$kind" = rlvs ]; then
             ip netns exec $ns "$rlvs" daemon --engine afpacket --log info > "$work/$ns.log" 2>&1 &
-            sleep 2
+            local t
+            for t in $(seq 1 100); do
+                ip netns exec $ns env RLVS_BACKEND=daemon "$rlvs" adm -Ln >/dev/null 2>&1 && break
+                sleep 0.2
+            done
             table "ip netns exec $ns env RLVS_BACKEND=daemon $rlvs adm"
         else
             table "ip netns exec $ns ipvsadm"
