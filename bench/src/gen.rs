@@ -22,6 +22,32 @@ pub struct GenArgs {
     pub max_packets: u64,
     /// TCP SYNs, each from a new (source address, port), instead of UDP.
     pub syn: bool,
+    /// UDP datagrams, each from a new (source address, port): a new
+    /// connection each (the sync benchmark).
+    pub new_udp: bool,
+    /// At most this many frames a second (0: as fast as it goes).
+    pub rate: u64,
+    /// Where the sequence of new sources starts, so that runs do not repeat.
+    pub first: u64,
+}
+
+/// A 60-byte UDP datagram (42 bytes and Ethernet padding) from `src`:`sport`.
+fn udp_frame(a: &GenArgs, src: Ipv4Addr, sport: u16, f: &mut [u8]) {
+    let udp = UdpRepr { src_port: sport, dst_port: a.dport, payload_len: 0 };
+    let ip = Ipv4Repr {
+        src,
+        dst: a.dst,
+        protocol: IpProtocol::Udp,
+        payload_len: udp.buffer_len(),
+        ttl: 64,
+        ident: sport,
+        dont_frag: false,
+    };
+    f.fill(0);
+    EthernetRepr { src: a.src_mac, dst: a.dst_mac, ethertype: EtherType::Ipv4 }.emit(f);
+    ip.emit(&mut f[14..]);
+    udp.emit(&mut f[34..42]);
+    UdpPacket::new_checked(&mut f[34..42]).unwrap().fill_checksum_v4(src, a.dst);
 }
 
 /// A 60-byte SYN (54 bytes and Ethernet padding) from `src`:`sport`.
@@ -85,10 +111,12 @@ pub fn run(a: GenArgs) -> Result<u64> {
     let one: i32 = 1;
     // SAFETY: PACKET_QDISC_BYPASS takes an int.
     unsafe { libc::setsockopt(fd, libc::SOL_PACKET, 20, &one as *const i32 as *const libc::c_void, 4) };
-    let mut frames = if a.syn { vec![vec![0u8; 60]; 64] } else { frames(&a) };
-    // SYN sources: 10.2.0.2-250, every port from 1024 up: 16 million
+    let fresh = a.syn || a.new_udp;
+    let mut frames = if fresh { vec![vec![0u8; 60]; 64] } else { frames(&a) };
+    // New sources: 10.2.0.2-250, every port from 1024 up: 16 million
     // connections before one repeats.
-    let mut tuple: u64 = 0;
+    let mut tuple: u64 = a.first;
+    let started = Instant::now();
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
     sll.sll_ifindex = ifindex as i32;
@@ -103,13 +131,17 @@ pub fn run(a: GenArgs) -> Result<u64> {
         iovs.clear();
         msgs.clear();
         for _ in 0..BATCH {
-            let f = if a.syn {
+            let f = if fresh {
                 let f = &mut frames[next];
                 next = (next + 1) % 64;
                 let host = 2 + (tuple / 64512 % 249) as u8;
                 let port = 1024 + (tuple % 64512) as u16;
                 tuple += 1;
-                syn_frame(&a, Ipv4Addr::new(10, 2, 0, host), port, f);
+                if a.syn {
+                    syn_frame(&a, Ipv4Addr::new(10, 2, 0, host), port, f);
+                } else {
+                    udp_frame(&a, Ipv4Addr::new(10, 2, 0, host), port, f);
+                }
                 f
             } else {
                 let f = &mut frames[next];
@@ -130,6 +162,12 @@ pub fn run(a: GenArgs) -> Result<u64> {
         let r = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), msgs.len() as u32, 0) };
         if r > 0 {
             sent += r as u64;
+        }
+        if a.rate > 0 {
+            let due = Duration::from_secs_f64(sent as f64 / a.rate as f64);
+            if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(ahead);
+            }
         }
     }
     // SAFETY: closing our fd.

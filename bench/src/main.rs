@@ -11,6 +11,7 @@ mod gen;
 mod http;
 mod load;
 mod pps;
+mod sync;
 mod xdp_ref;
 
 use anyhow::{Context, Result};
@@ -175,6 +176,27 @@ enum Cmd {
         seconds: f64,
         #[arg(long)]
         syn: bool,
+        /// UDP from a new source each datagram (a new connection each).
+        #[arg(long)]
+        new_udp: bool,
+        /// Frames a second (0: as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// First source in the sequence of new ones.
+        #[arg(long, default_value_t = 0)]
+        first: u64,
+    },
+    /// Connection sync capacity: new connections a second a backup keeps
+    /// up with (BENCHMARKS.md, "Connection sync").
+    Sync {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        #[arg(long, value_delimiter = ',', default_value = "10000,25000,50000,100000,200000")]
+        rates: Vec<u64>,
+        #[arg(long, default_value = "target/release/rlvs")]
+        rlvs: String,
     },
 }
 
@@ -218,7 +240,8 @@ fn main() -> Result<()> {
             let mac = EthernetAddress::parse(&dst_mac).ok_or_else(|| anyhow::anyhow!("bad MAC {dst_mac}"))?;
             xdp_ref::run(&ingress, &egress, pps::VIP.parse()?, mac.0)
         }
-        Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds, syn } => {
+        Cmd::Sync { runs, seconds, rates, rlvs } => sync::run(&rlvs, &rates, runs, seconds),
+        Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds, syn, new_udp, rate, first } => {
             let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));
             let sent = gen::run(gen::GenArgs {
                 ifname,
@@ -229,8 +252,11 @@ fn main() -> Result<()> {
                 dport: 9,
                 flows,
                 seconds,
-                max_packets: 2_000_000_000,
+                max_packets: if rate > 0 { (rate as f64 * seconds) as u64 } else { 2_000_000_000 },
                 syn,
+                new_udp,
+                rate,
+                first,
             })?;
             println!("sent {sent}");
             Ok(())
