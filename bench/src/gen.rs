@@ -29,6 +29,9 @@ pub struct GenArgs {
     pub rate: u64,
     /// Where the sequence of new sources starts, so that runs do not repeat.
     pub first: u64,
+    /// Frames each new source sends, back to back (the kernel announces a
+    /// connection at its third packet: one-packet flows are never synced).
+    pub per_flow: u64,
 }
 
 /// A 60-byte UDP datagram (42 bytes and Ethernet padding) from `src`:`sport`.
@@ -134,8 +137,9 @@ pub fn run(a: GenArgs) -> Result<u64> {
             let f = if fresh {
                 let f = &mut frames[next];
                 next = (next + 1) % 64;
-                let host = 2 + (tuple / 64512 % 249) as u8;
-                let port = 1024 + (tuple % 64512) as u16;
+                let flow = tuple / a.per_flow.max(1);
+                let host = 2 + (flow / 64512 % 249) as u8;
+                let port = 1024 + (flow % 64512) as u16;
                 tuple += 1;
                 if a.syn {
                     syn_frame(&a, Ipv4Addr::new(10, 2, 0, host), port, f);

@@ -185,6 +185,9 @@ enum Cmd {
         /// First source in the sequence of new ones.
         #[arg(long, default_value_t = 0)]
         first: u64,
+        /// Datagrams each new source sends.
+        #[arg(long, default_value_t = 1)]
+        per_flow: u64,
     },
     /// Connection sync capacity: new connections a second a backup keeps
     /// up with (BENCHMARKS.md, "Connection sync").
@@ -197,6 +200,12 @@ enum Cmd {
         rates: Vec<u64>,
         #[arg(long, default_value = "target/release/rlvs")]
         rlvs: String,
+        /// rlvs's engine on both directors.
+        #[arg(long, default_value = "afxdp")]
+        engine: String,
+        /// Kernel IPVS and the real ipvsadm instead of rlvs (the lab's reference).
+        #[arg(long)]
+        kernel: bool,
     },
 }
 
@@ -240,8 +249,12 @@ fn main() -> Result<()> {
             let mac = EthernetAddress::parse(&dst_mac).ok_or_else(|| anyhow::anyhow!("bad MAC {dst_mac}"))?;
             xdp_ref::run(&ingress, &egress, pps::VIP.parse()?, mac.0)
         }
-        Cmd::Sync { runs, seconds, rates, rlvs } => sync::run(&rlvs, &rates, runs, seconds),
-        Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds, syn, new_udp, rate, first } => {
+        Cmd::Sync { runs, seconds, rates, rlvs, engine, kernel } => {
+            let d =
+                if kernel { sync::Directors::Kernel } else { sync::Directors::Rlvs { rlvs: &rlvs, engine: &engine } };
+            sync::run(d, &rates, runs, seconds)
+        }
+        Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds, syn, new_udp, rate, first, per_flow } => {
             let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));
             let sent = gen::run(gen::GenArgs {
                 ifname,
@@ -257,6 +270,7 @@ fn main() -> Result<()> {
                 new_udp,
                 rate,
                 first,
+                per_flow,
             })?;
             println!("sent {sent}");
             Ok(())

@@ -1,10 +1,10 @@
 //! Connection sync capacity: the highest rate of new connections at which
 //! a backup holds at least 99.9 % of them 1 s after they were made.
 //!
-//! A generator sends UDP datagrams, each from a new (address, port), at a
-//! fixed rate to a DR service on the master (AF_XDP engine): every datagram
-//! is a new connection, which the master announces at once (UDP under the
-//! fast path, see lvs::director::sync). The master and the backup talk sync
+//! A generator sends UDP datagrams at a fixed rate to a DR service on the
+//! master, three from each new (address, port): every three datagrams
+//! make a new connection, which the master announces (the kernel at the
+//! third packet, rlvs under its XDP fast path at the first). The master and the backup talk sync
 //! over one veth link of their own, at the default maxlen (1472). For each
 //! rate and run: connections made on the master and held by the backup,
 //! counted 1 s after the generator's last datagram, as deltas of
@@ -15,9 +15,28 @@ use rlvs_netlab::Lab;
 use std::time::Duration;
 
 const VIP: &str = "10.0.0.100";
+/// Datagrams per connection: the kernel announces a connection at its
+/// third packet (sync_threshold), so one-packet flows would never sync.
+const PER_FLOW: u64 = 3;
 
-fn count(lab: &Lab, ns: &str, rlvs: &str) -> Result<u64> {
-    let out = lab.ok(ns, &["sh", "-c", &format!("RLVS_BACKEND=daemon {rlvs} adm -Lnc | grep -c '^UDP' || true")])?;
+/// The directors: rlvs (its daemon on `engine`) or, in the lab guest,
+/// kernel IPVS driven by the real ipvsadm (the reference).
+pub enum Directors<'a> {
+    Rlvs { rlvs: &'a str, engine: &'a str },
+    Kernel,
+}
+
+impl Directors<'_> {
+    fn ipvsadm(&self) -> String {
+        match self {
+            Directors::Rlvs { rlvs, .. } => format!("env RLVS_BACKEND=daemon {rlvs} adm"),
+            Directors::Kernel => "ipvsadm".into(),
+        }
+    }
+}
+
+fn count(lab: &Lab, ns: &str, d: &Directors) -> Result<u64> {
+    let out = lab.ok(ns, &["sh", "-c", &format!("{} -Lnc | grep -c '^UDP' || true", d.ipvsadm())])?;
     Ok(out.trim().parse().unwrap_or(0))
 }
 
@@ -32,13 +51,11 @@ fn daemon(lab: &mut Lab, ns: &str, name: &str, rlvs: &str, engine: &str) -> Resu
     Ok(())
 }
 
-fn adm(lab: &Lab, ns: &str, rlvs: &str, cmd: &str) -> Result<()> {
-    let mut argv = vec!["env", "RLVS_BACKEND=daemon", rlvs, "adm"];
-    argv.extend(cmd.split_whitespace());
-    lab.ok(ns, &argv).map(|_| ())
+fn adm(lab: &Lab, ns: &str, d: &Directors, cmd: &str) -> Result<()> {
+    lab.ok(ns, &["sh", "-c", &format!("{} {cmd}", d.ipvsadm())]).map(|_| ())
 }
 
-pub fn run(rlvs: &str, rates: &[u64], runs: usize, seconds: f64) -> Result<()> {
+pub fn run(d: Directors, rates: &[u64], runs: usize, seconds: f64) -> Result<()> {
     let me = std::env::current_exe()?.to_string_lossy().into_owned();
     let mut lab = Lab::new()?;
     let gen = lab.host("sg", "eth0", "02:00:00:00:70:01", "10.1.1.10/24")?;
@@ -51,23 +68,29 @@ pub fn run(rlvs: &str, rates: &[u64], runs: usize, seconds: f64) -> Result<()> {
     )?;
     let _ = rs;
     lab.ok(&master, &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"])?;
-    daemon(&mut lab, &master, "master", rlvs, "afxdp")?;
-    daemon(&mut lab, &backup, "backup", rlvs, "afxdp")?;
-    for ns in [&master, &backup] {
-        adm(&lab, ns, rlvs, &format!("-A -u {VIP}:9 -s rr"))?;
-        adm(&lab, ns, rlvs, &format!("-a -u {VIP}:9 -r 10.1.1.1 -g"))?;
+    if let Directors::Rlvs { rlvs, engine } = d {
+        daemon(&mut lab, &master, "master", rlvs, engine)?;
+        daemon(&mut lab, &backup, "backup", rlvs, engine)?;
     }
-    adm(&lab, &master, rlvs, "--start-daemon master --mcast-interface eth1")?;
-    adm(&lab, &backup, rlvs, "--start-daemon backup --mcast-interface eth1")?;
+    for ns in [&master, &backup] {
+        adm(&lab, ns, &d, &format!("-A -u {VIP}:9 -s rr"))?;
+        adm(&lab, ns, &d, &format!("-a -u {VIP}:9 -r 10.1.1.1 -g"))?;
+    }
+    adm(&lab, &master, &d, "--start-daemon master --mcast-interface eth1")?;
+    adm(&lab, &backup, &d, "--start-daemon backup --mcast-interface eth1")?;
     std::thread::sleep(Duration::from_secs(3));
-    println!("sync capacity: UDP connections made on the master, held by the backup 1 s later (default maxlen)");
+    let who = match &d {
+        Directors::Rlvs { engine, .. } => format!("rlvs ({engine})"),
+        Directors::Kernel => "kernel IPVS".into(),
+    };
+    println!("sync capacity, {who}: UDP connections made on the master, held by the backup 1 s later (default maxlen)");
     println!("{:>10} {:>8} {:>10} {:>10} {:>9}", "rate/s", "run", "made", "synced", "held %");
     let mut first: u64 = 0;
     let mut best = None;
     for &rate in rates {
         let mut held = Vec::new();
         for run in 1..=runs {
-            let (m0, b0) = (count(&lab, &master, rlvs)?, count(&lab, &backup, rlvs)?);
+            let (m0, b0) = (count(&lab, &master, &d)?, count(&lab, &backup, &d)?);
             let out = lab.ok(
                 &gen,
                 &[
@@ -85,17 +108,19 @@ pub fn run(rlvs: &str, rates: &[u64], runs: usize, seconds: f64) -> Result<()> {
                     &seconds.to_string(),
                     "--new-udp",
                     "--rate",
-                    &rate.to_string(),
+                    &(rate * PER_FLOW).to_string(),
                     "--first",
                     &first.to_string(),
+                    "--per-flow",
+                    &PER_FLOW.to_string(),
                 ],
             )?;
             let sent: u64 = out.trim().trim_start_matches("sent ").parse().unwrap_or(0);
-            first += sent;
+            first = (first + sent).div_ceil(PER_FLOW) * PER_FLOW;
             // The generator returns after its last datagram.
             std::thread::sleep(Duration::from_secs(1));
-            let b1 = count(&lab, &backup, rlvs)?;
-            let m1 = count(&lab, &master, rlvs)?;
+            let b1 = count(&lab, &backup, &d)?;
+            let m1 = count(&lab, &master, &d)?;
             let (made, synced) = (m1.saturating_sub(m0), b1.saturating_sub(b0));
             let pct = if made == 0 { 0.0 } else { 100.0 * synced as f64 / made as f64 };
             println!("{rate:>10} {run:>8} {made:>10} {synced:>10} {pct:>9.3}");

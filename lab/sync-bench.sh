@@ -1,0 +1,15 @@
+#!/bin/bash
+# Runs in the lab guest: the sync capacity benchmark (bench/src/sync.rs)
+# with kernel IPVS on both directors (the reference), then with rlvs, at
+# the same rates, in the same boot. Under TCG only the ratio of what the
+# backup holds means anything, not the rates themselves.
+# Usage: BENCH=/host/rlvs-bench RLVS=/host/rlvs bash sync-bench.sh [RATES]
+set -u
+bench=${BENCH:-/host/rlvs-bench}; rlvs=${RLVS:-/host/rlvs}
+rates=${1:-1000,2000,5000,10000,20000}
+modprobe ip_vs
+cd "$(mktemp -d)"
+echo "== kernel IPVS to kernel IPVS"
+"$bench" sync --kernel --runs 3 --seconds 2 --rates "$rates"
+echo "== rlvs to rlvs (AF_XDP)"
+"$bench" sync --rlvs "$rlvs" --engine afxdp --runs 3 --seconds 2 --rates "$rates"
