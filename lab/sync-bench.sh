@@ -6,7 +6,7 @@
 # Usage: BENCH=/host/rlvs-bench RLVS=/host/rlvs bash sync-bench.sh [RATES]
 set -u
 bench=${BENCH:-/host/rlvs-bench}; rlvs=${RLVS:-/host/rlvs}
-rates=${1:-1000,2000,5000,10000,20000}
+rates=${1:-500,1000,2000,4000}
 modprobe ip_vs
 cd "$(mktemp -d)"
 echo "== kernel IPVS to kernel IPVS"

@@ -133,7 +133,7 @@ pub fn run(a: GenArgs) -> Result<u64> {
     while Instant::now() < deadline && sent < a.max_packets {
         iovs.clear();
         msgs.clear();
-        for _ in 0..BATCH {
+        for _ in 0..(BATCH as u64).min(a.max_packets - sent) {
             let f = if fresh {
                 let f = &mut frames[next];
                 next = (next + 1) % 64;

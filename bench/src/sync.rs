@@ -73,6 +73,8 @@ pub fn run(d: Directors, rates: &[u64], runs: usize, seconds: f64) -> Result<()>
         daemon(&mut lab, &backup, "backup", rlvs, engine)?;
     }
     for ns in [&master, &backup] {
+        // Counts are deltas of the tables: nothing may expire meanwhile.
+        adm(&lab, ns, &d, "--set 0 0 7200")?;
         adm(&lab, ns, &d, &format!("-A -u {VIP}:9 -s rr"))?;
         adm(&lab, ns, &d, &format!("-a -u {VIP}:9 -r 10.1.1.1 -g"))?;
     }
