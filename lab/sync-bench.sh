@@ -11,5 +11,5 @@ modprobe ip_vs
 cd "$(mktemp -d)"
 echo "== kernel IPVS to kernel IPVS"
 "$bench" sync --kernel --runs 3 --seconds 2 --rates "$rates"
-echo "== rlvs to rlvs (AF_XDP)"
-"$bench" sync --rlvs "$rlvs" --engine afxdp --runs 3 --seconds 2 --rates "$rates"
+echo "== rlvs to rlvs (${ENGINE:-afxdp})"
+"$bench" sync --rlvs "$rlvs" --engine "${ENGINE:-afxdp}" --runs 3 --seconds 2 --rates "$rates"
