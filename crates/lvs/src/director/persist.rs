@@ -169,6 +169,34 @@ impl Director {
         }
     }
 
+    /// A template announced by a sync master (sync.rs): a new one, or the
+    /// known one's timer renewed (and its real server changed, if the
+    /// master's did).
+    pub(super) fn sync_template(
+        &mut self,
+        key: TemplateKey,
+        dest: DestId,
+        daddr: IpAddr,
+        dport: u16,
+        timeout: Span,
+        now: Time,
+    ) {
+        if let Some(&tid) = self.templates.index.get(&key) {
+            let t = self.templates.get_mut(tid);
+            if t.dest == dest {
+                t.expires = now + timeout;
+                return;
+            }
+            // The master placed the network elsewhere: this one is set aside.
+            self.templates.index.remove(&key);
+        }
+        let d = self.dests.get_mut(dest);
+        d.persistconns += 1;
+        d.refs += 1;
+        let t = Template { key, dest, daddr, dport, timeout, expires: now + timeout, controlled: 0 };
+        self.templates.insert(t);
+    }
+
     pub(super) fn template_infos(&self, now: Time) -> Vec<ConnInfo> {
         self.templates
             .iter()

@@ -67,8 +67,7 @@ pub struct SyncCounters {
     pub no_service: u64,
     pub unbound_full: u64,
     pub refused: u64,
-    /// Persistence templates received (kept as connections are; the
-    /// templates themselves are not rebuilt).
+    /// Persistence templates received (made or renewed here).
     pub templates: u64,
 }
 
@@ -179,6 +178,33 @@ impl Director {
         let s = self.sync_conn_of(cid);
         self.sync.out.push(s);
         self.sync.counters.announced += 1;
+        // Its persistence template goes with it, as the kernel syncs a
+        // connection's controller, so that a backup keeps the client's
+        // later connections on the same real server.
+        if let Some(tid) = self.conns.get(cid).control {
+            let t = self.templates.get_mut(tid);
+            let fwd = self.dests.try_get(t.dest).map_or(flags::MASQ, |d| fwd_flag(d.fwd));
+            let tpl = SyncConn {
+                protocol: t.key.protocol.number(),
+                flags: flags::TEMPLATE | fwd,
+                state: 0,
+                caddr: t.key.caddr,
+                cport: 0,
+                vaddr: t.key.vaddr,
+                vport: t.key.vport,
+                daddr: t.daddr,
+                dport: t.dport,
+                fwmark: 0,
+                timeout: t.timeout.as_secs() as u32,
+                seq: None,
+                pe_name: None,
+                pe_data: None,
+                fnat_local: None,
+                fnat_offsets: None,
+            };
+            self.sync.out.push(tpl);
+            self.sync.counters.announced += 1;
+        }
     }
 
     /// A connection the fast path still carries, whose timer ran out here
@@ -269,7 +295,7 @@ impl Director {
             }
         };
         if s.flags & flags::TEMPLATE != 0 {
-            self.sync.counters.templates += 1;
+            self.apply_template(s, protocol, now);
             return;
         }
         let state = match protocol {
@@ -407,6 +433,40 @@ impl Director {
                 });
             }
         }
+    }
+
+    /// A persistence template a master announced: made, or its timer
+    /// renewed, so that the client network's next connections here go to
+    /// the same real server. One whose service or real server this backup
+    /// lacks is counted and dropped (the kernel keeps it unbound).
+    fn apply_template(&mut self, s: &SyncConn, protocol: Protocol, now: Time) {
+        self.sync.counters.templates += 1;
+        let key = super::persist::TemplateKey { protocol, caddr: s.caddr, vaddr: s.vaddr, vport: s.vport };
+        let sid = self.find_service(protocol, s.vaddr, s.vport).or_else(|| {
+            // An FTP service's templates carry port 0.
+            self.order.iter().copied().find(|&sid| {
+                self.services[sid.0 as usize].as_ref().is_some_and(|svc| {
+                    svc.key.addr == s.vaddr
+                        && svc.key.protocol == protocol
+                        && super::persist::is_persistent(&svc.config)
+                })
+            })
+        });
+        let Some(sid) = sid else {
+            self.sync.counters.no_service += 1;
+            return;
+        };
+        let svc = self.services[sid.0 as usize].as_ref().expect("found service");
+        let timeout = Span::from_secs(u64::from(if s.timeout == 0 { svc.config.timeout } else { s.timeout }));
+        let dest = svc.dests.iter().copied().find(|&d| {
+            let d = self.dests.get(d);
+            d.addr == s.daddr && (s.dport == 0 || d.port == s.dport || d.port == 0)
+        });
+        let Some(dest) = dest else {
+            self.sync.counters.refused += 1;
+            return;
+        };
+        self.sync_template(key, dest, s.daddr, s.dport, timeout, now);
     }
 
     /// NAT and FULLNAT replies leave by the link the client's packets came

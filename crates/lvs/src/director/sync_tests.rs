@@ -303,3 +303,53 @@ fn a_synced_fullnat_connection_forwards_both_ways_from_its_first_client_packet()
         v => panic!("the reply was not carried back: {v:?}"),
     }
 }
+
+#[test]
+fn a_backup_keeps_a_clients_later_connections_where_the_masters_template_put_it() {
+    let make = || {
+        let mut d = Director::new();
+        let config = ServiceConfig {
+            scheduler: "rr".into(),
+            flags: crate::types::svc_flags::PERSISTENT,
+            timeout: 300,
+            netmask: 0xffff_ffff,
+            ..Default::default()
+        };
+        d.add_service(svc(), config, Time::ZERO).unwrap();
+        for a in [244, 245] {
+            d.add_dest(&svc(), DestConfig::new(rs(a), 80, DirectRoute, 1), Time::ZERO).unwrap();
+        }
+        d
+    };
+    let (mut master, mut backup) = (make(), make());
+    master.set_sync_master(Some(SyncParams::default()), false);
+    // Another client takes the scheduler's first pick on the master; ours
+    // gets the second, through its template.
+    let other = |cport: u16, flags: u8| {
+        let mut b = segment(cport, flags);
+        b[12..16].copy_from_slice(&[10, 1, 1, 99]);
+        rlvs_wire::Ipv4Packet::new_checked(&mut b[..]).unwrap().fill_checksum();
+        b
+    };
+    master.process_ipv4(&other(46000, SYN), None, Time::ZERO);
+    master.process_ipv4(&segment(46001, SYN), None, Time::ZERO);
+    let ours = match master.process_ipv4(&segment(46001, ACK), None, Time::ZERO) {
+        Verdict::Forward(f) => f.daddr,
+        v => panic!("{v:?}"),
+    };
+    let n = replicate(&mut master, &mut backup, Time::from_secs(1));
+    assert!(n >= 2, "the connection and its template: {n}");
+    assert_eq!(backup.sync_counters().templates, 1);
+    // A new connection of the same client on the backup follows the
+    // template, not the backup's own scheduler (whose first pick differs).
+    match backup.process_ipv4(&segment(46002, SYN), None, Time::from_secs(2)) {
+        Verdict::Forward(f) => assert_eq!(f.daddr, ours),
+        v => panic!("{v:?}"),
+    }
+    let mut fresh = make();
+    let first_pick = match fresh.process_ipv4(&segment(46003, SYN), None, Time::ZERO) {
+        Verdict::Forward(f) => f.daddr,
+        v => panic!("{v:?}"),
+    };
+    assert_ne!(first_pick, ours, "the test must be able to fail");
+}
