@@ -374,22 +374,47 @@ fn sync_role(lab: &Lab, ns: &str) -> String {
 /// reset, every download completes.
 #[test]
 fn a_returning_master_loads_the_table_before_it_preempts() {
+    returning_master(false);
+}
+
+#[test]
+fn a_returning_fullnat_master_loads_the_table_before_it_preempts() {
+    returning_master(true);
+}
+
+fn returning_master(fullnat: bool) {
     const SLOW: usize = 256 * 1024;
     let mut lab = Lab::new().unwrap();
-    let master = lab.host("rm", "eth0", "02:00:00:00:54:01", "192.168.100.251/24").unwrap();
-    let backup = lab.host("rb", "eth0", "02:00:00:00:54:02", "192.168.100.252/24").unwrap();
-    let client = lab.host("rc", "eth0", "02:00:00:00:54:10", "192.168.100.10/24").unwrap();
+    let (sub, inside) = if fullnat { ("10.1.1", "192.168.100") } else { ("192.168.100", "192.168.100") };
+    let master = lab.host("rm", "eth0", "02:00:00:00:54:01", &format!("{sub}.251/24")).unwrap();
+    let backup = lab.host("rb", "eth0", "02:00:00:00:54:02", &format!("{sub}.252/24")).unwrap();
+    let client = lab.host("rc", "eth0", "02:00:00:00:54:10", &format!("{sub}.10/24")).unwrap();
+    if fullnat {
+        lab.segment("rin").unwrap();
+        lab.plug(&master, "eth1", "rin", "02:00:00:00:54:11", &format!("{inside}.251/24")).unwrap();
+        lab.plug(&backup, "eth1", "rin", "02:00:00:00:54:12", &format!("{inside}.252/24")).unwrap();
+    }
     let rlvs = rlvs();
     for i in 1..=3u8 {
-        let rs = lab
-            .host(&format!("r{i}"), "eth0", &format!("02:00:00:00:54:2{i}"), &format!("192.168.100.{i}/24"))
-            .unwrap();
-        lab.ok(&rs, &[&rlvs, "realserver", "start", "--vip", VIP]).unwrap();
+        let (mac, cidr) = (format!("02:00:00:00:54:2{i}"), format!("{inside}.{i}/24"));
+        let rs = if fullnat {
+            let rs = lab.bare_host(&format!("r{i}")).unwrap();
+            lab.plug(&rs, "eth0", "rin", &mac, &cidr).unwrap();
+            rs
+        } else {
+            let rs = lab.host(&format!("r{i}"), "eth0", &mac, &cidr).unwrap();
+            lab.ok(&rs, &[&rlvs, "realserver", "start", "--vip", VIP]).unwrap();
+            rs
+        };
         web::paced(&mut lab, &rs, &format!("web{i}"), SIZE, SLOW, 80).unwrap();
     }
     lab.ok(&client, &["ip", "route", "add", VIP, "dev", "eth0"]).unwrap();
     let keepalived = rlvs_netlab::seed_ha::Tools::rlvs(&lab, &rlvs).unwrap().keepalived;
-    let (mconf, bconf) = (keepalived_conf("MASTER", 100), keepalived_conf("BACKUP", 80));
+    let (mconf, bconf) = if fullnat {
+        (fullnat_conf("MASTER", 100), fullnat_conf("BACKUP", 80))
+    } else {
+        (keepalived_conf("MASTER", 100), keepalived_conf("BACKUP", 80))
+    };
     rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &master, "rm", &mconf).unwrap();
     rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &backup, "rb", &bconf).unwrap();
     let up = Lab::wait_for(Duration::from_secs(20), || {
@@ -411,12 +436,17 @@ fn a_returning_master_loads_the_table_before_it_preempts() {
     });
     assert!(synced.is_some(), "{}", lab.log("rb"));
     let resets_before = resets(&lab, &client);
+    let links: &[&str] = if fullnat { &["eth0", "eth1"] } else { &["eth0"] };
     lab.stop("rm", libc::SIGKILL).unwrap();
-    lab.ok(&master, &["ip", "link", "set", "eth0", "down"]).unwrap();
+    for dev in links {
+        lab.ok(&master, &["ip", "link", "set", dev, "down"]).unwrap();
+    }
     let took = Lab::wait_for(Duration::from_secs(15), || sync_role(&lab, &backup).starts_with("master").then_some(()));
     assert!(took.is_some(), "{}", lab.log("rb"));
     // The master returns.
-    lab.ok(&master, &["ip", "link", "set", "eth0", "up"]).unwrap();
+    for dev in links {
+        lab.ok(&master, &["ip", "link", "set", dev, "up"]).unwrap();
+    }
     rlvs_netlab::seed_ha::start_director(&mut lab, &keepalived, &master, "rm2", &mconf).unwrap();
     let back = Lab::wait_for(Duration::from_secs(20), || sync_role(&lab, &master).starts_with("master").then_some(()));
     assert!(back.is_some(), "the master never took its role back:\n{}", lab.log("rm2"));
