@@ -58,6 +58,59 @@ fn build() -> Pair {
     Pair { lab, client, master, backup }
 }
 
+/// Starts the paced downloads from `client` in the background, each
+/// bounded by `max_time` seconds.
+fn start_downloads(lab: &mut Lab, client: &str, max_time: u32) {
+    let d = lab.dir().to_string_lossy().into_owned();
+    let script = format!(
+        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time {max_time} -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
+         echo $? > {d}/rc$i) & done; wait; echo done"
+    );
+    lab.spawn(client, "downloads", &["sh", "-c", &script]).unwrap();
+}
+
+/// Waits for the downloads; the ones that failed or arrived different,
+/// with curl's word on each.
+fn failed_downloads(lab: &Lab) -> Vec<String> {
+    let done = Lab::wait_for(Duration::from_secs(150), || lab.log("downloads").contains("done").then_some(()));
+    assert!(done.is_some(), "downloads did not finish");
+    let want = web::paced_body(SIZE);
+    (1..=DOWNLOADS)
+        .filter_map(|i| {
+            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
+            let got = std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default();
+            let err = std::fs::read_to_string(lab.dir().join(format!("err{i}"))).unwrap_or_default();
+            (rc.trim() != "0" || got != want)
+                .then(|| format!("download {i}: exit {}, {} bytes, {}", rc.trim(), got.len(), err.trim()))
+        })
+        .collect()
+}
+
+/// Opens the keep-alive sessions and waits until each has answered once;
+/// returns the files `sessions_answer` needs.
+fn open_sessions(lab: &mut Lab, client: &str) -> (String, String) {
+    let d = lab.dir().to_string_lossy().into_owned();
+    let py = format!("{d}/keepalive.py");
+    std::fs::write(&py, KEEPALIVE).unwrap();
+    let (go, out) = (format!("{d}/go"), format!("{d}/sessions"));
+    lab.spawn(client, "sessions", &["python3", &py, &SESSIONS.to_string(), VIP, &go, &out]).unwrap();
+    let ready = Lab::wait_for(Duration::from_secs(30), || std::fs::read_to_string(format!("{out}.ready")).ok());
+    assert_eq!(ready.as_deref(), Some("200"), "keep-alive sessions before the failover:\n{}", lab.log("sessions"));
+    (go, out)
+}
+
+/// Every keep-alive session answers its next request on the same socket.
+fn sessions_answer(lab: &Lab, go: &str, out: &str) {
+    std::fs::write(go, "").unwrap();
+    let sessions = Lab::wait_for(Duration::from_secs(60), || std::fs::read_to_string(out).ok());
+    assert_eq!(
+        sessions.as_deref().and_then(|s| s.split_once(" [")).map(|(n, _)| n),
+        Some("200 200"),
+        "every keep-alive session answers its next request on the same socket: {sessions:?}\n{}",
+        lab.log("sessions")
+    );
+}
+
 fn established(lab: &Lab, ns: &str) -> usize {
     adm(lab, ns, "-Lnc").0.lines().filter(|l| l.contains("ESTABLISHED") && l.contains(&format!("{VIP}:80"))).count()
 }
@@ -91,12 +144,7 @@ fn ipvsadm_lists_the_sync_daemons_as_ipvsadm_does() {
 #[test]
 fn dr_downloads_survive_the_masters_death_through_the_synced_backup() {
     let mut p = build();
-    let d = p.lab.dir().to_string_lossy().into_owned();
-    let script = format!(
-        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 90 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
-         echo $? > {d}/rc$i) & done; wait; echo done"
-    );
-    p.lab.spawn(&p.client, "downloads", &["sh", "-c", &script]).unwrap();
+    start_downloads(&mut p.lab, &p.client, 90);
     let (lab, master, backup) = (&p.lab, p.master.clone(), p.backup.clone());
     let on_master = Lab::wait_for(Duration::from_secs(20), || (established(lab, &master) == DOWNLOADS).then_some(()));
     assert!(on_master.is_some(), "{}", adm(lab, &master, "-Lnc").0);
@@ -121,23 +169,12 @@ fn dr_downloads_survive_the_masters_death_through_the_synced_backup() {
         .ok(&p.client, &["ip", "neigh", "replace", VIP, "lladdr", BACKUP_MAC, "dev", "eth0", "nud", "reachable"])
         .unwrap();
     assert!(!p.lab.log("downloads").contains("done"), "downloads ended before the failover: it proves nothing");
-    let done = Lab::wait_for(Duration::from_secs(120), || p.lab.log("downloads").contains("done").then_some(()));
-    assert!(done.is_some(), "downloads did not finish");
-    let want = web::paced_body(SIZE);
-    let mut bad = Vec::new();
-    for i in 1..=DOWNLOADS {
-        let rc = std::fs::read_to_string(p.lab.dir().join(format!("rc{i}"))).unwrap_or_default();
-        let got = std::fs::read(p.lab.dir().join(format!("dl{i}"))).unwrap_or_default();
-        if rc.trim() != "0" || got != want {
-            let err = std::fs::read_to_string(p.lab.dir().join(format!("err{i}"))).unwrap_or_default();
-            bad.push(format!("download {i}: exit {}, {} bytes, {}", rc.trim(), got.len(), err.trim()));
-        }
-    }
+    let failed = failed_downloads(&p.lab);
     assert!(
-        bad.is_empty(),
-        "{} of {DOWNLOADS} failed after the failover:\n{}\n{}",
-        bad.len(),
-        bad.join("\n"),
+        failed.is_empty(),
+        "{} of {DOWNLOADS} downloads failed:\n{}\n{}",
+        failed.len(),
+        failed.join("\n"),
         p.lab.log("backup")
     );
     assert_eq!(resets(&p.lab, &p.client), resets_before, "the client was reset");
@@ -224,18 +261,8 @@ fn keepalived_pair_with_lvs_sync_daemon_keeps_downloads_across_a_master_kill() {
         .then_some(())
     });
     assert!(roles.is_some(), "{}\n{}", lab.log("km"), lab.log("kb"));
-    let d = lab.dir().to_string_lossy().into_owned();
-    let script = format!(
-        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 90 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
-         echo $? > {d}/rc$i) & done; wait; echo done"
-    );
-    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
-    let py = format!("{d}/keepalive.py");
-    std::fs::write(&py, KEEPALIVE).unwrap();
-    let (go, out) = (format!("{d}/go"), format!("{d}/sessions"));
-    lab.spawn(&client, "sessions", &["python3", &py, &SESSIONS.to_string(), VIP, &go, &out]).unwrap();
-    let ready = Lab::wait_for(Duration::from_secs(30), || std::fs::read_to_string(format!("{out}.ready")).ok());
-    assert_eq!(ready.as_deref(), Some("200"), "keep-alive sessions before the failover:\n{}", lab.log("sessions"));
+    start_downloads(&mut lab, &client, 90);
+    let (go, out) = open_sessions(&mut lab, &client);
     let all = DOWNLOADS + SESSIONS;
     let synced = Lab::wait_for(Duration::from_secs(20), || {
         (established(&lab, &master) == all && established(&lab, &backup) == all).then_some(())
@@ -255,24 +282,15 @@ fn keepalived_pair_with_lvs_sync_daemon_keeps_downloads_across_a_master_kill() {
         adm(&lab, &backup, "-L --daemon").0.starts_with("master sync daemon").then_some(())
     });
     assert!(took.is_some(), "the backup never took the master's sync role:\n{}", lab.log("kb"));
-    std::fs::write(&go, "").unwrap();
-    let sessions = Lab::wait_for(Duration::from_secs(60), || std::fs::read_to_string(&out).ok());
-    assert_eq!(
-        sessions.as_deref().and_then(|s| s.split_once(" [")).map(|(n, _)| n),
-        Some("200 200"),
-        "every keep-alive session answers its next request on the same socket: {sessions:?}\n{}",
-        lab.log("sessions")
+    sessions_answer(&lab, &go, &out);
+    let failed = failed_downloads(&lab);
+    assert!(
+        failed.is_empty(),
+        "{} of {DOWNLOADS} downloads failed:\n{}\n{}",
+        failed.len(),
+        failed.join("\n"),
+        lab.log("kb")
     );
-    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
-    assert!(done.is_some(), "downloads did not finish");
-    let want = web::paced_body(SIZE);
-    let failed: Vec<usize> = (1..=DOWNLOADS)
-        .filter(|i| {
-            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
-            rc.trim() != "0" || std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default() != want
-        })
-        .collect();
-    assert!(failed.is_empty(), "downloads {failed:?} failed:\n{}", lab.log("kb"));
     assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
     let log = plain_log(&lab, "kb");
     assert!(log.contains("(VI_1) Entering MASTER STATE"), "{log}");
@@ -314,12 +332,7 @@ fn fullnat_downloads_survive_the_masters_death_through_the_synced_backup() {
             .filter(|o| o.status.success())
     });
     assert!(ok.is_some(), "the VIP does not answer:\n{}", lab.log("master"));
-    let d = lab.dir().to_string_lossy().into_owned();
-    let script = format!(
-        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 90 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
-         echo $? > {d}/rc$i) & done; wait; echo done"
-    );
-    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
+    start_downloads(&mut lab, &client, 90);
     let synced = Lab::wait_for(Duration::from_secs(20), || {
         (established(&lab, &master) == DOWNLOADS && established(&lab, &backup) == DOWNLOADS).then_some(())
     });
@@ -348,19 +361,14 @@ fn fullnat_downloads_survive_the_masters_death_through_the_synced_backup() {
             .unwrap();
     }
     assert!(!lab.log("downloads").contains("done"), "downloads ended before the failover: it proves nothing");
-    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
-    assert!(done.is_some(), "downloads did not finish");
-    let want = web::paced_body(SIZE);
-    let failed: Vec<String> = (1..=DOWNLOADS)
-        .filter_map(|i| {
-            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
-            let got = std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default();
-            let err = std::fs::read_to_string(lab.dir().join(format!("err{i}"))).unwrap_or_default();
-            (rc.trim() != "0" || got != want)
-                .then(|| format!("{i}: exit {} {} bytes {}", rc.trim(), got.len(), err.trim()))
-        })
-        .collect();
-    assert!(failed.is_empty(), "FULLNAT downloads failed:\n{}\n{}", failed.join("\n"), lab.log("backup"));
+    let failed = failed_downloads(&lab);
+    assert!(
+        failed.is_empty(),
+        "{} of {DOWNLOADS} downloads failed:\n{}\n{}",
+        failed.len(),
+        failed.join("\n"),
+        lab.log("backup")
+    );
     assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
 }
 
@@ -425,12 +433,7 @@ fn returning_master(fullnat: bool) {
         .then_some(())
     });
     assert!(up.is_some(), "{}\n{}", lab.log("rm"), lab.log("rb"));
-    let d = lab.dir().to_string_lossy().into_owned();
-    let script = format!(
-        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 120 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
-         echo $? > {d}/rc$i) & done; wait; echo done"
-    );
-    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
+    start_downloads(&mut lab, &client, 120);
     let synced = Lab::wait_for(Duration::from_secs(20), || {
         (established(&lab, &master) == DOWNLOADS && established(&lab, &backup) == DOWNLOADS).then_some(())
     });
@@ -456,16 +459,14 @@ fn returning_master(fullnat: bool) {
     let preempted = log.find("(VI_1) Entering MASTER STATE").unwrap_or_else(|| panic!("{log}"));
     assert!(loaded < preempted, "preempted before the table was loaded:\n{log}");
     assert!(plain_log(&lab, "rb").contains("bulk resync asked"), "{}", lab.log("rb"));
-    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
-    assert!(done.is_some(), "downloads did not finish");
-    let want = web::paced_body(SIZE);
-    let failed: Vec<usize> = (1..=DOWNLOADS)
-        .filter(|i| {
-            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
-            rc.trim() != "0" || std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default() != want
-        })
-        .collect();
-    assert!(failed.is_empty(), "downloads {failed:?} failed:\n{}", lab.log("rm2"));
+    let failed = failed_downloads(&lab);
+    assert!(
+        failed.is_empty(),
+        "{} of {DOWNLOADS} downloads failed:\n{}\n{}",
+        failed.len(),
+        failed.join("\n"),
+        lab.log("rm2")
+    );
     assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
 }
 
@@ -514,18 +515,8 @@ fn keepalived_fullnat_pair_keeps_downloads_and_sessions_across_a_master_kill() {
         .then_some(())
     });
     assert!(up.is_some(), "{}\n{}", lab.log("fkm"), lab.log("fkb"));
-    let d = lab.dir().to_string_lossy().into_owned();
-    let script = format!(
-        "for i in $(seq 1 {DOWNLOADS}); do (curl -sS --max-time 90 -o {d}/dl$i http://{VIP}/big 2>{d}/err$i; \
-         echo $? > {d}/rc$i) & done; wait; echo done"
-    );
-    lab.spawn(&client, "downloads", &["sh", "-c", &script]).unwrap();
-    let py = format!("{d}/keepalive.py");
-    std::fs::write(&py, KEEPALIVE).unwrap();
-    let (go, out) = (format!("{d}/go"), format!("{d}/sessions"));
-    lab.spawn(&client, "sessions", &["python3", &py, &SESSIONS.to_string(), VIP, &go, &out]).unwrap();
-    let ready = Lab::wait_for(Duration::from_secs(30), || std::fs::read_to_string(format!("{out}.ready")).ok());
-    assert_eq!(ready.as_deref(), Some("200"), "{}", lab.log("sessions"));
+    start_downloads(&mut lab, &client, 90);
+    let (go, out) = open_sessions(&mut lab, &client);
     let all = DOWNLOADS + SESSIONS;
     let synced = Lab::wait_for(Duration::from_secs(20), || {
         (established(&lab, &master) == all && established(&lab, &backup) == all).then_some(())
@@ -545,23 +536,14 @@ fn keepalived_fullnat_pair_keeps_downloads_and_sessions_across_a_master_kill() {
     assert!(!lab.log("downloads").contains("done"), "downloads ended before the failover: it proves nothing");
     let took = Lab::wait_for(Duration::from_secs(15), || sync_role(&lab, &backup).starts_with("master").then_some(()));
     assert!(took.is_some(), "{}", lab.log("fkb"));
-    std::fs::write(&go, "").unwrap();
-    let sessions = Lab::wait_for(Duration::from_secs(60), || std::fs::read_to_string(&out).ok());
-    assert_eq!(
-        sessions.as_deref().and_then(|s| s.split_once(" [")).map(|(n, _)| n),
-        Some("200 200"),
-        "{sessions:?}\n{}",
-        lab.log("sessions")
+    sessions_answer(&lab, &go, &out);
+    let failed = failed_downloads(&lab);
+    assert!(
+        failed.is_empty(),
+        "{} of {DOWNLOADS} downloads failed:\n{}\n{}",
+        failed.len(),
+        failed.join("\n"),
+        lab.log("fkb")
     );
-    let done = Lab::wait_for(Duration::from_secs(120), || lab.log("downloads").contains("done").then_some(()));
-    assert!(done.is_some(), "downloads did not finish");
-    let want = web::paced_body(SIZE);
-    let failed: Vec<usize> = (1..=DOWNLOADS)
-        .filter(|i| {
-            let rc = std::fs::read_to_string(lab.dir().join(format!("rc{i}"))).unwrap_or_default();
-            rc.trim() != "0" || std::fs::read(lab.dir().join(format!("dl{i}"))).unwrap_or_default() != want
-        })
-        .collect();
-    assert!(failed.is_empty(), "downloads {failed:?} failed:\n{}", lab.log("fkb"));
     assert_eq!(resets(&lab, &client), resets_before, "the client was reset");
 }
