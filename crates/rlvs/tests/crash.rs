@@ -150,15 +150,6 @@ fn check_downloads(s: &Setup) {
     assert!(bad.is_empty(), "{} of {DOWNLOADS} downloads failed:\n{}", bad.len(), bad.join("\n"));
 }
 
-/// The client's resets received so far.
-fn resets(lab: &Lab, ns: &str) -> u64 {
-    let out = lab.ok(ns, &["nstat", "-asz", "TcpInRsts"]).unwrap();
-    out.lines()
-        .filter(|l| l.starts_with("TcpInRsts"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
-}
-
 fn crash_and_restart(m: Method) {
     let mut s = build(m);
     if !on_afxdp(&s) {

@@ -115,14 +115,6 @@ fn established(lab: &Lab, ns: &str) -> usize {
     adm(lab, ns, "-Lnc").0.lines().filter(|l| l.contains("ESTABLISHED") && l.contains(&format!("{VIP}:80"))).count()
 }
 
-fn resets(lab: &Lab, ns: &str) -> u64 {
-    let out = lab.ok(ns, &["nstat", "-asz", "TcpInRsts"]).unwrap();
-    out.lines()
-        .filter(|l| l.starts_with("TcpInRsts"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
-}
-
 #[test]
 fn ipvsadm_lists_the_sync_daemons_as_ipvsadm_does() {
     let p = build();

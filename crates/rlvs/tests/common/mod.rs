@@ -141,3 +141,12 @@ pub fn assert_fast_path_carried(lab: &mut Lab, name: &str, at_least: u64) {
         assert!(n >= at_least, "the XDP fast path forwarded {n} packets, expected at least {at_least}");
     }
 }
+
+/// The TCP resets `ns` has received so far (nstat).
+pub fn resets(lab: &Lab, ns: &str) -> u64 {
+    let out = lab.ok(ns, &["nstat", "-asz", "TcpInRsts"]).unwrap();
+    out.lines()
+        .filter(|l| l.starts_with("TcpInRsts"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
