@@ -110,6 +110,9 @@ pub enum Request {
         state: u32,
     },
     ListDaemons,
+    /// Reload the daemon's keepalived.conf, as SIGHUP does; answered once
+    /// the reload is applied (Ok) or refused (Refused, with why).
+    Reload,
 }
 
 /// IP_VS_STATE_MASTER and IP_VS_STATE_BACKUP.
@@ -158,6 +161,9 @@ pub enum Response {
     Vrrp(Vec<serde_json::Value>),
     Daemons(Vec<SyncDaemon>),
     Error(CtlError),
+    /// A request the daemon turned down, and why (a reload whose file
+    /// does not load).
+    Refused(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,10 +198,15 @@ impl Client {
         Ok(Client { reader: BufReader::new(s.try_clone()?), writer: s })
     }
 
-    pub fn call(&mut self, req: &Request) -> std::io::Result<Response> {
+    /// Sends a request without waiting for its answer.
+    pub fn send(&mut self, req: &Request) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.writer.write_all(&line)?;
+        self.writer.write_all(&line)
+    }
+
+    pub fn call(&mut self, req: &Request) -> std::io::Result<Response> {
+        self.send(req)?;
         let mut buf = String::new();
         if self.reader.read_line(&mut buf)? == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "daemon closed the connection"));
@@ -251,5 +262,7 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
             Response::Error(CtlError::Ipvs(IpvsError::NotSupported))
         }
         Request::ListDaemons => Response::Daemons(Vec::new()),
+        // Reloads are the daemon's; an engine alone has no file to reload.
+        Request::Reload => Response::Refused("no configuration file to reload".into()),
     }
 }

@@ -18,6 +18,17 @@ pub struct Guard {
     sets: SetWriter,
 }
 
+/// Deletes rlvs's table in this namespace if one is left (a daemon that
+/// was killed); what package removal runs.
+pub fn remove_table() {
+    if nft(&format!("list table netdev {TABLE}\n")).is_ok() {
+        match nft(&format!("delete table netdev {TABLE}\n")) {
+            Ok(()) => println!("removed nftables table netdev {TABLE}"),
+            Err(e) => eprintln!("could not remove nftables table netdev {TABLE}: {e}"),
+        }
+    }
+}
+
 fn nft(script: &str) -> Result<()> {
     let mut child = Command::new("nft")
         .args(["-f", "-"])

@@ -82,39 +82,17 @@ pub struct Args {
     pub check_only: bool,
 }
 
-pub fn init_logging(filter: &str, keepalived_style: bool) -> Result<()> {
-    let f = tracing_subscriber::EnvFilter::try_new(filter).context("--log")?;
-    let b = tracing_subscriber::fmt().with_env_filter(f).with_writer(std::io::stderr);
-    if keepalived_style {
-        b.with_timer(KeepalivedTime).with_level(false).with_target(false).with_ansi(false).init();
-    } else {
-        b.init();
-    }
-    Ok(())
-}
+/// A configuration rlvs will not run: keepalived's KEEPALIVED_EXIT_CONFIG.
+#[derive(Debug)]
+pub struct ConfigRefused(pub String);
 
-/// keepalived's log timestamps: `Sat Nov 28 01:32:28 2026:`.
-struct KeepalivedTime;
-
-impl tracing_subscriber::fmt::time::FormatTime for KeepalivedTime {
-    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        // SAFETY: time/localtime_r/strftime on our own buffers.
-        let s = unsafe {
-            let t = libc::time(std::ptr::null_mut());
-            let mut tm: libc::tm = std::mem::zeroed();
-            libc::localtime_r(&t, &mut tm);
-            let mut buf = [0u8; 64];
-            let n = libc::strftime(
-                buf.as_mut_ptr() as *mut libc::c_char,
-                buf.len(),
-                c"%a %b %e %H:%M:%S %Y:".as_ptr(),
-                &tm,
-            );
-            String::from_utf8_lossy(&buf[..n]).into_owned()
-        };
-        w.write_str(&s)
+impl std::fmt::Display for ConfigRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
+
+impl std::error::Error for ConfigRefused {}
 
 /// Loads the configuration and reports what it says. Err when it cannot
 /// be used: missing, warnings under --strict, or — when `refuse_errors`,
@@ -123,7 +101,7 @@ impl tracing_subscriber::fmt::time::FormatTime for KeepalivedTime {
 /// running configuration worse, so it refuses instead.
 pub fn load(path: &std::path::Path, config_id: Option<String>, strict: bool, refuse_errors: bool) -> Result<Loaded> {
     let opts = rlvs_conf::Options { config_id };
-    let loaded = rlvs_conf::load_file(path, opts).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let loaded = rlvs_conf::load_file(path, opts).map_err(|d| ConfigRefused(d.to_string()))?;
     for d in &loaded.diags {
         match d.severity {
             Severity::Note => tracing::info!("{d}"),
@@ -132,14 +110,23 @@ pub fn load(path: &std::path::Path, config_id: Option<String>, strict: bool, ref
         }
     }
     match loaded.worst() {
-        Some(Severity::Error) if refuse_errors || strict => bail!("{} has errors", path.display()),
-        Some(Severity::Warning) if strict => bail!("{} has warnings (--strict)", path.display()),
+        Some(Severity::Error) if refuse_errors || strict => {
+            Err(ConfigRefused(format!("{} has errors", path.display())).into())
+        }
+        Some(Severity::Warning) if strict => {
+            Err(ConfigRefused(format!("{} has warnings (--strict)", path.display())).into())
+        }
         _ => Ok(loaded),
     }
 }
 
 pub fn run(args: Args) -> Result<()> {
-    init_logging(&args.log, args.keepalived_log)?;
+    crate::logging::init(crate::logging::Options {
+        filter: &args.log,
+        console: true,
+        keepalived_style: args.keepalived_log,
+        syslog: None,
+    })?;
     raise_file_limit();
     serve_until_stopped(args)
 }
@@ -236,6 +223,7 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         });
         let served =
             serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref(), checkers.as_ref().map(|c| &c.0)).await;
+        crate::systemd::stopping();
         let _ = stop_tx.send(true);
         if let Some(t) = syncd {
             let _ = t.await;
@@ -279,6 +267,20 @@ fn bind_control_socket() -> Result<std::os::unix::net::UnixListener> {
     }
 }
 
+/// What systemd's STATUS line says: the VRRP instances' states, the
+/// number of virtual services and the engine.
+fn describe(vrrp: Option<&VrrpStatus>, services: u32, engine: &str) -> String {
+    let states = vrrp
+        .and_then(|v| v.lock().ok().map(|s| s.iter().map(|i| format!("{} {}", i.name, i.state)).collect::<Vec<_>>()))
+        .unwrap_or_default();
+    let vrrp = if states.is_empty() { String::new() } else { format!("{}; ", states.join(", ")) };
+    let s = if services == 1 { "" } else { "s" };
+    format!("{vrrp}{services} virtual service{s}; engine {engine}")
+}
+
+/// A reload asked over the control socket, and where to answer.
+type ReloadAsk = tokio::sync::oneshot::Sender<Response>;
+
 async fn serve(
     std_listener: std::os::unix::net::UnixListener,
     handle: Handle,
@@ -289,49 +291,110 @@ async fn serve(
     let listener = UnixListener::from_std(std_listener)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel::<ReloadAsk>();
+    let status = vrrp.map(|v| v.status.clone());
+    let services = crate::systemd::engine_answers(&handle).await.unwrap_or(0);
+    crate::systemd::ready(&describe(status.as_ref(), services, handle.name()));
+    let _watchdog = sd_notify::watchdog_enabled().map(|period| {
+        let mut beats = Vec::new();
+        if let Some(v) = vrrp {
+            beats.push(crate::systemd::Beat { name: "the VRRP loop", count: v.beat.clone() });
+        }
+        if let Some(c) = checkers {
+            beats.push(crate::systemd::Beat { name: "the checker loop", count: c.beat.clone() });
+        }
+        let (engine, status) = (handle.clone(), status.clone());
+        AbortOnDrop(tokio::spawn(crate::systemd::watchdog(period, beats, handle.clone(), move |n| {
+            describe(status.as_ref(), n, engine.name())
+        })))
+    });
     loop {
         tokio::select! {
             r = listener.accept() => {
                 let (stream, _) = r?;
                 let h = handle.clone();
-                let status = vrrp.map(|v| v.status.clone());
+                let status = status.clone();
+                let reload_tx = reload_tx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = client(stream, h, status).await {
+                    if let Err(e) = client(stream, h, status, reload_tx).await {
                         tracing::debug!(error = %e, "control client");
                     }
                 });
             }
-            _ = hup.recv() => reload(args, vrrp, checkers),
+            _ = hup.recv() => { reload(args, vrrp, checkers, &handle).await; }
+            Some(ask) = reload_rx.recv() => {
+                let r = reload(args, vrrp, checkers, &handle).await;
+                let _ = ask.send(r);
+            }
             _ = term.recv() => { tracing::info!("Stopping"); return Ok(()) }
             _ = tokio::signal::ctrl_c() => { tracing::info!("Stopping"); return Ok(()) }
         }
     }
 }
 
-/// SIGHUP: a configuration that loads replaces the running one; one that
-/// does not leaves it untouched, and says why.
-fn reload(args: &Args, vrrp: Option<&crate::vrrp::Handle>, checkers: Option<&crate::check::Handle>) {
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// SIGHUP or `rlvs ctl reload`: a configuration that loads replaces the
+/// running one, and the answer comes once VRRP and the checkers have
+/// applied it and the engine has taken every change; one that does not
+/// load leaves everything untouched, and says why.
+async fn reload(
+    args: &Args,
+    vrrp: Option<&crate::vrrp::Handle>,
+    checkers: Option<&crate::check::Handle>,
+    engine: &Handle,
+) -> Response {
     let Some(path) = &args.config else {
         tracing::info!("SIGHUP without a configuration file - nothing to reload");
-        return;
+        return Response::Refused("the daemon runs without a configuration file".into());
     };
     tracing::info!("Reloading ...");
-    match load(path, args.config_id.clone(), args.strict, true) {
+    crate::systemd::reloading();
+    let answer = match load(path, args.config_id.clone(), args.strict, true) {
         Ok(l) => {
+            let mut applied = Vec::new();
             if let Some(c) = checkers {
-                let _ = c.commands.send(crate::check::Command::Reload(Box::new(l.config.clone())));
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if c.commands.send(crate::check::Command::Reload(Box::new(l.config.clone()), Some(tx))).is_ok() {
+                    applied.push(rx);
+                }
             }
             if let Some(v) = vrrp {
-                let _ = v.commands.send(crate::vrrp::Command::Reload(Box::new(l.config)));
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if v.commands.send(crate::vrrp::Command::Reload(Box::new(l.config), Some(tx))).is_ok() {
+                    applied.push(rx);
+                }
             }
+            for rx in applied {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(30), rx).await;
+            }
+            Response::Ok
         }
-        Err(e) => tracing::error!("Reload failed, keeping the running configuration: {e:#}"),
-    }
+        Err(e) => {
+            tracing::error!("Reload failed, keeping the running configuration: {e:#}");
+            Response::Refused(format!("{e:#}; the running configuration is kept"))
+        }
+    };
+    let services = crate::systemd::engine_answers(engine).await.unwrap_or(0);
+    let status = vrrp.map(|v| v.status.clone());
+    crate::systemd::ready(&describe(status.as_ref(), services, engine.name()));
+    answer
 }
 
 type VrrpStatus = std::sync::Arc<std::sync::Mutex<Vec<crate::vrrp::Status>>>;
 
-async fn client(stream: UnixStream, handle: Handle, vrrp: Option<VrrpStatus>) -> Result<()> {
+async fn client(
+    stream: UnixStream,
+    handle: Handle,
+    vrrp: Option<VrrpStatus>,
+    reloads: tokio::sync::mpsc::UnboundedSender<ReloadAsk>,
+) -> Result<()> {
     // Kernel IPVS needs CAP_NET_ADMIN; the daemon admits root only.
     let root = stream.peer_cred().map(|c| c.uid() == 0).unwrap_or(false);
     let (r, mut w) = stream.into_split();
@@ -344,6 +407,14 @@ async fn client(stream: UnixStream, handle: Handle, vrrp: Option<VrrpStatus>) ->
                 Ok(Request::VrrpStatus) => {
                     let list = vrrp.as_ref().and_then(|v| v.lock().ok().map(|s| s.clone())).unwrap_or_default();
                     Response::Vrrp(list.iter().filter_map(|s| serde_json::to_value(s).ok()).collect())
+                }
+                Ok(Request::Reload) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    if reloads.send(tx).is_err() {
+                        Response::Refused("the daemon is stopping".into())
+                    } else {
+                        rx.await.unwrap_or(Response::Refused("the daemon is stopping".into()))
+                    }
                 }
                 Ok(req) => {
                     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -6,10 +6,13 @@ mod backend;
 mod check;
 mod daemon;
 mod decap;
+mod genhash;
 mod keepalived;
 mod lab;
+mod logging;
 mod realserver;
 mod syncd;
+mod systemd;
 mod vrrp;
 
 use clap::{Parser, Subcommand};
@@ -42,10 +45,41 @@ enum Face {
     },
     /// The VRRP instances of the daemon in this namespace, as JSON.
     Status,
+    /// Runtime control of the daemon in this namespace.
+    Ctl {
+        #[command(subcommand)]
+        cmd: CtlCmd,
+    },
+    /// keepalived's genhash: the MD5 of a page, for HTTP_GET's `digest`.
+    #[command(disable_help_flag = true)]
+    Genhash {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Remove what rlvs's own data plane leaves in the kernel once no
+    /// daemon runs: pinned XDP maps and links, the nftables table. The
+    /// packages run it on removal.
+    Cleanup,
+    /// Write the man pages and shell completions generated from this
+    /// command line into DIR (used by scripts/package.sh).
+    #[command(hide = true)]
+    GenDocs { dir: std::path::PathBuf },
     /// Prepare or undo a real server (VIP on lo, ARP settings), as the seed's rs.sh.
     Realserver(realserver::Args),
     /// Network-namespace labs that replay the seed tutorial.
     Lab(lab::Args),
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Reload the daemon's keepalived.conf (as SIGHUP does).
+    Reload {
+        /// Return only once the reload is applied: VRRP and the checkers
+        /// run the new file and the table holds its changes. A file that
+        /// does not load is refused, with why, and exit status 1.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 /// The kernel's IPVS table as the ipvsadm face's backend, connected on
@@ -93,6 +127,17 @@ fn main() -> ExitCode {
     match invoked.as_deref() {
         Some("ipvsadm") => return adm(argv),
         Some("keepalived") => return keepalived::main(argv),
+        Some("genhash") => return genhash::main(argv),
+        // Debian's and RHEL's wrappers around `ipvsadm -S` and `-R`.
+        Some("ipvsadm-save") => {
+            let numeric = argv.iter().skip(1).any(|a| a == "-n");
+            let mut v = vec!["ipvsadm".to_string(), "-S".to_string()];
+            if numeric {
+                v.push("-n".into());
+            }
+            return adm(v);
+        }
+        Some("ipvsadm-restore") => return adm(vec!["ipvsadm".into(), "-R".into()]),
         _ => {}
     }
     let cli = Cli::parse();
@@ -109,6 +154,14 @@ fn main() -> ExitCode {
             keepalived::main(argv)
         }
         Face::Status => report(status()),
+        Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl_reload(wait)),
+        Face::Genhash { args } => {
+            let mut argv = vec!["genhash".to_string()];
+            argv.extend(args);
+            genhash::main(argv)
+        }
+        Face::Cleanup => report(cleanup()),
+        Face::GenDocs { dir } => report(gen_docs(&dir)),
         Face::Realserver(a) => report(realserver::run(a)),
         Face::Lab(a) => report(lab::run(a)),
     }
@@ -123,6 +176,80 @@ fn status() -> anyhow::Result<()> {
         }
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
+}
+
+fn ctl_reload(wait: bool) -> anyhow::Result<()> {
+    let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
+    if !wait {
+        c.send(&rlvs_ctl::Request::Reload)?;
+        return Ok(());
+    }
+    match c.call(&rlvs_ctl::Request::Reload)? {
+        rlvs_ctl::Response::Ok => Ok(()),
+        rlvs_ctl::Response::Refused(why) => anyhow::bail!("reload refused: {why}"),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+fn cleanup() -> anyhow::Result<()> {
+    if rlvs_ctl::Client::connect().is_ok() {
+        anyhow::bail!("an rlvs daemon is running in this namespace; stop it first");
+    }
+    let pins = std::path::Path::new("/sys/fs/bpf/rlvs");
+    if pins.exists() {
+        // Unpinning drops the last reference to each XDP link: the program
+        // leaves its interface.
+        std::fs::remove_dir_all(pins).map_err(|e| anyhow::anyhow!("removing {}: {e}", pins.display()))?;
+        println!("removed {}", pins.display());
+    }
+    rlvs_dataplane::nft::remove_table();
+    Ok(())
+}
+
+fn gen_docs(dir: &Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    let cmd = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).section("8").render(&mut page)?;
+    std::fs::write(man.join("rlvs.8"), page)?;
+    // The faces have their own pages (ipvsadm(8), keepalived(8), genhash(1)).
+    for sub in cmd.get_subcommands().filter(|s| !["adm", "keepalived", "genhash"].contains(&s.get_name())) {
+        man_pages(&man, sub, "rlvs")?;
+    }
+    for (shell, file) in [
+        (clap_complete::Shell::Bash, "rlvs.bash"),
+        (clap_complete::Shell::Zsh, "_rlvs"),
+        (clap_complete::Shell::Fish, "rlvs.fish"),
+    ] {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "rlvs", &mut out);
+        std::fs::write(completions.join(file), out)?;
+    }
+    Ok(())
+}
+
+/// `rlvs-ctl-reload.8` and the like: a page per subcommand, at every
+/// depth, as the parent page's SUBCOMMANDS section names them.
+fn man_pages(dir: &Path, cmd: &clap::Command, parent: &str) -> anyhow::Result<()> {
+    if cmd.is_hide_set() || cmd.get_name() == "help" {
+        return Ok(());
+    }
+    let name = format!("{parent}-{}", cmd.get_name());
+    let bin = format!("{} {}", parent.replace('-', " "), cmd.get_name());
+    // A one-shot generator: leaking the names clap wants as &'static costs nothing.
+    let (static_name, static_bin): (&'static str, &'static str) =
+        (Box::leak(name.clone().into_boxed_str()), Box::leak(bin.into_boxed_str()));
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone().name(static_name).bin_name(static_bin)).section("8").render(&mut page)?;
+    std::fs::write(dir.join(format!("{name}.8")), page)?;
+    for sub in cmd.get_subcommands() {
+        man_pages(dir, sub, &name)?;
+    }
+    Ok(())
 }
 
 fn report(r: anyhow::Result<()>) -> ExitCode {

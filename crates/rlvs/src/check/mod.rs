@@ -4,7 +4,7 @@
 //! never delay VRRP. The schedules and pool rules are `rlvs_health`'s; this
 //! shell runs the probes and sends table changes to the engine.
 
-mod probe;
+pub(crate) mod probe;
 mod setup;
 mod table;
 
@@ -22,12 +22,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 pub enum Command {
-    Reload(Box<rlvs_conf::Config>),
+    /// Apply a configuration; the sender, if any, hears once the engine
+    /// has applied every change the reload asked of it.
+    Reload(Box<rlvs_conf::Config>, Option<oneshot::Sender<()>>),
     Stop(oneshot::Sender<()>),
 }
 
 pub struct Handle {
     pub commands: mpsc::UnboundedSender<Command>,
+    /// Counts the checker loop's turns, for the systemd watchdog.
+    pub beat: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// A probe's answer: checker id, the generation it was started for (a
@@ -37,6 +41,8 @@ type ProbeResult = (usize, u64, Outcome, Option<i64>);
 
 pub fn spawn(config: rlvs_conf::Config, engine: rlvs_ctl::EngineHandle) -> (Handle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let beat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let loop_beat = beat.clone();
     let t = std::thread::Builder::new()
         .name("rlvs-checkers".into())
         .spawn(move || {
@@ -47,10 +53,10 @@ pub fn spawn(config: rlvs_conf::Config, engine: rlvs_ctl::EngineHandle) -> (Hand
                     return;
                 }
             };
-            rt.block_on(run(config, engine, rx));
+            rt.block_on(run(config, engine, rx, loop_beat));
         })
         .expect("spawning the checker thread");
-    (Handle { commands: tx }, t)
+    (Handle { commands: tx, beat }, t)
 }
 
 pub(crate) fn sockaddr_of(a: SocketAddr) -> (libc::sockaddr_storage, u32) {
@@ -312,6 +318,7 @@ async fn run(
     config: rlvs_conf::Config,
     engine: rlvs_ctl::EngineHandle,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    beat: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ProbeResult>();
     let (table, mut table_msgs) = table::Table::new(engine.clone());
@@ -353,11 +360,23 @@ async fn run(
             }
             Some((id, gen, out, w)) = rx.recv() => m.result(id, gen, out, w),
             Some(msg) = table_msgs.recv() => m.table.message(msg),
-            _ = local_tick.tick() => m.refresh_local(),
+            _ = local_tick.tick() => {
+                m.refresh_local();
+                beat.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             Some(cmd) = commands.recv() => match cmd {
-                Command::Reload(c) => {
+                Command::Reload(c, applied) => {
                     m.global = c.global.clone();
                     setup::reload(&mut m, &c);
+                    if let Some(applied) = applied {
+                        // The engine takes requests in order: its answer to
+                        // this one comes after every change above.
+                        let engine = m.engine.clone();
+                        tokio::spawn(async move {
+                            let _ = crate::systemd::engine_answers(&engine).await;
+                            let _ = applied.send(());
+                        });
+                    }
                 }
                 Command::Stop(done) => {
                     m.shutdown().await;

@@ -48,14 +48,46 @@ pub async fn tcp(c: &Conn) -> Outcome {
 /// it, the status checked against the URL's codes (any 2xx by default) and
 /// the body's MD5 against its digest.
 pub async fn http(c: &Conn, check: &HttpCheck, url: &Url, tls: Option<Arc<rustls::ClientConfig>>) -> Outcome {
-    let stream = match connect(c).await {
-        Ok(s) => s,
-        Err(e) => return fail(e),
+    let get = Get {
+        path: &url.path,
+        host: url.virtualhost.as_deref().or(check.virtualhost.as_deref()),
+        protocol: match check.http_protocol.as_deref() {
+            Some("1.1") => Protocol::V11,
+            Some("1.0c") => Protocol::V10Close,
+            _ => Protocol::V10,
+        },
+        sni: check.enable_sni,
     };
-    let host = url.virtualhost.clone().or_else(|| check.virtualhost.clone());
-    let proto_minor = if check.http_protocol.as_deref() == Some("1.1") { 1 } else { 0 };
-    let host_hdr = match &host {
-        Some(h) => h.clone(),
+    match fetch(c, &get, tls).await {
+        Ok(response) => judge(&response, url),
+        Err(e) => fail(e),
+    }
+}
+
+/// The HTTP version keepalived's request line names; 1.0c is 1.0 with
+/// `Connection: close` (genhash's -P).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Protocol {
+    V10,
+    V10Close,
+    V11,
+}
+
+/// One GET as keepalived sends it.
+pub struct Get<'a> {
+    pub path: &'a str,
+    /// The Host header (virtualhost); the address and port otherwise.
+    pub host: Option<&'a str>,
+    pub protocol: Protocol,
+    /// Name the virtual host in TLS's SNI.
+    pub sni: bool,
+}
+
+/// Sends `get` and reads the whole response (header and body).
+pub async fn fetch(c: &Conn, get: &Get<'_>, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Vec<u8>, String> {
+    let stream = connect(c).await?;
+    let host_hdr = match get.host {
+        Some(h) => h.to_string(),
         None => {
             let ip = match c.dst.ip() {
                 IpAddr::V6(a) => format!("[{a}]"),
@@ -69,33 +101,30 @@ pub async fn http(c: &Conn, check: &HttpCheck, url: &Url, tls: Option<Arc<rustls
             }
         }
     };
-    let conn_hdr = if proto_minor == 1 { "Connection: close\r\n" } else { "" };
-    let req = format!(
-        "GET {} HTTP/1.{proto_minor}\r\nUser-Agent: KeepAliveClient\r\n{conn_hdr}Host: {host_hdr}\r\n\r\n",
-        url.path
-    );
-    let response = match tls {
+    let (minor, conn_hdr) = match get.protocol {
+        Protocol::V10 => (0, ""),
+        Protocol::V10Close => (0, "Connection: close\r\n"),
+        Protocol::V11 => (1, "Connection: close\r\n"),
+    };
+    let req =
+        format!("GET {} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{conn_hdr}Host: {host_hdr}\r\n\r\n", get.path);
+    match tls {
         Some(cfg) => {
-            let name = match (&host, check.enable_sni) {
-                (Some(h), true) => rustls::pki_types::ServerName::try_from(h.clone()).ok(),
+            let name = match (get.host, get.sni) {
+                (Some(h), true) => rustls::pki_types::ServerName::try_from(h.to_string()).ok(),
                 _ => None,
             }
             .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(c.dst.ip().into()));
             let connector = tokio_rustls::TlsConnector::from(cfg);
             let s = match tokio::time::timeout(c.timeout, connector.connect(name, stream)).await {
                 Ok(Ok(s)) => s,
-                Ok(Err(e)) => return fail(format!("SSL handshake failed ({e})")),
-                Err(_) => return fail("Timeout SSL handshake"),
+                Ok(Err(e)) => return Err(format!("SSL handshake failed ({e})")),
+                Err(_) => return Err("Timeout SSL handshake".into()),
             };
             exchange(s, req.as_bytes(), c.timeout).await
         }
         None => exchange(stream, req.as_bytes(), c.timeout).await,
-    };
-    let body = match response {
-        Ok(b) => b,
-        Err(e) => return fail(e),
-    };
-    judge(&body, url)
+    }
 }
 
 async fn exchange<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(

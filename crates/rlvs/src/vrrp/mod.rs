@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, watch};
 /// What the outside asks of the VRRP task.
 pub enum Command {
     /// SIGHUP with a configuration that loaded.
-    Reload(Box<rlvs_conf::Config>),
+    /// Apply a configuration; the sender, if any, hears once it is.
+    Reload(Box<rlvs_conf::Config>, Option<tokio::sync::oneshot::Sender<()>>),
     /// Do not preempt a live master (connection sync is still loading the
     /// table), or stop holding back.
     HoldPreempt { instance: String, on: bool },
@@ -530,6 +531,8 @@ pub struct Handle {
     pub status: Arc<std::sync::Mutex<Vec<Status>>>,
     pub changed: Arc<tokio::sync::Notify>,
     pub commands: mpsc::UnboundedSender<Command>,
+    /// Counts the VRRP loop's turns, for the systemd watchdog.
+    pub beat: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Runs VRRP for `config` until `stop` turns true; then hands over
@@ -543,7 +546,9 @@ pub async fn run(
     let (stx, mut srx) = mpsc::unbounded_channel::<scripts::ScriptResult>();
     let (ctx, mut crx) = mpsc::unbounded_channel::<Command>();
     let mut v = Vrrp::new(setup::build(&config), ptx)?;
-    let _ = ready.send(Handle { status: v.status.clone(), changed: v.changed.clone(), commands: ctx });
+    let beat = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _ =
+        ready.send(Handle { status: v.status.clone(), changed: v.changed.clone(), commands: ctx, beat: beat.clone() });
     let mut running = std::collections::HashSet::new();
     start_scripts(&v.setup, &stx, &mut running);
     let outs = v.poll_links();
@@ -574,11 +579,15 @@ pub async fn run(
             _ = link_poll.tick() => {
                 let outs = v.poll_links();
                 v.execute(outs);
+                beat.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             Some(cmd) = crx.recv() => match cmd {
-                Command::Reload(c) => {
+                Command::Reload(c, applied) => {
                     v.reload(&c);
                     start_scripts(&v.setup, &stx, &mut running);
+                    if let Some(applied) = applied {
+                        let _ = applied.send(());
+                    }
                 }
                 Command::HoldPreempt { instance, on } => {
                     for i in v.router.instances.iter_mut().filter(|i| i.name() == instance) {
