@@ -4,10 +4,13 @@
 # guard, curl and python3 for the real HTTP clients and servers, ethtool to
 # check offloads, util-linux/procps/coreutils for setpriv, sysctl, sha256sum,
 # keepalived (Debian's 2.2.7) for the VRRP interoperation tests, ping,
-# clang and the kernel/libbpf headers to build the XDP program.
+# clang and the kernel/libbpf headers to build the XDP program; for the
+# packages (scripts/package.sh and its test): binutils to split debug
+# symbols, rpm and cpio to read the .rpm, man-db to render the pages,
+# and cargo-generate-rpm from crates.io.
 set -euo pipefail
 pkgs=(iproute2 nftables curl python3 ethtool util-linux procps coreutils keepalived iputils-ping
-  clang libbpf-dev linux-libc-dev)
+  clang libbpf-dev linux-libc-dev binutils rpm cpio man-db)
 # `deps.sh bench` adds what the benchmark harness compares against.
 if [ "${1:-}" = bench ]; then pkgs+=(wrk nginx haproxy); fi
 missing=()
@@ -20,3 +23,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; exit 1; }
+if ! command -v cargo-generate-rpm >/dev/null; then
+  echo "installing cargo-generate-rpm"
+  # A debug build: it only writes a few archives, and builds in a third of the time.
+  cargo install --locked --quiet --debug cargo-generate-rpm
+fi

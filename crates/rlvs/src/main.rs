@@ -220,6 +220,7 @@ fn gen_docs(dir: &Path) -> anyhow::Result<()> {
     for sub in cmd.get_subcommands().filter(|s| !["adm", "keepalived", "genhash"].contains(&s.get_name())) {
         man_pages(&man, sub, "rlvs")?;
     }
+    std::fs::write(man.join("keepalived.conf.5"), keepalived_conf_page())?;
     for (shell, file) in [
         (clap_complete::Shell::Bash, "rlvs.bash"),
         (clap_complete::Shell::Zsh, "_rlvs"),
@@ -230,6 +231,31 @@ fn gen_docs(dir: &Path) -> anyhow::Result<()> {
         std::fs::write(completions.join(file), out)?;
     }
     Ok(())
+}
+
+/// keepalived.conf(5): the hand-written part, then every block's keywords
+/// from the table the reader itself uses, so the page cannot drift.
+fn keepalived_conf_page() -> String {
+    use rlvs_conf::schema::{table, BlockKind};
+    let roff = |s: &str| s.replace('\\', "\\e").replace('-', "\\-");
+    let mut page = include_str!("../../../packaging/man/keepalived.conf.5.in").to_string();
+    for kind in BlockKind::ALL {
+        let t = table(kind);
+        page.push_str(&format!(".SS {}\n", roff(kind.describe())));
+        let mut acted: Vec<&str> = t.acted.to_vec();
+        acted.sort_unstable();
+        page.push_str(&format!(".TP\n.B acted on\n{}\n", roff(&acted.join(", "))));
+        if !t.ignored.is_empty() {
+            page.push_str(".TP\n.B accepted without effect\n");
+            let mut ignored: Vec<_> = t.ignored.to_vec();
+            ignored.sort_unstable();
+            for (kw, why) in ignored {
+                page.push_str(&format!("\\fB{}\\fR: {}.\n.br\n", roff(kw), roff(why)));
+            }
+        }
+    }
+    page.push_str(".SH SEE ALSO\n.BR keepalived (8),\n.BR genhash (1),\n.BR ipvsadm (8),\n.BR rlvs (8)\n");
+    page
 }
 
 /// `rlvs-ctl-reload.8` and the like: a page per subcommand, at every
