@@ -20,6 +20,9 @@ use std::path::Path;
 pub struct Loaded {
     pub config: Config,
     pub diags: Vec<Diag>,
+    /// VRRP instances left out for an error that stops keepalived's VRRP
+    /// process at start (its exit status 2); rlvs runs the rest.
+    pub dropped_instances: Vec<String>,
 }
 
 impl Loaded {
@@ -57,7 +60,7 @@ pub fn load_str(name: &str, text: &str, opts: Options) -> Loaded {
 
 fn finish(lines: Vec<reader::Line>, mut diags: Vec<Diag>) -> Loaded {
     let nodes = tree::build(lines, &mut diags);
-    let (config, more) = build::build(&nodes);
+    let (config, more, dropped_instances) = build::build(&nodes);
     diags.extend(more);
     // In file order, as an operator reads them; position-less last.
     diags.sort_by(|a, b| match (&a.pos, &b.pos) {
@@ -66,5 +69,5 @@ fn finish(lines: Vec<reader::Line>, mut diags: Vec<Diag>) -> Loaded {
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
     });
-    Loaded { config, diags }
+    Loaded { config, diags, dropped_instances }
 }

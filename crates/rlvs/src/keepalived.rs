@@ -377,6 +377,15 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         return ExitCode::from(EXIT_NO_CONFIG);
     }
     tracing::info!("Configuration file {}", config.display());
+    if !o.check_only {
+        if let Some(lines) = vrrp_refuses(&config, config_id.clone()) {
+            for l in lines {
+                tracing::error!("{l}");
+            }
+            tracing::info!("Stopped Keepalived v2.2.7 (rlvs {})", env!("CARGO_PKG_VERSION"));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     if !o.dont_fork {
         // SAFETY: daemon(3) forks before any thread exists here (logging
         // spawns none; the syslog socket is opened per line).
@@ -477,28 +486,11 @@ fn config_test(path: &std::path::Path, config_id: Option<String>) -> ExitCode {
     for d in &loaded.diags {
         eprintln!("{d}");
     }
-    // Interfaces the file names must exist, as keepalived checks at load.
-    let mut missing = false;
-    let exists = |n: &str| rlvs_dataplane::iface::index_of(n).is_some();
-    for i in &loaded.config.instances {
-        if let Some((ifname, pos)) = &i.interface {
-            if !exists(ifname) {
-                eprintln!("{pos}: warning: WARNING - interface {ifname} for vrrp_instance {} doesn't exist", i.name);
-                missing = true;
-            }
-        }
-        for v in i.vips.iter().chain(&i.excluded_vips) {
-            if let Some(dev) = &v.dev {
-                if !exists(dev) {
-                    eprintln!(
-                        "{}: warning: WARNING - interface {dev} for ip address {}/{} doesn't exist",
-                        v.pos, v.addr, v.prefix
-                    );
-                    missing = true;
-                }
-            }
-        }
+    let missing = missing_interfaces(&loaded.config);
+    for m in &missing {
+        eprintln!("{m}");
     }
+    let missing = !missing.is_empty();
     if missing {
         eprintln!("Non-existent interface specified in configuration");
     }
@@ -512,6 +504,51 @@ fn config_test(path: &std::path::Path, config_id: Option<String>) -> ExitCode {
 }
 
 use rlvs_conf::Severity;
+
+/// keepalived's complaint for every interface the file names that this
+/// host lacks.
+fn missing_interfaces(c: &rlvs_conf::Config) -> Vec<String> {
+    let exists = |n: &str| rlvs_dataplane::iface::index_of(n).is_some();
+    let mut out = Vec::new();
+    for i in &c.instances {
+        if let Some((ifname, pos)) = &i.interface {
+            if !exists(ifname) {
+                out.push(format!("{pos}: warning: WARNING - interface {ifname} for vrrp_instance {} doesn't exist", i.name));
+            }
+        }
+        for v in i.vips.iter().chain(&i.excluded_vips) {
+            if let Some(dev) = &v.dev {
+                if !exists(dev) {
+                    out.push(format!(
+                        "{}: warning: WARNING - interface {dev} for ip address {}/{} doesn't exist",
+                        v.pos, v.addr, v.prefix
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What stops keepalived 2.2.7's VRRP process at start, and with it
+/// keepalived (exit 2): an instance its vrrp_complete_instance rejects,
+/// or an interface that does not exist. None when VRRP can run.
+fn vrrp_refuses(path: &std::path::Path, config_id: Option<String>) -> Option<Vec<String>> {
+    let loaded = rlvs_conf::load_file(path, rlvs_conf::Options { config_id }).ok()?;
+    // With dynamic_interfaces, keepalived waits for missing ones instead.
+    let missing =
+        if loaded.config.global.dynamic_interfaces { Vec::new() } else { missing_interfaces(&loaded.config) };
+    if loaded.dropped_instances.is_empty() && missing.is_empty() {
+        return None;
+    }
+    let mut lines: Vec<String> = loaded.diags.iter().map(|d| d.to_string()).collect();
+    lines.extend(missing.iter().cloned());
+    if !missing.is_empty() {
+        lines.push("Non-existent interface specified in configuration".into());
+    }
+    lines.push("VRRP: configuration error that keepalived stops on - exiting with status 2 (KEEPALIVED_EXIT_CONFIG)".into());
+    Some(lines)
+}
 
 #[cfg(test)]
 mod tests {

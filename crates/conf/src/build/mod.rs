@@ -17,10 +17,15 @@ use crate::tree::Node;
 
 pub(crate) struct Builder {
     pub diags: Vec<Diag>,
+    /// VRRP instances dropped for an error keepalived's VRRP process
+    /// stops on (vrrp_complete_instance failing).
+    pub dropped_instances: Vec<String>,
 }
 
-pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>) {
-    let mut b = Builder { diags: Vec::new() };
+/// The configuration, what was said about it, and the VRRP instances
+/// dropped for errors.
+pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>, Vec<String>) {
+    let mut b = Builder { diags: Vec::new(), dropped_instances: Vec::new() };
     let mut config = Config {
         global: GlobalDefs::default(),
         scripts: Vec::new(),
@@ -91,7 +96,7 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>) {
         }
     }
     b.check_references(&mut config);
-    (config, b.diags)
+    (config, b.diags, b.dropped_instances)
 }
 
 impl Builder {

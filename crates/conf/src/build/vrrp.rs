@@ -352,7 +352,10 @@ impl Builder {
         let pos = v.pos.clone();
         let err = |b: &mut Self, msg: String| b.diags.push(Diag::warning(&pos, msg));
         // The instance is dropped: an error (a reload is refused over it).
-        let fatal = |b: &mut Self, msg: String| b.diags.push(Diag::error(&pos, msg));
+        let fatal = |b: &mut Self, msg: String| {
+            b.diags.push(Diag::error(&pos, msg));
+            b.dropped_instances.push(iname.clone());
+        };
         if v.vrid == 0 {
             fatal(self, format!("({iname}) the virtual router id must be set"));
             return None;
