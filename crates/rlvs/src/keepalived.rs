@@ -513,7 +513,10 @@ fn missing_interfaces(c: &rlvs_conf::Config) -> Vec<String> {
     for i in &c.instances {
         if let Some((ifname, pos)) = &i.interface {
             if !exists(ifname) {
-                out.push(format!("{pos}: warning: WARNING - interface {ifname} for vrrp_instance {} doesn't exist", i.name));
+                out.push(format!(
+                    "{pos}: warning: WARNING - interface {ifname} for vrrp_instance {} doesn't exist",
+                    i.name
+                ));
             }
         }
         for v in i.vips.iter().chain(&i.excluded_vips) {
@@ -536,8 +539,7 @@ fn missing_interfaces(c: &rlvs_conf::Config) -> Vec<String> {
 fn vrrp_refuses(path: &std::path::Path, config_id: Option<String>) -> Option<Vec<String>> {
     let loaded = rlvs_conf::load_file(path, rlvs_conf::Options { config_id }).ok()?;
     // With dynamic_interfaces, keepalived waits for missing ones instead.
-    let missing =
-        if loaded.config.global.dynamic_interfaces { Vec::new() } else { missing_interfaces(&loaded.config) };
+    let missing = if loaded.config.global.dynamic_interfaces { Vec::new() } else { missing_interfaces(&loaded.config) };
     if loaded.dropped_instances.is_empty() && missing.is_empty() {
         return None;
     }
@@ -546,7 +548,9 @@ fn vrrp_refuses(path: &std::path::Path, config_id: Option<String>) -> Option<Vec
     if !missing.is_empty() {
         lines.push("Non-existent interface specified in configuration".into());
     }
-    lines.push("VRRP: configuration error that keepalived stops on - exiting with status 2 (KEEPALIVED_EXIT_CONFIG)".into());
+    lines.push(
+        "VRRP: configuration error that keepalived stops on - exiting with status 2 (KEEPALIVED_EXIT_CONFIG)".into(),
+    );
     Some(lines)
 }
 
