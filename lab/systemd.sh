@@ -81,7 +81,9 @@ plug() {  # NS IFNAME MAC CIDR (NS "-" = this machine)
     port=$((port + 1))
     if [ "$1" = - ]; then ip link add "$2" type veth peer name p$port netns sw
     else ip netns add "$1"; ip -n "$1" link set lo up
-         ip link add "$2" netns "$1" type veth peer name p$port netns sw; fi
+         # Made here under a temporary name: this machine has an eth0 already.
+         ip link add v$port type veth peer name p$port netns sw
+         ip link set v$port netns "$1"; ip -n "$1" link set v$port name "$2"; fi
     ip -n sw link set p$port master br0 up
     local x=(); [ "$1" = - ] || x=(-n "$1")
     ip "${x[@]}" link set "$2" address "$3"
@@ -106,7 +108,7 @@ for rs in c3:rs1 c4:rs2; do
 done
 ip -n c1 route add 10.0.0.100 dev eth0
 curl1() { ip netns exec c1 curl -s --max-time 1 http://10.0.0.100/; }
-wait_for 10 'ip netns exec c1 curl -s --max-time 1 http://10.1.1.244/ | grep -q rs1'
+check "rs1 and rs2 answer c1" 'wait_for 10 "ip netns exec c1 curl -s --max-time 1 http://10.1.1.244/ | grep -q rs1" && wait_for 10 "ip netns exec c1 curl -s --max-time 1 http://10.1.1.245/ | grep -q rs2"'
 
 # The seed's two files, verbatim.
 seed=$H/seed.txt
@@ -193,7 +195,7 @@ check "c2's kernel table emptied on stop" '[ "$(grep -c "^TCP\|^UDP" /proc/net/i
 
 echo "== apt-get purge rlvs"
 if apt-get purge -y rlvs > /root/purge.log 2>&1; then pass "apt-get purge rlvs"; else bad "apt-get purge"; tail /root/purge.log; fi
-left=$(while read -r f; do [ -f "$f" ] || [ -L "$f" ] && echo "$f"; done < /root/rlvs.files)
+left=$(while read -r f; do { [ -f "$f" ] || [ -L "$f" ]; } && [ ! -d "$f" ] && echo "$f"; done < /root/rlvs.files)
 check "no file of the package left${left:+: $left}" '[ -z "$left" ]'
 check "no unit left enabled" '! ls /etc/systemd/system/multi-user.target.wants/ 2>/dev/null | grep -qE "keepalived|rlvs|ipvsadm"'
 check "no pinned maps or links" '[ ! -e /sys/fs/bpf/rlvs ]'

@@ -69,7 +69,7 @@ pub async fn watchdog(period: Duration, beats: Vec<Beat>, engine: EngineHandle, 
     let tick = (period / 2).max(Duration::from_millis(1500));
     tracing::info!("systemd watchdog every {} ms (WatchdogSec={} s)", tick.as_millis(), period.as_secs_f32());
     let mut last: Vec<u64> = beats.iter().map(|b| b.count.load(Ordering::Relaxed)).collect();
-    let mut stalled: Option<String> = None;
+    let mut reported: Option<String> = None;
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
@@ -77,23 +77,49 @@ pub async fn watchdog(period: Duration, beats: Vec<Beat>, engine: EngineHandle, 
         interval.tick().await;
         let services = engine_answers(&engine).await;
         let now: Vec<u64> = beats.iter().map(|b| b.count.load(Ordering::Relaxed)).collect();
-        let mut stuck: Vec<&str> =
-            beats.iter().zip(last.iter().zip(&now)).filter(|(_, (a, b))| a == b).map(|(b, _)| b.name).collect();
-        if services.is_none() {
-            stuck.push("engine");
-        }
+        let names: Vec<&'static str> = beats.iter().map(|b| b.name).collect();
+        let stuck = stalled(&names, &last, &now, services.is_some());
         last = now;
         if stuck.is_empty() {
-            if stalled.take().is_some() {
+            if reported.take().is_some() {
                 tracing::info!("watchdog: every loop is turning again");
             }
             notify(&[NotifyState::Watchdog, NotifyState::Status(&describe(services.unwrap_or(0)))]);
         } else {
             let what = stuck.join(", ");
-            if stalled.as_deref() != Some(what.as_str()) {
+            if reported.as_deref() != Some(what.as_str()) {
                 tracing::warn!("watchdog: no progress from {what} - not pinging systemd");
-                stalled = Some(what);
+                reported = Some(what);
             }
         }
+    }
+}
+
+/// What has not moved since the last ping: the loops whose turn counters
+/// are unchanged, and the engine if it did not answer. Empty: ping.
+fn stalled(names: &[&'static str], last: &[u64], now: &[u64], engine_answered: bool) -> Vec<&'static str> {
+    let mut stuck: Vec<&'static str> =
+        names.iter().zip(last.iter().zip(now)).filter(|(_, (a, b))| a == b).map(|(n, _)| *n).collect();
+    if !engine_answered {
+        stuck.push("engine");
+    }
+    stuck
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stalled;
+
+    #[test]
+    fn a_ping_needs_every_loop_turned_and_the_engine_answering() {
+        let names = ["the VRRP loop", "the checker loop"];
+        assert!(stalled(&names, &[1, 5], &[9, 6], true).is_empty());
+        assert_eq!(stalled(&names, &[1, 5], &[1, 6], true), ["the VRRP loop"]);
+        assert_eq!(stalled(&names, &[1, 5], &[2, 5], true), ["the checker loop"]);
+        assert_eq!(stalled(&names, &[1, 5], &[2, 6], false), ["engine"]);
+        assert_eq!(stalled(&names, &[1, 5], &[1, 5], false), ["the VRRP loop", "the checker loop", "engine"]);
+        // A daemon with neither loop (no configuration) rests on the engine.
+        assert!(stalled(&[], &[], &[], true).is_empty());
+        assert_eq!(stalled(&[], &[], &[], false), ["engine"]);
     }
 }

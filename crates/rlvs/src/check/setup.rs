@@ -380,6 +380,9 @@ fn new_checkers(mg: &mut Manager, c: &Config, vi: usize, only_rs: Option<&[usize
             };
             let fast = matches!(&ck.kind, m::CheckKind::Http(h) if h.fast_recovery);
             let name = mg.vss[vi].pool.rs[ri].name.clone();
+            // keepalived's line at a checker's start, which alerts and
+            // runbooks look for.
+            tracing::info!("Activating healthchecker for service {name} for VS {}", mg.vss[vi].pool.name);
             let core = Checker::new(style(&ck.kind), timing, name, r.alpha, fast);
             let id = mg.checkers.len();
             mg.checkers.push(super::CheckerRt {
