@@ -227,6 +227,11 @@ impl PinDir {
         self.path.join(name)
     }
 
+    /// How many pins the directory holds.
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(&self.path).map(|d| d.count()).unwrap_or(0)
+    }
+
     /// Removes every pin (maps and links: forwarding stops once the last
     /// descriptor closes) and the directory.
     pub fn remove_all(&self) {
@@ -236,6 +241,15 @@ impl PinDir {
             }
         }
         let _ = std::fs::remove_dir(&self.path);
+    }
+
+    /// Removes `rlvs/` itself when no namespace has pins left in it (the
+    /// packages' removal; a daemon never does, as another may be creating
+    /// its directory there at that moment).
+    pub fn remove_root_if_empty(&self) {
+        if let Some(parent) = self.path.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 

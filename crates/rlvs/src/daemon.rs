@@ -293,6 +293,11 @@ async fn serve(
     let mut hup = signal(SignalKind::hangup())?;
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel::<ReloadAsk>();
     let status = vrrp.map(|v| v.status.clone());
+    if let Some(c) = checkers {
+        // READY means the table holds the configuration's virtual servers.
+        let mut installed = c.installed.clone();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), installed.wait_for(|done| *done)).await;
+    }
     let services = crate::systemd::engine_answers(&handle).await.unwrap_or(0);
     crate::systemd::ready(&describe(status.as_ref(), services, handle.name()));
     let _watchdog = sd_notify::watchdog_enabled().map(|period| {

@@ -191,16 +191,30 @@ fn ctl_reload(wait: bool) -> anyhow::Result<()> {
     }
 }
 
+/// What rlvs's own engine leaves of this network namespace once no daemon
+/// runs (killed, or stopped with --keep-forwarding): its pin directory
+/// (unpinning drops the last reference to each XDP link, so the program
+/// leaves its interfaces), its table state in /run/rlvs, the nft table.
+/// Other namespaces' directors are left alone.
 fn cleanup() -> anyhow::Result<()> {
     if rlvs_ctl::Client::connect().is_ok() {
         anyhow::bail!("an rlvs daemon is running in this namespace; stop it first");
     }
-    let pins = std::path::Path::new("/sys/fs/bpf/rlvs");
-    if pins.exists() {
-        // Unpinning drops the last reference to each XDP link: the program
-        // leaves its interface.
-        std::fs::remove_dir_all(pins).map_err(|e| anyhow::anyhow!("removing {}: {e}", pins.display()))?;
-        println!("removed {}", pins.display());
+    // The pins as the daemon finds them (through the host's bpffs when
+    // `ip netns exec` gave this process a mount namespace of its own).
+    let bpffs = std::env::var_os("RLVS_BPFFS").map(std::path::PathBuf::from);
+    let pins = rlvs_dataplane::pins::open(bpffs.as_deref())?;
+    let n = pins.count();
+    pins.remove_all();
+    pins.remove_root_if_empty();
+    if n > 0 {
+        println!("removed the {n} pinned maps and links of this namespace");
+    }
+    let state = std::path::Path::new("/run/rlvs").join(rlvs_dataplane::pins::netns_cookie()?.to_string());
+    if state.exists() {
+        std::fs::remove_dir_all(&state).map_err(|e| anyhow::anyhow!("removing {}: {e}", state.display()))?;
+        println!("removed {}", state.display());
+        let _ = std::fs::remove_dir("/run/rlvs");
     }
     rlvs_dataplane::nft::remove_table();
     Ok(())

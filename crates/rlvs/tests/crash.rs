@@ -247,3 +247,33 @@ fn keep_forwarding_hands_over_to_the_next_daemon() {
     check_downloads(&s);
     s.lab.stop("next", libc::SIGTERM).unwrap();
 }
+
+/// `rlvs cleanup` (what package removal runs) after a daemon was killed:
+/// the XDP program leaves the interface, the pins, the state file and the
+/// nft table go, and a second run finds nothing to do.
+#[test]
+fn cleanup_removes_what_a_killed_daemon_left() {
+    let mut s = build(Method::Dr);
+    if !on_afxdp(&s) {
+        return;
+    }
+    let dir = s.director.clone();
+    s.lab.stop("daemon", libc::SIGKILL).unwrap();
+    let link = |lab: &Lab| lab.ok(&dir, &["ip", "link", "show", "dev", "eth0"]).unwrap();
+    assert!(link(&s.lab).contains("prog/xdp"), "a killed daemon leaves forwarding in place");
+    // The nft guard exists only where the XDP filter could not take its place.
+    let nft_table = s.lab.run(&dir, &["nft", "list", "table", "netdev", "rlvs"]).unwrap().status.success();
+    let out = s.lab.ok(&dir, &[&rlvs(), "cleanup"]).unwrap();
+    assert!(out.contains("pinned maps and links of this namespace"), "{out}");
+    assert!(out.contains("removed /run/rlvs/"), "{out}");
+    assert_eq!(out.contains("removed nftables table netdev rlvs"), nft_table, "{out}");
+    let detached = Lab::wait_for(Duration::from_secs(5), || (!link(&s.lab).contains("prog/xdp")).then_some(()));
+    assert!(detached.is_some(), "{}", link(&s.lab));
+    assert!(!s.lab.run(&dir, &["nft", "list", "table", "netdev", "rlvs"]).unwrap().status.success());
+    assert_eq!(s.lab.ok(&dir, &[&rlvs(), "cleanup"]).unwrap(), "", "nothing left the second time");
+    // With a daemon up, cleanup refuses.
+    start_daemon(&mut s.lab, &dir, "again", &[]);
+    let refused = s.lab.run(&dir, &[&rlvs(), "cleanup"]).unwrap();
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("stop it first"));
+    s.lab.stop("again", libc::SIGTERM).unwrap();
+}

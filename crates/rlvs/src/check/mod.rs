@@ -32,6 +32,9 @@ pub struct Handle {
     pub commands: mpsc::UnboundedSender<Command>,
     /// Counts the checker loop's turns, for the systemd watchdog.
     pub beat: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Turns true once the configuration's virtual servers are in the
+    /// engine's table (systemd's READY waits for it).
+    pub installed: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A probe's answer: checker id, the generation it was started for (a
@@ -43,6 +46,7 @@ pub fn spawn(config: rlvs_conf::Config, engine: rlvs_ctl::EngineHandle) -> (Hand
     let (tx, rx) = mpsc::unbounded_channel();
     let beat = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let loop_beat = beat.clone();
+    let (installed_tx, installed) = tokio::sync::watch::channel(false);
     let t = std::thread::Builder::new()
         .name("rlvs-checkers".into())
         .spawn(move || {
@@ -53,10 +57,10 @@ pub fn spawn(config: rlvs_conf::Config, engine: rlvs_ctl::EngineHandle) -> (Hand
                     return;
                 }
             };
-            rt.block_on(run(config, engine, rx, loop_beat));
+            rt.block_on(run(config, engine, rx, loop_beat, installed_tx));
         })
         .expect("spawning the checker thread");
-    (Handle { commands: tx, beat }, t)
+    (Handle { commands: tx, beat, installed }, t)
 }
 
 pub(crate) fn sockaddr_of(a: SocketAddr) -> (libc::sockaddr_storage, u32) {
@@ -319,6 +323,7 @@ async fn run(
     engine: rlvs_ctl::EngineHandle,
     mut commands: mpsc::UnboundedReceiver<Command>,
     beat: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    installed: tokio::sync::watch::Sender<bool>,
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<ProbeResult>();
     let (table, mut table_msgs) = table::Table::new(engine.clone());
@@ -335,6 +340,9 @@ async fn run(
     };
     setup::install(&mut m, &config, None);
     m.refresh_local();
+    // The engine answers in order: once it has, the services are in.
+    let _ = crate::systemd::engine_answers(&m.engine).await;
+    let _ = installed.send(true);
     let mut local_tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let next = m.heap.peek().map(|Reverse((t, _, _))| *t);
