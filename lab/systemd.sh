@@ -122,13 +122,15 @@ ip netns exec c5 /root/keepalived.real -n -l -f /root/c5.conf -p /run/c5.pid -r 
     -c /run/c5-check.pid > /root/c5.log 2>&1 &
 
 echo "== install"
-systemctl unmask keepalived.service >/dev/null 2>&1
+# The image masks the distribution's services; an operator's machine does not.
+systemctl unmask keepalived.service ipvsadm.service >/dev/null 2>&1
 cp "$H"/rlvs_*.deb /root/
 deb=$(ls /root/rlvs_*.deb)
 if apt-get install -y "$deb" > /root/apt.log 2>&1; then pass "apt-get install $(basename "$deb")"
 else bad "apt-get install"; tail -20 /root/apt.log; fi
 check "keepalived and ipvsadm packages replaced" '! dpkg -s keepalived 2>/dev/null | grep -q "^Status: install ok" && ! dpkg -s ipvsadm 2>/dev/null | grep -q "^Status: install ok"'
 check "keepalived is rlvs" '[ "$(readlink -f /usr/sbin/keepalived)" = /usr/sbin/rlvs ]'
+check "keepalived.service and ipvsadm.service enabled, as Debian's packages do" 'systemctl is-enabled -q keepalived && systemctl is-enabled -q ipvsadm'
 check "no live sample configuration" '[ ! -e /etc/keepalived/keepalived.conf ] && [ -s /etc/keepalived/keepalived.conf.sample ]'
 check "keepalived.service not started without a configuration" '! systemctl is-active -q keepalived.service'
 dpkg -L rlvs | sort > /root/rlvs.files
@@ -192,6 +194,17 @@ check "VIP gone from c2" '! ip -4 addr show dev bond0 | grep -q 10.0.0.100'
 check "c5 (keepalived 2.2.7) holds the VIP" 'wait_for 5 "ip -n c5 -4 addr show dev eth0 | grep -q 10.0.0.100"'
 check "the VIP answers through c5" 'wait_for 10 "curl1 | grep -q rs"'
 check "c2's kernel table emptied on stop" '[ "$(grep -c "^TCP\|^UDP" /proc/net/ip_vs)" = 0 ]'
+
+echo "== ipvsadm.service (Debian's /etc/default/ipvsadm) and rlvs.service"
+printf -- '-A -t 10.0.0.200:80 -s wlc\n-a -t 10.0.0.200:80 -r 10.1.1.244:80 -g -w 2\n' > /etc/ipvsadm.rules
+sed -i 's/^AUTO=.*/AUTO="true"/' /etc/default/ipvsadm
+check "systemctl restart ipvsadm with AUTO=true" 'systemctl restart ipvsadm'
+check "/etc/ipvsadm.rules restored" 'ipvsadm -Ln | grep -q "^TCP  10.0.0.200:80 wlc" && ipvsadm -Ln | grep -qE "^  -> 10.1.1.244:80 +Route +2 "'
+check "saving is a manual action" '/usr/lib/rlvs/ipvsadm-rules save && grep -q "^-A -t 10.0.0.200:80 -s wlc" /etc/ipvsadm.rules'
+check "systemctl stop ipvsadm clears the table (AUTO=true)" 'systemctl stop ipvsadm && [ "$(grep -c "^TCP" /proc/net/ip_vs)" = 0 ]'
+check "rlvs.service starts (notify) and answers" 'systemctl start rlvs && systemctl is-active -q rlvs && RLVS_BACKEND=daemon ipvsadm -Ln | grep -q "IP Virtual Server"'
+systemctl status rlvs --no-pager 2>&1 | sed -n '1,4p;/Status:/p' | sed 's/^/    /'
+check "rlvs.service and keepalived.service exclude each other" 'systemctl start keepalived && ! systemctl is-active -q rlvs && systemctl stop keepalived'
 
 echo "== apt-get purge rlvs"
 if apt-get purge -y rlvs > /root/purge.log 2>&1; then pass "apt-get purge rlvs"; else bad "apt-get purge"; tail /root/purge.log; fi
