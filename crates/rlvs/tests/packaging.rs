@@ -117,6 +117,14 @@ fn deb_carries_the_faces_units_and_debian_configuration() {
     assert!(prerm.contains("systemctl stop keepalived.service") && prerm.contains("rlvs cleanup"), "{prerm}");
 }
 
+/// One file of the .rpm's payload.
+fn rpm_file(path: &str) -> String {
+    let script = format!("rpm2cpio {} | cpio -i --quiet --to-stdout .{path}", rpm());
+    let out = Command::new("bash").arg("-c").arg(script).output().unwrap();
+    assert!(!out.stdout.is_empty(), "{path} not in the rpm: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn rpm_lists_its_files_scripts_and_rhel_relations() {
     let files = run("rpm", &["-qlp", &rpm()]);
@@ -143,20 +151,10 @@ fn rpm_lists_its_files_scripts_and_rhel_relations() {
     assert!(scripts.contains("preuninstall scriptlet"), "{scripts}");
     assert!(scripts.contains("disable --now keepalived.service") && scripts.contains("rlvs cleanup"), "{scripts}");
     assert!(scripts.contains("try-restart keepalived.service"), "{scripts}");
-    let unit = Command::new("bash")
-        .arg("-c")
-        .arg(format!("rpm2cpio {} | cpio -i --quiet --to-stdout ./usr/lib/systemd/system/keepalived.service", rpm()))
-        .output()
-        .unwrap();
-    let unit = String::from_utf8_lossy(&unit.stdout);
+    let unit = rpm_file("/usr/lib/systemd/system/keepalived.service");
     assert!(unit.contains("EnvironmentFile=-/etc/sysconfig/keepalived"), "{unit}");
     assert!(unit.contains("$KEEPALIVED_OPTIONS"), "{unit}");
-    let ipvsadm = Command::new("bash")
-        .arg("-c")
-        .arg(format!("rpm2cpio {} | cpio -i --quiet --to-stdout ./usr/lib/systemd/system/ipvsadm.service", rpm()))
-        .output()
-        .unwrap();
-    let ipvsadm = String::from_utf8_lossy(&ipvsadm.stdout);
+    let ipvsadm = rpm_file("/usr/lib/systemd/system/ipvsadm.service");
     assert!(ipvsadm.contains("ipvsadm-restore < /etc/sysconfig/ipvsadm"), "restores at start: {ipvsadm}");
     assert!(ipvsadm.contains("ipvsadm-save -n > /etc/sysconfig/ipvsadm"), "saves at stop: {ipvsadm}");
 }
