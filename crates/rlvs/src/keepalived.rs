@@ -263,7 +263,7 @@ fn parse(argv: &[String]) -> Parsed {
                 }
                 "S" => match value.as_deref().and_then(crate::logging::parse_facility) {
                     Some(f) => o.log_facility = f,
-                    None => errors_warn(&mut o, format!("Invalid log facility '{}'\n", value.unwrap_or_default())),
+                    None => o.warnings.push_str(&format!("Invalid log facility '{}'\n", value.unwrap_or_default())),
                 },
                 _ => apply(&mut o, &short, value),
             }
@@ -277,11 +277,6 @@ fn parse(argv: &[String]) -> Parsed {
         return Parsed::Exit { stdout: o.unexpected.unwrap_or_default(), stderr: errors, code: EXIT_FATAL };
     }
     Parsed::Run(o)
-}
-
-/// A complaint keepalived prints but does not stop for.
-fn errors_warn(o: &mut Opts, line: String) {
-    o.warnings.push_str(&line);
 }
 
 /// `--signum`: the signal keepalived answers for each function (glibc's
