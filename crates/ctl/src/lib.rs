@@ -113,6 +113,26 @@ pub enum Request {
     /// Reload the daemon's keepalived.conf, as SIGHUP does; answered once
     /// the reload is applied (Ok) or refused (Refused, with why).
     Reload,
+    /// An operator's hold on the real servers at `addr` (and `port`, or
+    /// every port) of the checkers' virtual servers: answered with what
+    /// it matched (Done) or why not (Refused).
+    Operator {
+        addr: IpAddr,
+        port: Option<u16>,
+        op: OperatorOp,
+    },
+}
+
+/// What `rlvs ctl` does to a real server. A drain or weight outlives
+/// reloads and health transitions until `Enable` lifts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperatorOp {
+    /// Weight 0: no new connections, established ones kept.
+    Drain,
+    /// This weight instead of the configured one.
+    Weight(u32),
+    /// Lift a drain or weight: the configured weight and checker state rule again.
+    Enable,
 }
 
 /// IP_VS_STATE_MASTER and IP_VS_STATE_BACKUP.
@@ -164,6 +184,8 @@ pub enum Response {
     /// A request the daemon turned down, and why (a reload whose file
     /// does not load).
     Refused(String),
+    /// What an operator request did, one line per real server.
+    Done(Vec<String>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,5 +286,8 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
         Request::ListDaemons => Response::Daemons(Vec::new()),
         // Reloads are the daemon's; an engine alone has no file to reload.
         Request::Reload => Response::Refused("no configuration file to reload".into()),
+        Request::Operator { .. } => {
+            Response::Refused("no checkers: the daemon runs no virtual servers of a keepalived.conf".into())
+        }
     }
 }

@@ -99,9 +99,11 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
             Ok(Response::Daemons(out))
         }
         // FULLNAT local addresses and VRRP are rlvs's own; the kernel has none.
-        Request::AddLaddr { .. } | Request::DelLaddr { .. } | Request::VrrpStatus | Request::Reload => {
-            Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported)))
-        }
+        Request::AddLaddr { .. }
+        | Request::DelLaddr { .. }
+        | Request::VrrpStatus
+        | Request::Reload
+        | Request::Operator { .. } => Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported))),
     }
 }
 

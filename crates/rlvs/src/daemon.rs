@@ -320,8 +320,9 @@ async fn serve(
                 let h = handle.clone();
                 let status = status.clone();
                 let reload_tx = reload_tx.clone();
+                let checker_cmds = checkers.map(|c| c.commands.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = client(stream, h, status, reload_tx).await {
+                    if let Err(e) = client(stream, h, status, reload_tx, checker_cmds).await {
                         tracing::debug!(error = %e, "control client");
                     }
                 });
@@ -399,6 +400,7 @@ async fn client(
     handle: Handle,
     vrrp: Option<VrrpStatus>,
     reloads: tokio::sync::mpsc::UnboundedSender<ReloadAsk>,
+    checkers: Option<tokio::sync::mpsc::UnboundedSender<crate::check::Command>>,
 ) -> Result<()> {
     // Kernel IPVS needs CAP_NET_ADMIN; the daemon admits root only.
     let root = stream.peer_cred().map(|c| c.uid() == 0).unwrap_or(false);
@@ -419,6 +421,16 @@ async fn client(
                         Response::Refused("the daemon is stopping".into())
                     } else {
                         rx.await.unwrap_or(Response::Refused("the daemon is stopping".into()))
+                    }
+                }
+                Ok(Request::Operator { addr, port, op }) => {
+                    let (reply, rx) = tokio::sync::oneshot::channel();
+                    let cmd = crate::check::Command::Operator { addr, port, op, reply };
+                    match checkers.as_ref().map(|c| c.send(cmd)) {
+                        Some(Ok(())) => rx.await.unwrap_or(Response::Refused("the checkers stopped".into())),
+                        _ => Response::Refused(
+                            "no checkers: this daemon runs no virtual servers of a keepalived.conf".into(),
+                        ),
                     }
                 }
                 Ok(req) => {

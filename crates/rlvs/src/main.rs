@@ -72,6 +72,14 @@ enum Face {
 
 #[derive(Subcommand)]
 enum CtlCmd {
+    /// Weight 0 for a real server (ADDR or ADDR:PORT, every virtual
+    /// server it is in): no new connections, established ones go on. It
+    /// holds across reloads and health transitions until `enable`.
+    Drain { rs: String },
+    /// Lift a drain or weight: the configured weight and the checks rule again.
+    Enable { rs: String },
+    /// Give a real server this weight until `enable`.
+    Weight { rs: String, weight: u32 },
     /// Reload the daemon's keepalived.conf (as SIGHUP does).
     Reload {
         /// Return only once the reload is applied: VRRP and the checkers
@@ -155,6 +163,11 @@ fn main() -> ExitCode {
         }
         Face::Status => report(status()),
         Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl_reload(wait)),
+        Face::Ctl { cmd: CtlCmd::Drain { rs } } => report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Drain)),
+        Face::Ctl { cmd: CtlCmd::Enable { rs } } => report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Enable)),
+        Face::Ctl { cmd: CtlCmd::Weight { rs, weight } } => {
+            report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Weight(weight)))
+        }
         Face::Genhash { args } => {
             let mut argv = vec!["genhash".to_string()];
             argv.extend(args);
@@ -187,6 +200,33 @@ fn ctl_reload(wait: bool) -> anyhow::Result<()> {
     match c.call(&rlvs_ctl::Request::Reload)? {
         rlvs_ctl::Response::Ok => Ok(()),
         rlvs_ctl::Response::Refused(why) => anyhow::bail!("reload refused: {why}"),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    }
+}
+
+/// A real server as an operator names it: `10.1.1.244`, `10.1.1.244:80`,
+/// `2001:db8::1`, `[2001:db8::1]:80`.
+fn parse_rs(s: &str) -> anyhow::Result<(std::net::IpAddr, Option<u16>)> {
+    if let Ok(a) = s.parse::<std::net::IpAddr>() {
+        return Ok((a, None));
+    }
+    match s.parse::<std::net::SocketAddr>() {
+        Ok(sa) => Ok((sa.ip(), Some(sa.port()))),
+        Err(_) => anyhow::bail!("'{s}' is not a real server (ADDR, ADDR:PORT or [ADDR6]:PORT)"),
+    }
+}
+
+fn ctl_operator(rs: &str, op: rlvs_ctl::OperatorOp) -> anyhow::Result<()> {
+    let (addr, port) = parse_rs(rs)?;
+    let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
+    match c.call(&rlvs_ctl::Request::Operator { addr, port, op })? {
+        rlvs_ctl::Response::Done(lines) => {
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(())
+        }
+        rlvs_ctl::Response::Refused(why) => anyhow::bail!("{why}"),
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
 }

@@ -25,6 +25,13 @@ pub enum Command {
     /// Apply a configuration; the sender, if any, hears once the engine
     /// has applied every change the reload asked of it.
     Reload(Box<rlvs_conf::Config>, Option<oneshot::Sender<()>>),
+    /// `rlvs ctl drain|enable|weight`: the answer for the operator.
+    Operator {
+        addr: std::net::IpAddr,
+        port: Option<u16>,
+        op: rlvs_ctl::OperatorOp,
+        reply: oneshot::Sender<rlvs_ctl::Response>,
+    },
     Stop(oneshot::Sender<()>),
 }
 
@@ -119,6 +126,32 @@ fn send(engine: &rlvs_ctl::EngineHandle, req: Request) {
 }
 
 impl Manager {
+    /// An operator's drain, weight or enable, logged per real server.
+    fn operator(&mut self, addr: std::net::IpAddr, port: Option<u16>, op: rlvs_ctl::OperatorOp) -> rlvs_ctl::Response {
+        match self.table.hold(addr, port, op) {
+            Ok(keys) => {
+                let what = match op {
+                    rlvs_ctl::OperatorOp::Drain => "drained (weight 0, established connections kept)".to_string(),
+                    rlvs_ctl::OperatorOp::Weight(w) => format!("weight set to {w} by the operator"),
+                    rlvs_ctl::OperatorOp::Enable => "enabled: configured weight and checks rule again".to_string(),
+                };
+                let lines: Vec<String> = keys
+                    .iter()
+                    .map(|(service, a, p)| {
+                        let vs = self.vss.iter().find(|v| v.keys.contains(service)).map(|v| v.pool.name.clone());
+                        let rs = if a.is_ipv6() { format!("[{a}]:{p}") } else { format!("{a}:{p}") };
+                        format!("{rs} in VS {}: {what}", vs.unwrap_or_else(|| format!("{service:?}")))
+                    })
+                    .collect();
+                for l in &lines {
+                    tracing::info!("(ctl) {l}");
+                }
+                rlvs_ctl::Response::Done(lines)
+            }
+            Err(e) => rlvs_ctl::Response::Refused(e),
+        }
+    }
+
     fn apply(&mut self, vi: usize, ops: Vec<Op>) {
         for op in ops {
             let vs = &mut self.vss[vi];
@@ -385,6 +418,16 @@ async fn run(
                             let _ = applied.send(());
                         });
                     }
+                }
+                Command::Operator { addr, port, op, reply } => {
+                    let answer = m.operator(addr, port, op);
+                    // Answered once the engine has the change (it takes
+                    // requests in order), so the operator's next ipvsadm -Ln shows it.
+                    let engine = m.engine.clone();
+                    tokio::spawn(async move {
+                        let _ = crate::systemd::engine_answers(&engine).await;
+                        let _ = reply.send(answer);
+                    });
                 }
                 Command::Stop(done) => {
                     m.shutdown().await;

@@ -9,7 +9,7 @@
 //! for done.
 
 use rlvs_ctl::{ControlMsg, EngineHandle as Handle};
-use rlvs_ctl::{Request, Response};
+use rlvs_ctl::{OperatorOp, Request, Response};
 use rlvs_lvs::director::Event;
 use rlvs_lvs::{DestConfig, ServiceKey};
 use std::collections::{HashMap, HashSet};
@@ -33,6 +33,12 @@ pub struct Table {
     /// What the checkers want: Some(config with weight), or None (absent).
     wanted: HashMap<DestKey, Option<DestConfig>>,
     in_flight: HashSet<DestKey>,
+    /// Operators' holds (`rlvs ctl drain|weight`), by address and port
+    /// (None: every port), the latest first. They apply on top of what
+    /// the checkers want, whatever reloads and health transitions do,
+    /// until lifted: a server that fails its check still leaves the
+    /// table, and comes back drained.
+    holds: Vec<(IpAddr, Option<u16>, OperatorOp)>,
     tx: mpsc::UnboundedSender<TableMsg>,
 }
 
@@ -47,7 +53,14 @@ impl Table {
                 let _ = events.send(TableMsg::Event(e.clone()));
             }
         }));
-        let t = Table { engine, actual: HashMap::new(), wanted: HashMap::new(), in_flight: HashSet::new(), tx };
+        let t = Table {
+            engine,
+            actual: HashMap::new(),
+            wanted: HashMap::new(),
+            in_flight: HashSet::new(),
+            holds: Vec::new(),
+            tx,
+        };
         (t, rx)
     }
 
@@ -86,12 +99,52 @@ impl Table {
         }
     }
 
+    /// Puts an operator's hold on (or, `Enable`, lifts it from) the real
+    /// servers the checkers manage at `addr` and `port`; the servers it
+    /// matched, or Err when none.
+    pub fn hold(&mut self, addr: IpAddr, port: Option<u16>, op: OperatorOp) -> Result<Vec<DestKey>, String> {
+        let matches = |k: &DestKey| k.1 == addr && port.is_none_or(|p| k.2 == p);
+        let mut keys: Vec<DestKey> = self.wanted.keys().filter(|k| matches(k)).copied().collect();
+        keys.sort_by_key(|k| format!("{k:?}"));
+        if keys.is_empty() {
+            let what = port.map_or(addr.to_string(), |p| format!("{addr}:{p}"));
+            return Err(format!("no real server {what} among the checkers' virtual servers"));
+        }
+        // A new hold replaces the older ones it covers. Enabling one port
+        // of a server held on every port shadows that hold for the port.
+        self.holds.retain(|(a, p, _)| !(*a == addr && (port.is_none() || *p == port)));
+        let shadows = self.holds.iter().any(|(a, p, _)| *a == addr && p.is_none());
+        if op != OperatorOp::Enable || shadows {
+            self.holds.insert(0, (addr, port, op));
+        }
+        for k in &keys {
+            self.reconcile(*k);
+        }
+        Ok(keys)
+    }
+
+    /// What the table should hold for `k`: the checkers' wish under the
+    /// operators' holds.
+    fn effective(&self, k: &DestKey) -> Option<Option<DestConfig>> {
+        let wanted = *self.wanted.get(k)?;
+        let hold = self.holds.iter().find(|(a, p, _)| *a == k.1 && p.is_none_or(|p| p == k.2));
+        Some(wanted.map(|mut d| {
+            match hold.map(|h| h.2) {
+                Some(OperatorOp::Drain) => d.weight = 0,
+                Some(OperatorOp::Weight(w)) => d.weight = w as i32,
+                _ => {}
+            }
+            d
+        }))
+    }
+
     fn reconcile(&mut self, k: DestKey) {
         if self.in_flight.contains(&k) {
             return;
         }
         let (service, addr, port) = k;
-        let req = match (self.wanted.get(&k), self.actual.get(&k)) {
+        let effective = self.effective(&k);
+        let req = match (effective.as_ref(), self.actual.get(&k)) {
             (Some(Some(w)), None) => Request::AddDest { service, dest: *w },
             (Some(Some(w)), Some(a)) if a.weight != w.weight => Request::EditDest { service, dest: *w },
             (Some(None), Some(_)) => Request::DelDest { service, addr, port },
