@@ -121,6 +121,11 @@ pub enum Request {
         port: Option<u16>,
         op: OperatorOp,
     },
+    /// Take a VRRP instance down (FAULT: the peer takes over) or return it.
+    Maintenance {
+        instance: String,
+        on: bool,
+    },
 }
 
 /// What `rlvs ctl` does to a real server. A drain or weight outlives
@@ -289,5 +294,6 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
         Request::Operator { .. } => {
             Response::Refused("no checkers: the daemon runs no virtual servers of a keepalived.conf".into())
         }
+        Request::Maintenance { .. } => Response::Refused("no VRRP instances in this daemon".into()),
     }
 }

@@ -103,7 +103,8 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
         | Request::DelLaddr { .. }
         | Request::VrrpStatus
         | Request::Reload
-        | Request::Operator { .. } => Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported))),
+        | Request::Operator { .. }
+        | Request::Maintenance { .. } => Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported))),
     }
 }
 

@@ -320,9 +320,9 @@ async fn serve(
                 let h = handle.clone();
                 let status = status.clone();
                 let reload_tx = reload_tx.clone();
-                let checker_cmds = checkers.map(|c| c.commands.clone());
+                let parts = Parts { checkers: checkers.map(|c| c.commands.clone()), vrrp: vrrp.map(|v| v.commands.clone()) };
                 tokio::spawn(async move {
-                    if let Err(e) = client(stream, h, status, reload_tx, checker_cmds).await {
+                    if let Err(e) = client(stream, h, status, reload_tx, parts).await {
                         tracing::debug!(error = %e, "control client");
                     }
                 });
@@ -393,6 +393,12 @@ async fn reload(
     answer
 }
 
+/// Where a control client's operator requests go.
+struct Parts {
+    checkers: Option<tokio::sync::mpsc::UnboundedSender<crate::check::Command>>,
+    vrrp: Option<tokio::sync::mpsc::UnboundedSender<crate::vrrp::Command>>,
+}
+
 type VrrpStatus = std::sync::Arc<std::sync::Mutex<Vec<crate::vrrp::Status>>>;
 
 async fn client(
@@ -400,7 +406,7 @@ async fn client(
     handle: Handle,
     vrrp: Option<VrrpStatus>,
     reloads: tokio::sync::mpsc::UnboundedSender<ReloadAsk>,
-    checkers: Option<tokio::sync::mpsc::UnboundedSender<crate::check::Command>>,
+    parts: Parts,
 ) -> Result<()> {
     // Kernel IPVS needs CAP_NET_ADMIN; the daemon admits root only.
     let root = stream.peer_cred().map(|c| c.uid() == 0).unwrap_or(false);
@@ -426,11 +432,19 @@ async fn client(
                 Ok(Request::Operator { addr, port, op }) => {
                     let (reply, rx) = tokio::sync::oneshot::channel();
                     let cmd = crate::check::Command::Operator { addr, port, op, reply };
-                    match checkers.as_ref().map(|c| c.send(cmd)) {
+                    match parts.checkers.as_ref().map(|c| c.send(cmd)) {
                         Some(Ok(())) => rx.await.unwrap_or(Response::Refused("the checkers stopped".into())),
                         _ => Response::Refused(
                             "no checkers: this daemon runs no virtual servers of a keepalived.conf".into(),
                         ),
+                    }
+                }
+                Ok(Request::Maintenance { instance, on }) => {
+                    let (reply, rx) = tokio::sync::oneshot::channel();
+                    let cmd = crate::vrrp::Command::Maintenance { instance, on, reply };
+                    match parts.vrrp.as_ref().map(|v| v.send(cmd)) {
+                        Some(Ok(())) => rx.await.unwrap_or(Response::Refused("VRRP stopped".into())),
+                        _ => Response::Refused("no VRRP instances in this daemon".into()),
                     }
                 }
                 Ok(req) => {

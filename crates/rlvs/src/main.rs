@@ -80,6 +80,13 @@ enum CtlCmd {
     Enable { rs: String },
     /// Give a real server this weight until `enable`.
     Weight { rs: String, weight: u32 },
+    /// `on`: put a VRRP instance in FAULT so the peer takes the VIPs (a
+    /// master hands over at once); `off`: return it. Holds across reloads.
+    Maintenance {
+        instance: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
     /// Reload the daemon's keepalived.conf (as SIGHUP does).
     Reload {
         /// Return only once the reload is applied: VRRP and the checkers
@@ -165,6 +172,9 @@ fn main() -> ExitCode {
         Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl_reload(wait)),
         Face::Ctl { cmd: CtlCmd::Drain { rs } } => report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Drain)),
         Face::Ctl { cmd: CtlCmd::Enable { rs } } => report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Enable)),
+        Face::Ctl { cmd: CtlCmd::Maintenance { instance, state } } => {
+            report(ctl_call(&rlvs_ctl::Request::Maintenance { instance, on: state == "on" }))
+        }
         Face::Ctl { cmd: CtlCmd::Weight { rs, weight } } => {
             report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Weight(weight)))
         }
@@ -218,8 +228,13 @@ fn parse_rs(s: &str) -> anyhow::Result<(std::net::IpAddr, Option<u16>)> {
 
 fn ctl_operator(rs: &str, op: rlvs_ctl::OperatorOp) -> anyhow::Result<()> {
     let (addr, port) = parse_rs(rs)?;
+    ctl_call(&rlvs_ctl::Request::Operator { addr, port, op })
+}
+
+/// An operator request: its lines on stdout, or why it was refused.
+fn ctl_call(req: &rlvs_ctl::Request) -> anyhow::Result<()> {
     let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
-    match c.call(&rlvs_ctl::Request::Operator { addr, port, op })? {
+    match c.call(req)? {
         rlvs_ctl::Response::Done(lines) => {
             for l in lines {
                 println!("{l}");

@@ -359,3 +359,39 @@ fn interop_rlvs_master_keepalived_backup_v3() {
 fn interop_keepalived_master_rlvs_backup_v3() {
     interop(Impl::Keepalived, Impl::Rlvs, 3);
 }
+
+/// `rlvs ctl maintenance VI_1 on` on the master: FAULT, the peer takes the
+/// VIP at once (priority 0); `off`: the master preempts back.
+#[test]
+fn maintenance_moves_the_vip_to_the_peer_and_back() {
+    let mut p = pair();
+    let (c2, c5) = (p.c2.clone(), p.c5.clone());
+    let f2 = p.write("c2.conf", &golden("seed-c2.conf"));
+    let f5 = p.write("c5.conf", &golden("seed-c5.conf"));
+    p.start(Impl::Rlvs, &c2, "c2", &f2);
+    p.start(Impl::Rlvs, &c5, "c5", &f5);
+    assert!(p.wait_vip(&c2, "bond0", true, Duration::from_secs(10)).is_some(), "{}", p.logs(&["c2", "c5"]));
+    let ctl = |p: &Pair, args: &[&str]| {
+        let rlvs = common::rlvs();
+        let mut argv = vec![rlvs.as_str(), "ctl", "maintenance"];
+        argv.extend(args);
+        let o = p.lab.run(&c2, &argv).unwrap();
+        (o.status.success(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    let (ok, out) = ctl(&p, &["VI_1", "on"]);
+    assert!(ok && out.contains("(VI_1) taken down for maintenance"), "{out}");
+    let moved = p.wait_vip(&c5, "eth0", true, Duration::from_secs(5));
+    assert!(moved.is_some(), "{}", p.logs(&["c2", "c5"]));
+    println!("VIP on the peer {:.3} s after `rlvs ctl maintenance VI_1 on`", moved.unwrap().as_secs_f64());
+    assert!(p.wait_vip(&c2, "bond0", false, Duration::from_secs(2)).is_some());
+    assert_eq!(p.status(&c2)[0]["state"], "FAULT");
+    assert!(p.ping(), "the client reaches the VIP on the peer");
+    assert!(p.lab.log("c2").contains("(VI_1) taken down for maintenance (FAULT); the peer takes over (ctl)"));
+    let (ok, out) = ctl(&p, &["VI_9", "on"]);
+    assert!(!ok && out.contains("no vrrp_instance VI_9"), "{out}");
+    let (ok, _) = ctl(&p, &["VI_1", "off"]);
+    assert!(ok);
+    assert!(p.wait_vip(&c2, "bond0", true, Duration::from_secs(10)).is_some(), "{}", p.logs(&["c2", "c5"]));
+    assert!(p.wait_vip(&c5, "eth0", false, Duration::from_secs(5)).is_some());
+    assert!(p.ping());
+}

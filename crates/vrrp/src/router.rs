@@ -58,6 +58,9 @@ pub struct Router {
     started: Vec<bool>,
     /// Whether each instance was last told it may run.
     up: Vec<bool>,
+    /// Instances an operator took down (`rlvs ctl maintenance`), by name:
+    /// in FAULT, so the peer takes over, until returned.
+    maintenance: std::collections::HashSet<String>,
 }
 
 impl Router {
@@ -80,6 +83,7 @@ impl Router {
             trackers: HashMap::new(),
             started: vec![false; n],
             up: vec![false; n],
+            maintenance: Default::default(),
         }
     }
 
@@ -89,7 +93,24 @@ impl Router {
     }
 
     fn own_up(&self, i: usize) -> bool {
-        self.tracks[i].iter().all(|t| self.trackers.get(&t.id).is_none_or(|&ok| t.allows(ok)))
+        !self.maintenance.contains(self.instances[i].name())
+            && self.tracks[i].iter().all(|t| self.trackers.get(&t.id).is_none_or(|&ok| t.allows(ok)))
+    }
+
+    /// Takes the instance `name` down for maintenance (FAULT: a master
+    /// hands over with priority 0) or returns it; None when no instance
+    /// has that name. The hold outlives reloads until lifted.
+    pub fn set_maintenance(&mut self, now: Time, name: &str, on: bool) -> Option<Vec<Output>> {
+        if !self.instances.iter().any(|i| i.name() == name) {
+            return None;
+        }
+        let changed = if on { self.maintenance.insert(name.to_string()) } else { self.maintenance.remove(name) };
+        if !changed {
+            return Some(Vec::new());
+        }
+        let mut out = Vec::new();
+        self.refresh_up(now, &mut out);
+        Some(self.settle(now, out))
     }
 
     /// Up when it and every member of its sync group are.
@@ -276,6 +297,7 @@ impl Router {
         }
         fresh.groups = groups;
         fresh.trackers = std::mem::take(&mut self.trackers);
+        fresh.maintenance = std::mem::take(&mut self.maintenance);
         for (i, (cfg, tracks)) in new.into_iter().enumerate() {
             let kept = keep
                 .get(i)

@@ -462,3 +462,27 @@ fn a_held_backup_leaves_a_live_lower_master_alone_and_replaces_a_dead_one() {
     c.start(ms(0), true);
     assert!(became_master_at(&run_until(&mut c, ms(10_000))).is_some());
 }
+
+#[test]
+fn maintenance_faults_a_master_until_lifted_and_outlives_a_reload() {
+    let mut r = Router::new(vec![(cfg("VI_1", 100), vec![])], vec![]);
+    r.start(ms(0));
+    let mut t = ms(0);
+    while r.instances[0].state() != State::Master && t < ms(10_000) {
+        t = r.next_deadline().unwrap();
+        r.on_timer(t);
+    }
+    assert_eq!(r.instances[0].state(), State::Master);
+    assert!(r.set_maintenance(t, "VI_9", true).is_none(), "no such instance");
+    let out = r.set_maintenance(t, "VI_1", true).unwrap();
+    assert_eq!(r.instances[0].state(), State::Fault);
+    // The peer takes over at once: the master's last advert says priority 0.
+    assert!(out.iter().any(|o| o.action == Action::SendAdvert { priority: 0 }), "{out:?}");
+    assert!(r.set_maintenance(t, "VI_1", true).unwrap().is_empty(), "already held");
+    // A reload keeps the hold.
+    let out = r.reconfigure(t, vec![(cfg("VI_1", 100), vec![])], vec![], &[Some(0)]);
+    drop(out);
+    assert_eq!(r.instances[0].state(), State::Fault);
+    r.set_maintenance(t, "VI_1", false).unwrap();
+    assert_eq!(r.instances[0].state(), State::Backup);
+}

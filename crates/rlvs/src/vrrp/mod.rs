@@ -23,6 +23,8 @@ pub enum Command {
     /// SIGHUP with a configuration that loaded.
     /// Apply a configuration; the sender, if any, hears once it is.
     Reload(Box<rlvs_conf::Config>, Option<tokio::sync::oneshot::Sender<()>>),
+    /// `rlvs ctl maintenance`: the operator's answer once applied.
+    Maintenance { instance: String, on: bool, reply: tokio::sync::oneshot::Sender<rlvs_ctl::Response> },
     /// Do not preempt a live master (connection sync is still loading the
     /// table), or stop holding back.
     HoldPreempt { instance: String, on: bool },
@@ -588,6 +590,19 @@ pub async fn run(
                     if let Some(applied) = applied {
                         let _ = applied.send(());
                     }
+                }
+                Command::Maintenance { instance, on, reply } => {
+                    let now = v.now();
+                    let answer = match v.router.set_maintenance(now, &instance, on) {
+                        Some(outs) => {
+                            let what = if on { "taken down for maintenance (FAULT); the peer takes over" } else { "back from maintenance" };
+                            tracing::info!("({instance}) {what} (ctl)");
+                            v.execute(outs);
+                            rlvs_ctl::Response::Done(vec![format!("({instance}) {what}")])
+                        }
+                        None => rlvs_ctl::Response::Refused(format!("no vrrp_instance {instance}")),
+                    };
+                    let _ = reply.send(answer);
                 }
                 Command::HoldPreempt { instance, on } => {
                     for i in v.router.instances.iter_mut().filter(|i| i.name() == instance) {
