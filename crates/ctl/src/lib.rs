@@ -126,6 +126,20 @@ pub enum Request {
         instance: String,
         on: bool,
     },
+    /// The checkers' view of every real server they manage.
+    Checkers,
+}
+
+/// A real server as the checkers see it (`rlvs ctl status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RsState {
+    /// keepalived's names: `[10.0.0.100]:tcp:80`, `[10.1.1.244]:tcp:80`.
+    pub vs: String,
+    pub rs: String,
+    /// Its checks pass (or it has none).
+    pub up: bool,
+    /// An operator's drain or weight on it.
+    pub hold: Option<OperatorOp>,
 }
 
 /// What `rlvs ctl` does to a real server. A drain or weight outlives
@@ -191,6 +205,7 @@ pub enum Response {
     Refused(String),
     /// What an operator request did, one line per real server.
     Done(Vec<String>),
+    Checkers(Vec<RsState>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,5 +310,6 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
             Response::Refused("no checkers: the daemon runs no virtual servers of a keepalived.conf".into())
         }
         Request::Maintenance { .. } => Response::Refused("no VRRP instances in this daemon".into()),
+        Request::Checkers => Response::Checkers(Vec::new()),
     }
 }

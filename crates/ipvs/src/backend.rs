@@ -104,7 +104,8 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
         | Request::VrrpStatus
         | Request::Reload
         | Request::Operator { .. }
-        | Request::Maintenance { .. } => Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported))),
+        | Request::Maintenance { .. }
+        | Request::Checkers => Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported))),
     }
 }
 

@@ -439,6 +439,13 @@ async fn client(
                         ),
                     }
                 }
+                Ok(Request::Checkers) => {
+                    let (reply, rx) = tokio::sync::oneshot::channel();
+                    match parts.checkers.as_ref().map(|c| c.send(crate::check::Command::Status(reply))) {
+                        Some(Ok(())) => Response::Checkers(rx.await.unwrap_or_default()),
+                        _ => Response::Checkers(Vec::new()),
+                    }
+                }
                 Ok(Request::Maintenance { instance, on }) => {
                     let (reply, rx) = tokio::sync::oneshot::channel();
                     let cmd = crate::vrrp::Command::Maintenance { instance, on, reply };

@@ -4,6 +4,7 @@
 
 mod backend;
 mod check;
+mod ctl;
 mod daemon;
 mod decap;
 mod genhash;
@@ -72,6 +73,13 @@ enum Face {
 
 #[derive(Subcommand)]
 enum CtlCmd {
+    /// VRRP instances, virtual servers and their real servers (weights,
+    /// connections, checks, operator holds), the engine, sync daemons.
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Weight 0 for a real server (ADDR or ADDR:PORT, every virtual
     /// server it is in): no new connections, established ones go on. It
     /// holds across reloads and health transitions until `enable`.
@@ -169,14 +177,15 @@ fn main() -> ExitCode {
             keepalived::main(argv)
         }
         Face::Status => report(status()),
-        Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl_reload(wait)),
-        Face::Ctl { cmd: CtlCmd::Drain { rs } } => report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Drain)),
-        Face::Ctl { cmd: CtlCmd::Enable { rs } } => report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Enable)),
+        Face::Ctl { cmd: CtlCmd::Status { json } } => report(ctl::status(json)),
+        Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl::reload(wait)),
+        Face::Ctl { cmd: CtlCmd::Drain { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Drain)),
+        Face::Ctl { cmd: CtlCmd::Enable { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Enable)),
         Face::Ctl { cmd: CtlCmd::Maintenance { instance, state } } => {
-            report(ctl_call(&rlvs_ctl::Request::Maintenance { instance, on: state == "on" }))
+            report(ctl::call(&rlvs_ctl::Request::Maintenance { instance, on: state == "on" }))
         }
         Face::Ctl { cmd: CtlCmd::Weight { rs, weight } } => {
-            report(ctl_operator(&rs, rlvs_ctl::OperatorOp::Weight(weight)))
+            report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Weight(weight)))
         }
         Face::Genhash { args } => {
             let mut argv = vec!["genhash".to_string()];
@@ -197,51 +206,6 @@ fn status() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&list)?);
             Ok(())
         }
-        other => anyhow::bail!("unexpected answer {other:?}"),
-    }
-}
-
-fn ctl_reload(wait: bool) -> anyhow::Result<()> {
-    let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
-    if !wait {
-        c.send(&rlvs_ctl::Request::Reload)?;
-        return Ok(());
-    }
-    match c.call(&rlvs_ctl::Request::Reload)? {
-        rlvs_ctl::Response::Ok => Ok(()),
-        rlvs_ctl::Response::Refused(why) => anyhow::bail!("reload refused: {why}"),
-        other => anyhow::bail!("unexpected answer {other:?}"),
-    }
-}
-
-/// A real server as an operator names it: `10.1.1.244`, `10.1.1.244:80`,
-/// `2001:db8::1`, `[2001:db8::1]:80`.
-fn parse_rs(s: &str) -> anyhow::Result<(std::net::IpAddr, Option<u16>)> {
-    if let Ok(a) = s.parse::<std::net::IpAddr>() {
-        return Ok((a, None));
-    }
-    match s.parse::<std::net::SocketAddr>() {
-        Ok(sa) => Ok((sa.ip(), Some(sa.port()))),
-        Err(_) => anyhow::bail!("'{s}' is not a real server (ADDR, ADDR:PORT or [ADDR6]:PORT)"),
-    }
-}
-
-fn ctl_operator(rs: &str, op: rlvs_ctl::OperatorOp) -> anyhow::Result<()> {
-    let (addr, port) = parse_rs(rs)?;
-    ctl_call(&rlvs_ctl::Request::Operator { addr, port, op })
-}
-
-/// An operator request: its lines on stdout, or why it was refused.
-fn ctl_call(req: &rlvs_ctl::Request) -> anyhow::Result<()> {
-    let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
-    match c.call(req)? {
-        rlvs_ctl::Response::Done(lines) => {
-            for l in lines {
-                println!("{l}");
-            }
-            Ok(())
-        }
-        rlvs_ctl::Response::Refused(why) => anyhow::bail!("{why}"),
         other => anyhow::bail!("unexpected answer {other:?}"),
     }
 }

@@ -88,6 +88,21 @@ fn drain_keeps_established_connections_and_holds_across_a_reload() {
     assert!(out.contains("10.1.1.1:80 in VS") && out.contains("drained"), "{out}");
     assert_eq!(weight(&lab, &dir, "10.1.1.1"), "0");
     assert!(lab.log("k").contains("(ctl) 10.1.1.1:80 in VS"), "every change is logged");
+    let (ok, table) = ctl(&lab, &dir, &["status"]);
+    assert!(ok, "{table}");
+    let line = |rs: &str| table.lines().find(|l| l.contains(&format!("-> {rs}:80"))).unwrap_or("").to_string();
+    assert!(line("10.1.1.1").contains("weight 0") && line("10.1.1.1").contains("check up  drained"), "{table}");
+    assert!(line("10.1.1.2").contains("weight 1") && line("10.1.1.2").ends_with("check up"), "{table}");
+    assert!(table.contains("TCP  10.0.0.100:80 rr"), "{table}");
+    let (ok, json) = ctl(&lab, &dir, &["status", "--json"]);
+    assert!(ok, "{json}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let rs1 = v["real_servers"].as_array().unwrap().iter().find(|r| r["rs"] == "[10.1.1.1]:tcp:80").cloned();
+    assert_eq!(
+        rs1.as_ref().map(|r| (r["up"].clone(), r["hold"].clone())),
+        Some((true.into(), "Drain".into())),
+        "{json}"
+    );
     let short = |lab: &Lab, n: usize| {
         for _ in 0..n {
             let o = lab.run(&cl, &["curl", "-sS", "--max-time", "3", &format!("http://{VIP}/")]).unwrap();

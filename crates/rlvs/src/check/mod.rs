@@ -25,6 +25,8 @@ pub enum Command {
     /// Apply a configuration; the sender, if any, hears once the engine
     /// has applied every change the reload asked of it.
     Reload(Box<rlvs_conf::Config>, Option<oneshot::Sender<()>>),
+    /// `rlvs ctl status`: every managed real server's state.
+    Status(oneshot::Sender<Vec<rlvs_ctl::RsState>>),
     /// `rlvs ctl drain|enable|weight`: the answer for the operator.
     Operator {
         addr: std::net::IpAddr,
@@ -126,6 +128,17 @@ fn send(engine: &rlvs_ctl::EngineHandle, req: Request) {
 }
 
 impl Manager {
+    fn status(&self) -> Vec<rlvs_ctl::RsState> {
+        let mut out = Vec::new();
+        for v in &self.vss {
+            for (i, rs) in v.pool.rs.iter().enumerate() {
+                let hold = v.dests.get(i).and_then(|d| self.table.hold_of(d.addr, d.port));
+                out.push(rlvs_ctl::RsState { vs: v.pool.name.clone(), rs: rs.name.clone(), up: rs.alive(), hold });
+            }
+        }
+        out
+    }
+
     /// An operator's drain, weight or enable, logged per real server.
     fn operator(&mut self, addr: std::net::IpAddr, port: Option<u16>, op: rlvs_ctl::OperatorOp) -> rlvs_ctl::Response {
         match self.table.hold(addr, port, op) {
@@ -418,6 +431,9 @@ async fn run(
                             let _ = applied.send(());
                         });
                     }
+                }
+                Command::Status(reply) => {
+                    let _ = reply.send(m.status());
                 }
                 Command::Operator { addr, port, op, reply } => {
                     let answer = m.operator(addr, port, op);

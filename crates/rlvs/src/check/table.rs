@@ -123,6 +123,12 @@ impl Table {
         Ok(keys)
     }
 
+    /// The operator's hold on one real server, if any.
+    pub fn hold_of(&self, addr: IpAddr, port: u16) -> Option<OperatorOp> {
+        let h = self.holds.iter().find(|(a, p, _)| *a == addr && p.is_none_or(|p| p == port))?;
+        (h.2 != OperatorOp::Enable).then_some(h.2)
+    }
+
     /// What the table should hold for `k`: the checkers' wish under the
     /// operators' holds.
     fn effective(&self, k: &DestKey) -> Option<Option<DestConfig>> {
