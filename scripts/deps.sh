@@ -7,10 +7,11 @@
 # clang and the kernel/libbpf headers to build the XDP program; for the
 # packages (scripts/package.sh and its test): binutils to split debug
 # symbols, rpm and cpio to read the .rpm, man-db to render the pages,
-# and cargo-generate-rpm from crates.io.
+# and cargo-generate-rpm from crates.io; prometheus for promtool, which
+# checks the metrics.
 set -euo pipefail
 pkgs=(iproute2 nftables curl python3 ethtool util-linux procps coreutils keepalived iputils-ping
-  clang libbpf-dev linux-libc-dev binutils rpm cpio man-db)
+  clang libbpf-dev linux-libc-dev binutils rpm cpio man-db prometheus)
 # `deps.sh bench` adds what the benchmark harness compares against.
 if [ "${1:-}" = bench ]; then pkgs+=(wrk nginx haproxy); fi
 missing=()

@@ -74,6 +74,10 @@ pub struct Args {
     /// Log lines as keepalived writes them (`Sat Nov 28 01:32:28 2026: ...`).
     #[arg(long, hide = true)]
     pub keepalived_log: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by
+    /// default; 127.0.0.1:9650 keeps them on this host).
+    #[arg(long, env = "RLVS_METRICS")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Only the VRRP side of the configuration (keepalived -P).
     #[arg(long)]
     pub vrrp_only: bool,
@@ -313,6 +317,18 @@ async fn serve(
             describe(status.as_ref(), n, engine.name())
         })))
     });
+    let _metrics = args.metrics.map(|addr| {
+        let sources = crate::metrics::Sources {
+            engine: handle.clone(),
+            vrrp: status.clone(),
+            checkers: checkers.map(|c| c.commands.clone()),
+        };
+        AbortOnDrop(tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(addr, sources).await {
+                tracing::error!("metrics: {e:#}");
+            }
+        }))
+    });
     loop {
         tokio::select! {
             r = listener.accept() => {
@@ -399,7 +415,7 @@ struct Parts {
     vrrp: Option<tokio::sync::mpsc::UnboundedSender<crate::vrrp::Command>>,
 }
 
-type VrrpStatus = std::sync::Arc<std::sync::Mutex<Vec<crate::vrrp::Status>>>;
+pub type VrrpStatus = std::sync::Arc<std::sync::Mutex<Vec<crate::vrrp::Status>>>;
 
 async fn client(
     stream: UnixStream,

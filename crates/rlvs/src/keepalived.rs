@@ -430,6 +430,8 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         keep_forwarding: std::env::var_os("RLVS_KEEP_FORWARDING").is_some(),
         log: if o.log_detail { "debug".into() } else { "info".into() },
         keepalived_log: true,
+        // keepalived has no such option: the face takes it from the environment.
+        metrics: std::env::var("RLVS_METRICS").ok().and_then(|v| v.parse().ok()),
         vrrp_only: o.vrrp_only,
         check_only: o.check_only,
     };

@@ -11,6 +11,7 @@ mod genhash;
 mod keepalived;
 mod lab;
 mod logging;
+mod metrics;
 mod realserver;
 mod syncd;
 mod systemd;

@@ -39,18 +39,23 @@ pub fn stopping() {
 /// sent to it before has been applied. The number of services, if it
 /// answered.
 pub async fn engine_answers(engine: &EngineHandle) -> Option<u32> {
+    match ask(engine, Request::Info).await? {
+        Response::Info(i) => Some(i.num_services),
+        _ => Some(0),
+    }
+}
+
+/// A request to the engine and its answer; None when it does not answer
+/// within 2 s.
+pub async fn ask(engine: &EngineHandle, req: Request) -> Option<Response> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     engine.send(ControlMsg {
-        req: Request::Info,
+        req,
         reply: Box::new(move |r| {
             let _ = tx.send(r);
         }),
     });
-    match tokio::time::timeout(Duration::from_secs(2), rx).await {
-        Ok(Ok(Response::Info(i))) => Some(i.num_services),
-        Ok(Ok(_)) => Some(0),
-        _ => None,
-    }
+    tokio::time::timeout(Duration::from_secs(2), rx).await.ok()?.ok()
 }
 
 /// A loop the watchdog vouches for: its name and the counter it bumps on

@@ -66,8 +66,9 @@ fn drain_keeps_established_connections_and_holds_across_a_reload() {
     std::os::unix::fs::symlink(rlvs(), &face).unwrap();
     let face = face.to_string_lossy().into_owned();
     let pids = [format!("{d}/k.pid"), format!("{d}/kv.pid"), format!("{d}/kc.pid")];
-    lab.spawn(&dir, "k", &[&face, "-n", "-l", "-G", "-f", &file, "-p", &pids[0], "-r", &pids[1], "-c", &pids[2]])
-        .unwrap();
+    let argv = ["env", "RLVS_METRICS=127.0.0.1:9650", &face, "-n", "-l", "-G", "-f", &file];
+    let pidfiles = ["-p", &pids[0], "-r", &pids[1], "-c", &pids[2]];
+    lab.spawn(&dir, "k", &[&argv[..], &pidfiles[..]].concat()).unwrap();
     let both = Lab::wait_for(Duration::from_secs(20), || {
         (weight(&lab, &dir, "10.1.1.1") == "1" && weight(&lab, &dir, "10.1.1.2") == "1").then_some(())
     });
@@ -94,6 +95,39 @@ fn drain_keeps_established_connections_and_holds_across_a_reload() {
     assert!(line("10.1.1.1").contains("weight 0") && line("10.1.1.1").contains("check up  drained"), "{table}");
     assert!(line("10.1.1.2").contains("weight 1") && line("10.1.1.2").ends_with("check up"), "{table}");
     assert!(table.contains("TCP  10.0.0.100:80 rr"), "{table}");
+    // The same in the metrics, which promtool accepts.
+    let metrics = lab.ok(&dir, &["curl", "-sS", "--max-time", "3", "http://127.0.0.1:9650/metrics"]).unwrap();
+    let rs1 = r#"vs="[10.0.0.100]:tcp:80",rs="[10.1.1.1]:tcp:80""#;
+    for want in [
+        format!("rlvs_real_server_weight{{{rs1}}} 0"),
+        format!("rlvs_real_server_operator_hold{{{rs1}}} 1"),
+        format!("rlvs_real_server_up{{{rs1}}} 1"),
+        format!("rlvs_real_server_active_connections{{{rs1}}} 1"),
+        format!("rlvs_real_server_connections_total{{{rs1}}} 1"),
+    ] {
+        assert!(metrics.contains(&want), "{want} not in:\n{metrics}");
+    }
+    // docs/METRICS.md lists every metric a scrape has, with its help.
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/METRICS.md")).unwrap();
+    for help in metrics.lines().filter_map(|l| l.strip_prefix("# HELP ")) {
+        let (name, text) = help.split_once(' ').unwrap();
+        let row = doc.lines().find(|l| l.starts_with(&format!("| `{name}")));
+        let text = text.trim_end_matches('.');
+        assert!(row.is_some_and(|r| r.contains(text)), "docs/METRICS.md lacks {name} ({text})");
+    }
+    let promtool = lab.dir().join("metrics.txt");
+    std::fs::write(&promtool, &metrics).unwrap();
+    let check = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < {}", promtool.display()))
+        .output()
+        .expect("promtool (Debian's prometheus package)");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     let (ok, json) = ctl(&lab, &dir, &["status", "--json"]);
     assert!(ok, "{json}");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
