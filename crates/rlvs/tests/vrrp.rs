@@ -154,16 +154,24 @@ fn conf(router_id: &str, ifname: &str, state: &str, prio: u8, version: u8, extra
     )
 }
 
-#[test]
-fn seed_pair_elects_fails_over_and_preempts_back() {
+/// rlvs on c2 and c5 with the seed's files, c2 holding the VIP; and c2's
+/// file, to start it again.
+fn seed_pair_elected() -> (Pair, String) {
     let mut p = pair();
     let (c2, c5) = (p.c2.clone(), p.c5.clone());
     let f2 = p.write("c2.conf", &golden("seed-c2.conf"));
     let f5 = p.write("c5.conf", &golden("seed-c5.conf"));
     p.start(Impl::Rlvs, &c2, "c2", &f2);
     p.start(Impl::Rlvs, &c5, "c5", &f5);
-    // Initial election: c2 (priority 100) holds the VIP, c5 stays backup.
     assert!(p.wait_vip(&c2, "bond0", true, Duration::from_secs(10)).is_some(), "{}", p.logs(&["c2", "c5"]));
+    (p, f2)
+}
+
+#[test]
+fn seed_pair_elects_fails_over_and_preempts_back() {
+    let (mut p, f2) = seed_pair_elected();
+    let (c2, c5) = (p.c2.clone(), p.c5.clone());
+    // Initial election: c2 (priority 100) holds the VIP, c5 stays backup.
     std::thread::sleep(Duration::from_secs(2));
     assert!(!p.has_vip(&c5, "eth0"), "{}", p.logs(&["c2", "c5"]));
     assert_eq!(p.status(&c5)[0]["state"], "BACKUP");
@@ -364,13 +372,8 @@ fn interop_keepalived_master_rlvs_backup_v3() {
 /// VIP at once (priority 0); `off`: the master preempts back.
 #[test]
 fn maintenance_moves_the_vip_to_the_peer_and_back() {
-    let mut p = pair();
+    let (p, _) = seed_pair_elected();
     let (c2, c5) = (p.c2.clone(), p.c5.clone());
-    let f2 = p.write("c2.conf", &golden("seed-c2.conf"));
-    let f5 = p.write("c5.conf", &golden("seed-c5.conf"));
-    p.start(Impl::Rlvs, &c2, "c2", &f2);
-    p.start(Impl::Rlvs, &c5, "c5", &f5);
-    assert!(p.wait_vip(&c2, "bond0", true, Duration::from_secs(10)).is_some(), "{}", p.logs(&["c2", "c5"]));
     let ctl = |p: &Pair, args: &[&str]| {
         let rlvs = common::rlvs();
         let mut argv = vec![rlvs.as_str(), "ctl", "maintenance"];
