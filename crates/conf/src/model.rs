@@ -70,6 +70,20 @@ pub struct GlobalDefs {
     pub dynamic_interfaces: bool,
     pub rs_init_notifies: bool,
     pub notify_priority_changes: bool,
+    /// Email alerts: rlvs sends none, but keeps them to show in the
+    /// dumps as keepalived does.
+    pub email: Email,
+}
+
+/// notification_email and the smtp_* keywords.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Email {
+    pub smtp_server: Option<(IpAddr, u16)>,
+    pub helo_name: Option<String>,
+    /// Seconds.
+    pub connect_timeout: Option<u32>,
+    pub from: Option<String>,
+    pub to: Vec<String>,
 }
 
 /// `lvs_sync_daemon IFACE [[inst] VI_NAME] [id N] [maxlen N] [port N]
@@ -115,6 +129,7 @@ impl Default for GlobalDefs {
             default_interface: None,
             dynamic_interfaces: false,
             rs_init_notifies: false,
+            email: Email::default(),
             notify_priority_changes: false,
         }
     }

@@ -128,6 +128,51 @@ pub enum Request {
     },
     /// The checkers' view of every real server they manage.
     Checkers,
+    /// What the engine did with packets, and how full its tables are.
+    EngineStats,
+}
+
+/// The engine's counters since it started (`rlvs_engine_*` metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineCounters {
+    /// Frames the engine read itself (the slow path): every frame of
+    /// AF_PACKET, what XDP handed over under AF_XDP.
+    pub frames: u64,
+    /// Slow-path packets sent to real servers, and NAT replies to clients.
+    pub forwarded: u64,
+    pub replies: u64,
+    /// Frames for no virtual service, left to the kernel.
+    pub not_ours: u64,
+    /// Dropped frames meant for virtual services, by reason.
+    pub drops: Vec<(String, u64)>,
+    pub icmp_sent: u64,
+    /// Frames held while a real server's next hop resolved.
+    pub waiting_for_neighbour: u64,
+    /// The XDP fast path, when it runs.
+    pub fast_path: Option<FastPathCounters>,
+    /// Entries in the connection table, and its bound (None: unbounded).
+    pub connections: u64,
+    pub connection_limit: Option<u64>,
+    /// Connection sync: messages sent by a master; received, connections
+    /// applied and messages rejected (malformed, other syncid) by a backup.
+    pub sync_sent: u64,
+    pub sync_received: u64,
+    pub sync_conns_received: u64,
+    pub sync_rejected: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastPathCounters {
+    /// Packets forwarded inside XDP, both directions.
+    pub forwarded: u64,
+    /// Found in the connection map but left to the engine.
+    pub punted: u64,
+    /// Owned traffic dropped with no engine socket to take it.
+    pub orphaned: u64,
+    /// Entries in each pinned connection map (conns4, conns6), and the
+    /// capacity of each.
+    pub map_entries: Vec<(String, u64)>,
+    pub map_capacity: u64,
 }
 
 /// A real server as the checkers see it (`rlvs ctl status`).
@@ -206,6 +251,7 @@ pub enum Response {
     /// What an operator request did, one line per real server.
     Done(Vec<String>),
     Checkers(Vec<RsState>),
+    EngineStats(EngineCounters),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,5 +357,8 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
         }
         Request::Maintenance { .. } => Response::Refused("no VRRP instances in this daemon".into()),
         Request::Checkers => Response::Checkers(Vec::new()),
+        Request::EngineStats => {
+            Response::EngineStats(EngineCounters { connections: director.conn_count() as u64, ..Default::default() })
+        }
     }
 }

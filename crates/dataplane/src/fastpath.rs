@@ -24,13 +24,31 @@ use std::net::IpAddr;
 struct ConnMaps {
     v4: HashMap<MapData, maps::ConnKey4, maps::Conn4>,
     v6: HashMap<MapData, ConnKey, maps::Conn>,
+    /// Entries in each, kept as they are added and removed (counting a
+    /// map of a million entries would take a million system calls).
+    len: [u64; 2],
 }
+
+const BPF_NOEXIST: u64 = 1;
 
 impl ConnMaps {
     fn insert(&mut self, k: ConnKey, c: maps::Conn) -> Result<(), aya::maps::MapError> {
-        match k.family {
-            4 => self.v4.insert(k.v4(), c.v4(), 0),
-            _ => self.v6.insert(k, c, 0),
+        let (fam, fresh) = match k.family {
+            4 => (0, self.v4.insert(k.v4(), c.v4(), BPF_NOEXIST)),
+            _ => (1, self.v6.insert(k, c, BPF_NOEXIST)),
+        };
+        match fresh {
+            Ok(()) => {
+                self.len[fam] += 1;
+                Ok(())
+            }
+            Err(aya::maps::MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {
+                match k.family {
+                    4 => self.v4.insert(k.v4(), c.v4(), 0),
+                    _ => self.v6.insert(k, c, 0),
+                }
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -42,10 +60,18 @@ impl ConnMaps {
     }
 
     fn remove(&mut self, k: &ConnKey) {
-        let _ = match k.family {
-            4 => self.v4.remove(&k.v4()),
-            _ => self.v6.remove(k),
+        let (fam, gone) = match k.family {
+            4 => (0, self.v4.remove(&k.v4())),
+            _ => (1, self.v6.remove(k)),
         };
+        if gone.is_ok() {
+            self.len[fam] = self.len[fam].saturating_sub(1);
+        }
+    }
+
+    /// Counts what an earlier daemon left, once, when the maps are adopted.
+    fn recount(&mut self) {
+        self.len = [self.v4.keys().count() as u64, self.v6.keys().count() as u64];
     }
 
     fn entries(&self) -> Vec<(ConnKey, maps::Conn)> {
@@ -99,7 +125,7 @@ impl FastPath {
     /// the monotonic time at which the director's clock read zero.
     pub fn new(bpf: &mut aya::Ebpf, epoch_ns: u64) -> Result<FastPath> {
         Ok(FastPath {
-            conns: ConnMaps { v4: take(bpf, "conns4")?, v6: take(bpf, "conns6")? },
+            conns: ConnMaps { v4: take(bpf, "conns4")?, v6: take(bpf, "conns6")?, len: [0; 2] },
             hops: take(bpf, "hops")?,
             tx_ports: take(bpf, "tx_ports")?,
             dest_stats: take(bpf, "dest_stats")?,
@@ -123,6 +149,7 @@ impl FastPath {
         for (k, _) in self.conns.entries() {
             self.conns.remove(&k);
         }
+        self.conns.len = [0; 2];
     }
 
     fn time_of(&self, ns: u64) -> Time {
@@ -489,7 +516,13 @@ impl FastPath {
                 self.conns.remove(k);
             }
         }
+        self.conns.recount();
         adopted
+    }
+
+    /// Entries in the connection maps.
+    pub fn map_entries(&self) -> Vec<(String, u64)> {
+        vec![("conns4".into(), self.conns.len[0]), ("conns6".into(), self.conns.len[1])]
     }
 
     /// What the program did with frames, summed over CPUs: forwarded here

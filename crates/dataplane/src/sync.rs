@@ -80,6 +80,27 @@ pub(crate) struct SyncShell {
     every_packet_seen: bool,
     master: Option<Master>,
     backup: Option<Backup>,
+    /// What daemons stopped since the engine started had counted.
+    retired: SyncTotals,
+}
+
+/// Sync traffic since the engine started (metrics).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SyncTotals {
+    pub sent: u64,
+    pub received: u64,
+    pub conns: u64,
+    pub malformed: u64,
+    pub other_syncid: u64,
+}
+
+impl SyncTotals {
+    fn add_backup(&mut self, c: &BackupCounters) {
+        self.received += c.messages.load(Ordering::Relaxed);
+        self.conns += c.conns.load(Ordering::Relaxed);
+        self.malformed += c.malformed.load(Ordering::Relaxed);
+        self.other_syncid += c.other_syncid.load(Ordering::Relaxed);
+    }
 }
 
 fn err(e: IpvsError) -> Response {
@@ -108,7 +129,7 @@ fn complete(mut d: SyncDaemon, mtu: u32) -> SyncDaemon {
 
 impl SyncShell {
     pub fn new(shared: Arc<Shared>, waker: Arc<Waker>, every_packet_seen: bool) -> SyncShell {
-        SyncShell { shared, waker, every_packet_seen, master: None, backup: None }
+        SyncShell { shared, waker, every_packet_seen, master: None, backup: None, retired: SyncTotals::default() }
     }
 
     pub fn start(&mut self, d: SyncDaemon) -> Response {
@@ -176,6 +197,7 @@ impl SyncShell {
                 Some(m) => {
                     self.shared.director.lock().unwrap_or_else(|e| e.into_inner()).set_sync_master(None, true);
                     tracing::info!(sent = m.sent, "stopping master sync thread");
+                    self.retired.sent += m.sent;
                     Response::Ok
                 }
                 None => err(IpvsError::NoService),
@@ -190,12 +212,24 @@ impl SyncShell {
                         malformed = c.malformed.load(Ordering::Relaxed),
                         "stopping backup sync thread"
                     );
+                    self.retired.add_backup(c);
                     Response::Ok
                 }
                 None => err(IpvsError::NoService),
             },
             _ => err(IpvsError::Invalid),
         }
+    }
+
+    pub fn counters(&self) -> SyncTotals {
+        let mut t = self.retired;
+        if let Some(m) = &self.master {
+            t.sent += m.sent;
+        }
+        if let Some(b) = &self.backup {
+            t.add_backup(&b.counters);
+        }
+        t
     }
 
     pub fn list(&self) -> Response {

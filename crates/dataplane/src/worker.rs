@@ -27,11 +27,31 @@ pub(crate) struct Shared {
     pub hops: RwLock<crate::xmit::HopTable>,
     pub start: Instant,
     pub stop: AtomicBool,
+    /// Each worker's counters as it last published them (after each
+    /// batch), for metrics: the workers own theirs, off any shared line.
+    pub published: Mutex<Vec<EngineStats>>,
 }
 
 impl Shared {
     pub fn now(&self) -> Time {
         Time(self.start.elapsed().as_millis() as u64)
+    }
+
+    pub fn publish(&self, worker: usize, stats: &EngineStats) {
+        let mut p = self.published.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() <= worker {
+            p.resize(worker + 1, EngineStats::default());
+        }
+        p[worker] = *stats;
+    }
+
+    /// Every worker's counters, summed.
+    pub fn totals(&self) -> EngineStats {
+        let mut all = EngineStats::default();
+        for s in self.published.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            all.add(s);
+        }
+        all
     }
 }
 
@@ -199,6 +219,7 @@ impl Worker {
             self.waker.drain();
             self.release_pending();
             self.receive();
+            self.shared.publish(self.id, &self.stats);
         }
         tracing::info!(worker = self.id, stats = ?self.stats, "worker stopped");
     }

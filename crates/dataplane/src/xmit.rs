@@ -26,7 +26,7 @@ impl Transmit for TxBatch {
     }
 }
 use crate::resolver::NextHop;
-use crate::stats::EngineStats;
+use crate::stats::{Drop, EngineStats};
 use rlvs_lvs::conn::Hop;
 use rlvs_lvs::director::DropReason;
 use rlvs_lvs::fwd::nat::{self, Side};
@@ -193,16 +193,16 @@ impl<T: Transmit> BlockConsumer for Consumer<'_, T> {
         match verdict {
             Verdict::NotOurs => self.stats.not_ours += 1,
             Verdict::Drop(DropReason::NoDestination) => {
-                self.stats.dropped += 1;
+                self.stats.drop(Drop::NoDestination);
                 self.refuse(&mut f);
             }
-            Verdict::Drop(_) => self.stats.dropped += 1,
+            Verdict::Drop(why) => self.stats.drop(why.into()),
             Verdict::Forward(fw) => match (fw.method, fw.daddr) {
                 (FwdMethod::DirectRoute, _) => self.send_to_real_server(&mut f, fw.daddr),
                 (FwdMethod::Masq, rip) => {
                     match nat::rewrite(&mut f.frame()[ETH_HLEN..], Side::Destination, rip, fw.dport, partial) {
                         Ok(()) => self.send_to_real_server(&mut f, fw.daddr),
-                        Err(_) => self.stats.dropped += 1,
+                        Err(_) => self.stats.drop(Drop::Rewrite),
                     }
                 }
                 (FwdMethod::FullNat, rip) => {
@@ -220,14 +220,14 @@ impl<T: Transmit> BlockConsumer for Consumer<'_, T> {
                         }
                         self.send_to_real_server(&mut f, fw.daddr);
                     } else {
-                        self.stats.dropped += 1;
+                        self.stats.drop(Drop::Rewrite);
                     }
                 }
                 (FwdMethod::Tunnel, IpAddr::V4(rip)) => match fw.tun {
                     Some(kind) => self.send_tunnelled(&mut f, rip, kind),
-                    None => self.stats.dropped += 1,
+                    None => self.stats.drop(Drop::Unsupported),
                 },
-                _ => self.stats.dropped += 1,
+                _ => self.stats.drop(Drop::Unsupported),
             },
             Verdict::Reply(r) => self.send_to_client(&mut f, r, partial),
         }
@@ -277,7 +277,7 @@ impl<T: Transmit> Consumer<'_, T> {
 
     /// ICMP fragmentation-needed back to the client, by the link it came in on.
     fn too_big(&mut self, f: &mut RxFrame<'_>, mtu: u16) {
-        self.stats.dropped += 1;
+        self.stats.drop(Drop::TooBig);
         if !self.icmp.take(self.now) {
             return;
         }
@@ -305,12 +305,12 @@ impl<T: Transmit> Consumer<'_, T> {
         // yet: its client's next hop, resolved on the director's routes.
         let routed = || self.hops.get(&r.caddr).map(|nh| Hop { ifindex: nh.ifindex, local: nh.src, peer: nh.dst });
         let Some(hop) = r.hop.or_else(routed) else {
-            self.stats.dropped += 1;
+            self.stats.drop(Drop::NoRoute);
             return;
         };
         let l3 = &mut f.frame()[ETH_HLEN..];
         if !decrement_hop_limit(l3) {
-            self.stats.dropped += 1;
+            self.stats.drop(Drop::TtlExceeded);
             return;
         }
         let back_to_client = match r.client {
@@ -327,7 +327,7 @@ impl<T: Transmit> Consumer<'_, T> {
             || nat::rewrite(l3, Side::Source, r.vaddr, r.vport, partial).is_err()
             || rlvs_lvs::fwd::dr::rewrite(f.frame(), hop.local, hop.peer).is_err()
         {
-            self.stats.dropped += 1;
+            self.stats.drop(Drop::Rewrite);
             return;
         }
         // SAFETY: as in send_to_real_server.

@@ -91,6 +91,21 @@ impl Checker {
         self.is_up
     }
 
+    /// Whether a probe has completed yet.
+    pub fn has_run(&self) -> bool {
+        self.has_run
+    }
+
+    /// Failures counted towards `retry` (keepalived's retry_it).
+    pub fn retries_used(&self) -> u32 {
+        self.retry_it
+    }
+
+    /// The HTTP URL that took the checker down, until it answers again.
+    pub fn failed_url(&self) -> Option<usize> {
+        self.failed_url
+    }
+
     /// The URL the next HTTP probe asks for.
     pub fn url(&self) -> usize {
         self.url_it

@@ -56,6 +56,10 @@ impl RealServer {
     pub fn alive(&self) -> bool {
         self.alive
     }
+    /// Its checkers that are down now.
+    pub fn failed_checkers(&self) -> u32 {
+        self.failed
+    }
     /// Whether it is in the table now.
     pub fn in_table(&self) -> bool {
         self.set

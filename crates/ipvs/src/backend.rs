@@ -98,6 +98,12 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
             }
             Ok(Response::Daemons(out))
         }
+        // The kernel keeps its packet counters to itself; its table's size
+        // is in the same file ipvsadm -Lc reads.
+        Request::EngineStats => Ok(Response::EngineStats(rlvs_ctl::EngineCounters {
+            connections: crate::conns::read().map_err(Error::Io)?.len() as u64,
+            ..Default::default()
+        })),
         // FULLNAT local addresses and VRRP are rlvs's own; the kernel has none.
         Request::AddLaddr { .. }
         | Request::DelLaddr { .. }

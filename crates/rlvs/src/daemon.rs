@@ -296,6 +296,20 @@ async fn serve(
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel::<ReloadAsk>();
+    // keepalived's dump signals, each forwarded here.
+    let (dump_tx, mut dump_rx) = tokio::sync::mpsc::unbounded_channel::<crate::dumps::Ask>();
+    let mut _dump_signals = Vec::new();
+    for (signum, ask) in crate::dumps::signals() {
+        let mut sig = signal(SignalKind::from_raw(signum))?;
+        let tx = dump_tx.clone();
+        _dump_signals.push(AbortOnDrop(tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                if tx.send(ask).is_err() {
+                    break;
+                }
+            }
+        })));
+    }
     let status = vrrp.map(|v| v.status.clone());
     if let Some(c) = checkers {
         // READY means the table holds the configuration's virtual servers.
@@ -344,6 +358,9 @@ async fn serve(
                 });
             }
             _ = hup.recv() => { reload(args, vrrp, checkers, &handle).await; }
+            Some(ask) = dump_rx.recv() => {
+                crate::dumps::answer(ask, vrrp, checkers.map(|c| &c.commands)).await;
+            }
             Some(ask) = reload_rx.recv() => {
                 let r = reload(args, vrrp, checkers, &handle).await;
                 let _ = ask.send(r);

@@ -7,6 +7,7 @@ mod check;
 mod ctl;
 mod daemon;
 mod decap;
+mod dumps;
 mod genhash;
 mod keepalived;
 mod lab;

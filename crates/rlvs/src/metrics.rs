@@ -20,6 +20,7 @@ type Labels = Vec<(String, String)>;
 type Counters = Family<Labels, Counter<u64>>;
 type Gauges = Family<Labels, Gauge<i64>>;
 type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
+type FloatCounters = Family<Labels, Counter<f64, AtomicU64>>;
 
 /// Where a scrape's figures come from.
 #[derive(Clone)]
@@ -72,6 +73,12 @@ fn gauges(r: &mut Registry, name: &str, help: &str) -> Gauges {
 
 fn float_gauges(r: &mut Registry, name: &str, help: &str) -> FloatGauges {
     let f = FloatGauges::default();
+    r.register(name, help, f.clone());
+    f
+}
+
+fn float_counters(r: &mut Registry, name: &str, help: &str) -> FloatCounters {
+    let f = FloatCounters::default();
     r.register(name, help, f.clone());
     f
 }
@@ -217,11 +224,97 @@ pub async fn render(src: &Sources) -> String {
             family.get_or_create(&l).inc_by(stats.get(field).and_then(|v| v.as_u64()).unwrap_or(0));
         }
     }
+    if let Some(tx) = &src.checkers {
+        let (reply, rx) = oneshot::channel();
+        if tx.send(crate::check::Command::Metrics(reply)).is_ok() {
+            checker_metrics(&mut r, &rx.await.unwrap_or_default());
+        }
+    }
+    if let Some(Response::EngineStats(e)) = ask(&src.engine, Request::EngineStats).await {
+        engine_metrics(&mut r, &e);
+    }
     let mut open = String::new();
     let _ = prometheus_client::encoding::text::encode_registry(&mut open, &r);
     let mut out = as_prometheus_text(&open);
     out.push_str(&process_metrics(&process));
     out
+}
+
+/// Per checker: probes by result, failures by reason, the last result
+/// and how long probes take.
+fn checker_metrics(r: &mut Registry, list: &[crate::check::CheckerMetrics]) {
+    let checks = counters(r, "rlvs_checker_checks", "Probes the checker completed, by result");
+    let failures = counters(r, "rlvs_checker_failures", "Failed probes, by reason");
+    let last = gauges(r, "rlvs_checker_last_result", "1 when the checker's last probe succeeded, 0 when it failed");
+    let last_duration =
+        float_gauges(r, "rlvs_checker_last_duration_seconds", "How long the checker's last probe took");
+    let total_duration =
+        float_counters(r, "rlvs_checker_duration_seconds", "Time spent in the checker's probes (with checks_total: the mean)");
+    for c in list {
+        let l = labels(&[("vs", &c.vs), ("rs", &c.rs), ("checker", &c.checker)]);
+        let with = |k: &str, v: &str| {
+            let mut l = l.clone();
+            l.push((k.into(), v.into()));
+            l
+        };
+        checks.get_or_create(&with("result", "success")).inc_by(c.stats.succeeded);
+        checks.get_or_create(&with("result", "failure")).inc_by(c.stats.failed);
+        for (reason, n) in &c.stats.failures {
+            failures.get_or_create(&with("reason", reason)).inc_by(*n);
+        }
+        if let Some(ok) = c.stats.last_ok {
+            last.get_or_create(&l).set(i64::from(ok));
+            last_duration.get_or_create(&l).set(c.stats.last_duration.as_secs_f64());
+        }
+        total_duration.get_or_create(&l).inc_by(c.stats.duration_total.as_secs_f64());
+    }
+}
+
+/// The engine's packet counters, its tables' sizes and connection sync.
+fn engine_metrics(r: &mut Registry, e: &rlvs_ctl::EngineCounters) {
+    let packets = counters(
+        r,
+        "rlvs_engine_packets",
+        "Packets the engine handled, by path (slow: the engine's own loop; fast: inside XDP) and action",
+    );
+    let drops = counters(r, "rlvs_engine_drops", "Packets for virtual services the engine dropped, by reason");
+    let icmp = counters(r, "rlvs_engine_icmp_sent", "ICMP errors sent to clients (port unreachable, fragmentation needed)");
+    let conns = gauges(r, "rlvs_engine_connections", "Entries in the connection table");
+    let limit = gauges(r, "rlvs_engine_connection_limit", "The connection table's bound (absent: unbounded)");
+    let map_entries = gauges(r, "rlvs_fastpath_map_entries", "Entries in the XDP fast path's pinned connection maps");
+    let map_capacity = gauges(r, "rlvs_fastpath_map_capacity", "Capacity of each XDP connection map");
+    let sync_sent = counters(r, "rlvs_sync_messages_sent", "Connection sync messages sent (master)");
+    let sync_received = counters(r, "rlvs_sync_messages_received", "Connection sync messages received (backup)");
+    let sync_conns = counters(r, "rlvs_sync_connections_received", "Connections learnt from sync messages (backup)");
+    let sync_rejected = counters(r, "rlvs_sync_messages_rejected", "Sync messages the backup dropped, by reason");
+    let pk = |path: &str, action: &str| labels(&[("path", path), ("action", action)]);
+    packets.get_or_create(&pk("slow", "forwarded")).inc_by(e.forwarded);
+    packets.get_or_create(&pk("slow", "replied")).inc_by(e.replies);
+    packets.get_or_create(&pk("slow", "not_ours")).inc_by(e.not_ours);
+    packets.get_or_create(&pk("slow", "waited_for_neighbour")).inc_by(e.waiting_for_neighbour);
+    for (reason, n) in &e.drops {
+        drops.get_or_create(&labels(&[("reason", reason)])).inc_by(*n);
+    }
+    icmp.get_or_create(&Vec::new()).inc_by(e.icmp_sent);
+    conns.get_or_create(&Vec::new()).set(e.connections as i64);
+    if let Some(l) = e.connection_limit {
+        limit.get_or_create(&Vec::new()).set(l as i64);
+    }
+    if let Some(f) = &e.fast_path {
+        packets.get_or_create(&pk("fast", "forwarded")).inc_by(f.forwarded);
+        packets.get_or_create(&pk("fast", "punted")).inc_by(f.punted);
+        drops.get_or_create(&labels(&[("reason", "no_engine_socket")])).inc_by(f.orphaned);
+        for (map, n) in &f.map_entries {
+            map_entries.get_or_create(&labels(&[("map", map)])).set(*n as i64);
+            map_capacity.get_or_create(&labels(&[("map", map)])).set(f.map_capacity as i64);
+        }
+    }
+    sync_sent.get_or_create(&Vec::new()).inc_by(e.sync_sent);
+    sync_received.get_or_create(&Vec::new()).inc_by(e.sync_received);
+    sync_conns.get_or_create(&Vec::new()).inc_by(e.sync_conns_received);
+    for (reason, n) in &e.sync_rejected {
+        sync_rejected.get_or_create(&labels(&[("reason", reason)])).inc_by(*n);
+    }
 }
 
 /// prometheus-client writes OpenMetrics, where a counter family `x` has

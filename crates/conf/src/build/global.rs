@@ -2,7 +2,7 @@
 
 use super::Builder;
 use crate::diag::Diag;
-use crate::model::{FlushOnStop, GlobalDefs, LvsSyncDaemon, ScriptUser, SslContext};
+use crate::model::{Email, FlushOnStop, GlobalDefs, LvsSyncDaemon, ScriptUser, SslContext};
 use crate::schema::BlockKind;
 use crate::tree::Node;
 use std::net::IpAddr;
@@ -18,6 +18,14 @@ impl Builder {
             }
             match n.keyword() {
                 "router_id" => g.router_id = self.need(n, 0).map(str::to_string),
+                "smtp_server"
+                | "smtp_helo_name"
+                | "smtp_connect_timeout"
+                | "notification_email_from"
+                | "notification_email" => {
+                    self.email(n, &mut g.email);
+                    self.other(BlockKind::GlobalDefs, n);
+                }
                 "vrrp_mcast_group4" => match self.ip(n, 0, "multicast group") {
                     Some(IpAddr::V4(a)) if a.is_multicast() => g.mcast_group4 = a,
                     Some(_) => self.bad(n, "vrrp_mcast_group4 must be an IPv4 multicast address"),
@@ -127,6 +135,30 @@ impl Builder {
                 // A list of addresses in a block: read only to be ignored.
                 _ => self.other(BlockKind::GlobalDefs, n),
             }
+        }
+    }
+
+    /// The mail settings rlvs keeps only to show them in the dumps.
+    fn email(&mut self, n: &Node, e: &mut Email) {
+        match n.keyword() {
+            "smtp_server" => {
+                if let Some(a) = self.ip(n, 0, "smtp server") {
+                    let port = n.arg(1).map_or(Some(25), |_| self.unsigned(n, 1, 1, 65535).map(|p| p as u16));
+                    e.smtp_server = port.map(|p| (a, p));
+                }
+            }
+            "smtp_helo_name" => e.helo_name = self.need(n, 0).map(str::to_string),
+            "smtp_connect_timeout" => {
+                e.connect_timeout = self.unsigned(n, 0, 1, 86400).map(|v| v as u32).or(e.connect_timeout)
+            }
+            "notification_email_from" => e.from = self.need(n, 0).map(str::to_string),
+            "notification_email" => {
+                for c in n.children() {
+                    e.to.push(c.keyword().to_string());
+                    e.to.extend(c.args().iter().map(|w| w.text.clone()));
+                }
+            }
+            _ => {}
         }
     }
 

@@ -260,6 +260,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         hops: RwLock::new(Default::default()),
         start: Instant::now(),
         stop: Default::default(),
+        published: Default::default(),
     });
     let filter_delay = std::env::var("RLVS_TEST_FILTER_DELAY_MS")
         .ok()
@@ -387,6 +388,7 @@ impl Engine {
             self.apply_resolver_updates();
             if let Some(w) = self.worker.as_mut() {
                 w.receive();
+                self.shared.publish(0, &w.stats);
             }
             self.follow_connections();
             if let Some(s) = self.sync.as_mut() {
@@ -502,6 +504,15 @@ impl Engine {
                     Some(why) => {
                         tracing::error!(request = ?msg.req, "refused: {why}");
                         Response::Error(CtlError::Ipvs(IpvsError::NoMemory))
+                    }
+                    None if matches!(msg.req, Request::EngineStats) => {
+                        let fast = self.ctl.as_ref().and_then(|c| c.fast.as_ref());
+                        Response::EngineStats(crate::stats::counters(
+                            &self.shared.totals(),
+                            fast,
+                            d.conn_count(),
+                            self.sync.as_ref(),
+                        ))
                     }
                     None if matches!(
                         msg.req,

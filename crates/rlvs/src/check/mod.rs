@@ -5,7 +5,7 @@
 //! shell runs the probes and sends table changes to the engine.
 
 pub(crate) mod probe;
-mod setup;
+pub(crate) mod setup;
 mod table;
 
 use rlvs_ctl::ControlMsg;
@@ -35,6 +35,20 @@ pub enum Command {
         reply: oneshot::Sender<rlvs_ctl::Response>,
     },
     Stop(oneshot::Sender<()>),
+    /// keepalived_check.data's text (the DATA signal).
+    Dump(oneshot::Sender<String>),
+    /// Every checker's results, for metrics.
+    Metrics(oneshot::Sender<Vec<CheckerMetrics>>),
+}
+
+/// One checker's results, as the metrics show them.
+#[derive(Debug, Clone)]
+pub struct CheckerMetrics {
+    pub vs: String,
+    pub rs: String,
+    /// HTTP_GET, TCP_CHECK...; `#2` on a second checker of one kind.
+    pub checker: String,
+    pub stats: setup::CheckStats,
 }
 
 pub struct Handle {
@@ -49,7 +63,7 @@ pub struct Handle {
 /// A probe's answer: checker id, the generation it was started for (a
 /// reload may have replaced the checker), the outcome, and a weight for
 /// MISC_CHECK's misc_dynamic and FILE_CHECK.
-type ProbeResult = (usize, u64, Outcome, Option<i64>);
+type ProbeResult = (usize, u64, Outcome, Option<i64>, Duration);
 
 pub fn spawn(config: rlvs_conf::Config, engine: rlvs_ctl::EngineHandle) -> (Handle, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -102,7 +116,7 @@ pub(crate) fn sockaddr_of(a: SocketAddr) -> (libc::sockaddr_storage, u32) {
     }
 }
 
-struct Manager {
+pub(crate) struct Manager {
     engine: rlvs_ctl::EngineHandle,
     table: table::Table,
     vss: Vec<VsRt>,
@@ -135,6 +149,25 @@ impl Manager {
                 let hold = v.dests.get(i).and_then(|d| self.table.hold_of(d.addr, d.port));
                 out.push(rlvs_ctl::RsState { vs: v.pool.name.clone(), rs: rs.name.clone(), up: rs.alive(), hold });
             }
+        }
+        out
+    }
+
+    fn metrics(&self) -> Vec<CheckerMetrics> {
+        let mut seen: std::collections::HashMap<(usize, usize, &'static str), u32> = Default::default();
+        let mut out = Vec::new();
+        for c in self.checkers.iter().filter(|c| !c.retired) {
+            let kind = setup::kind_name(&c.model.kind);
+            let n = seen.entry((c.vs, c.rs, kind)).or_default();
+            *n += 1;
+            let checker = if *n == 1 { kind.to_string() } else { format!("{kind}#{n}") };
+            let v = &self.vss[c.vs];
+            out.push(CheckerMetrics {
+                vs: v.pool.name.clone(),
+                rs: v.pool.rs[c.rs].name.clone(),
+                checker,
+                stats: c.stats.clone(),
+            });
         }
         out
     }
@@ -218,16 +251,18 @@ impl Manager {
         let probe = c.probe.clone();
         let url = c.core.url();
         tokio::spawn(async move {
+            let started = Instant::now();
             let (out, weight) = run_probe(&probe, url, tls).await;
-            let _ = tx.send((id, gen, out, weight));
+            let _ = tx.send((id, gen, out, weight, started.elapsed()));
         });
     }
 
-    fn result(&mut self, id: usize, gen: u64, out: Outcome, weight: Option<i64>) {
+    fn result(&mut self, id: usize, gen: u64, out: Outcome, weight: Option<i64>, took: Duration) {
         let Some(c) = self.checkers.get_mut(id) else { return };
         if c.gen != gen || c.retired {
             return;
         }
+        c.stats.record(&out, took);
         if let Outcome::Fail(reason) = &out {
             if self.global.checker_log_all_failures || c.log_all_failures {
                 tracing::info!("Check on service {} failed: {reason}", c.core.name);
@@ -412,7 +447,7 @@ async fn run(
                     }
                 }
             }
-            Some((id, gen, out, w)) = rx.recv() => m.result(id, gen, out, w),
+            Some((id, gen, out, w, took)) = rx.recv() => m.result(id, gen, out, w, took),
             Some(msg) = table_msgs.recv() => m.table.message(msg),
             _ = local_tick.tick() => {
                 m.refresh_local();
@@ -434,6 +469,12 @@ async fn run(
                 }
                 Command::Status(reply) => {
                     let _ = reply.send(m.status());
+                }
+                Command::Dump(reply) => {
+                    let _ = reply.send(crate::dumps::check_data(&m.global, &m.vss, &m.checkers));
+                }
+                Command::Metrics(reply) => {
+                    let _ = reply.send(m.metrics());
                 }
                 Command::Operator { addr, port, op, reply } => {
                     let answer = m.operator(addr, port, op);

@@ -37,6 +37,20 @@ pub struct CheckerRt {
     pub retired: bool,
     pub log_all_failures: bool,
     pub last_weight: Option<i64>,
+    /// As configured, for keepalived_check.data.
+    pub model: m::Checker,
+    pub stats: CheckStats,
+}
+
+/// What a checker's probes found, for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct CheckStats {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub failures: std::collections::BTreeMap<&'static str, u64>,
+    pub last_ok: Option<bool>,
+    pub last_duration: Duration,
+    pub duration_total: Duration,
 }
 
 pub struct VsRt {
@@ -395,6 +409,8 @@ fn new_checkers(mg: &mut Manager, c: &Config, vi: usize, only_rs: Option<&[usize
                 retired: false,
                 log_all_failures: ck.log_all_failures,
                 last_weight: None,
+                model: ck.clone(),
+                stats: Default::default(),
             });
             let d = first_delay(timing.warmup, id);
             mg.schedule(id, d);
@@ -571,5 +587,85 @@ pub fn reload(mg: &mut Manager, c: &Config) {
                 ck.retired = true;
             }
         }
+    }
+}
+
+impl CheckStats {
+    pub fn record(&mut self, out: &rlvs_health::checker::Outcome, took: Duration) {
+        self.last_duration = took;
+        self.duration_total += took;
+        match out {
+            rlvs_health::checker::Outcome::Ok => {
+                self.succeeded += 1;
+                self.last_ok = Some(true);
+            }
+            rlvs_health::checker::Outcome::Fail(why) => {
+                self.failed += 1;
+                self.last_ok = Some(false);
+                *self.failures.entry(failure_reason(why)).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// The `reason` label of a failed probe, from the probes' own messages
+/// (check/probe.rs): a handful of kinds an alert can key on.
+pub fn failure_reason(why: &str) -> &'static str {
+    let w = why.to_ascii_lowercase();
+    if w.contains("timed out") || w.contains("timeout") || w.contains("no reply") {
+        "timeout"
+    } else if w.contains("refused") {
+        "connection_refused"
+    } else if w.contains("status code") {
+        "http_status"
+    } else if w.contains("md5") || w.contains("digest") {
+        "digest_mismatch"
+    } else if w.contains("exited with status") || w.contains("killed by a signal") || w.contains("script") {
+        "script"
+    } else if w.contains("unreachable") || w.contains("no route") || w.contains("reset") || w.contains("connect") || w.contains("socket") {
+        "connection"
+    } else if w.contains("response")
+        || w.contains("greeting")
+        || w.contains("helo")
+        || w.contains("mismatch")
+        || w.contains("rcode")
+        || w.contains("status line")
+        || w.contains("header")
+    {
+        "bad_response"
+    } else {
+        "other"
+    }
+}
+
+/// keepalived's name of a checker kind.
+pub fn kind_name(k: &m::CheckKind) -> &'static str {
+    match k {
+        m::CheckKind::Http(h) if h.ssl => "SSL_GET",
+        m::CheckKind::Http(_) => "HTTP_GET",
+        m::CheckKind::Tcp => "TCP_CHECK",
+        m::CheckKind::Misc(_) => "MISC_CHECK",
+        m::CheckKind::Smtp { .. } => "SMTP_CHECK",
+        m::CheckKind::Dns { .. } => "DNS_CHECK",
+        m::CheckKind::Udp(_) => "UDP_CHECK",
+        m::CheckKind::Ping => "PING_CHECK",
+        m::CheckKind::File { .. } => "FILE_CHECK",
+    }
+}
+
+#[cfg(test)]
+mod reason_tests {
+    use super::failure_reason;
+
+    #[test]
+    fn probe_messages_fall_into_their_kinds() {
+        assert_eq!(failure_reason("Connection refused (os error 111)"), "connection_refused");
+        assert_eq!(failure_reason("timed out"), "timeout");
+        assert_eq!(failure_reason("HTTP status code error to / => HTTP status code = 500"), "http_status");
+        assert_eq!(failure_reason("MD5 digest error to / => MD5SUM abc"), "digest_mismatch");
+        assert_eq!(failure_reason("exited with status 1"), "script");
+        assert_eq!(failure_reason("HTTP response header not found"), "bad_response");
+        assert_eq!(failure_reason("No route to host (os error 113)"), "connection");
+        assert_eq!(failure_reason("something new"), "other");
     }
 }

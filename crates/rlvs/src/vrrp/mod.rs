@@ -28,6 +28,10 @@ pub enum Command {
     /// Do not preempt a live master (connection sync is still loading the
     /// table), or stop holding back.
     HoldPreempt { instance: String, on: bool },
+    /// keepalived's DATA and JSON dumps of the VRRP side, as text.
+    Dump { json: bool, reply: tokio::sync::oneshot::Sender<String> },
+    /// STATS_CLEAR: the counters back to zero (after the stats file).
+    ClearStats,
 }
 
 /// An instance's state, for the control API and tests.
@@ -38,6 +42,18 @@ pub struct Status {
     pub priority: u8,
     pub effective_priority: u8,
     pub stats: rlvs_vrrp::Stats,
+    /// `state` as configured (keepalived's wantstate).
+    pub wantstate: &'static str,
+    /// The master heard last, while BACKUP.
+    pub master_src: Option<IpAddr>,
+    pub master_priority: u8,
+    pub vips_set: bool,
+    pub master_down_timer: Duration,
+    /// Unix times (seconds) of the last state change and of the instance's
+    /// next timer.
+    pub last_transition: f64,
+    pub read_timeout: f64,
+    pub source: Option<IpAddr>,
 }
 
 struct Socks {
@@ -70,6 +86,8 @@ pub struct Vrrp {
     notify: Vec<Notify>,
     group_notify: Vec<Notify>,
     status: Arc<std::sync::Mutex<Vec<Status>>>,
+    /// Each instance's state when last published, and since when.
+    transitions: Vec<(rlvs_vrrp::State, f64)>,
     /// Woken whenever `status` is republished.
     changed: Arc<tokio::sync::Notify>,
 }
@@ -126,6 +144,7 @@ impl Vrrp {
             notify,
             group_notify,
             status: Arc::new(std::sync::Mutex::new(Vec::new())),
+            transitions: Vec::new(),
             changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -401,19 +420,32 @@ impl Vrrp {
         }
     }
 
-    fn publish(&self) {
-        let st: Vec<Status> = self
-            .router
-            .instances
-            .iter()
-            .map(|i| Status {
+    fn publish(&mut self) {
+        let now = self.now();
+        let wall = unix_now();
+        self.transitions.resize(self.router.instances.len(), (rlvs_vrrp::State::Init, wall));
+        let mut st = Vec::new();
+        for (n, i) in self.router.instances.iter().enumerate() {
+            if self.transitions[n].0 != i.state() {
+                self.transitions[n] = (i.state(), wall);
+            }
+            let due = i.next_deadline().map_or(wall, |t| wall + t.saturating_sub(now).as_secs_f64());
+            st.push(Status {
                 name: i.name().to_string(),
                 state: i.state().name(),
                 priority: i.cfg.priority,
                 effective_priority: i.effective_priority(),
                 stats: i.stats,
-            })
-            .collect();
+                wantstate: if i.cfg.want_master { "MASTER" } else { "BACKUP" },
+                master_src: i.master_src(),
+                master_priority: i.master_priority(),
+                vips_set: i.vips_set(),
+                master_down_timer: i.master_down_interval(),
+                last_transition: self.transitions[n].1,
+                read_timeout: due,
+                source: i.source(),
+            });
+        }
         if let Ok(mut s) = self.status.lock() {
             *s = st;
         }
@@ -604,6 +636,22 @@ pub async fn run(
                     };
                     let _ = reply.send(answer);
                 }
+                Command::Dump { json, reply } => {
+                    v.publish();
+                    let status = v.status.lock().map(|s| s.clone()).unwrap_or_default();
+                    let text = if json {
+                        crate::dumps::vrrp_json(&v.setup, &status)
+                    } else {
+                        crate::dumps::vrrp_data(&v.setup, &status)
+                    };
+                    let _ = reply.send(text);
+                }
+                Command::ClearStats => {
+                    for i in v.router.instances.iter_mut() {
+                        i.stats = Default::default();
+                    }
+                    v.publish();
+                }
                 Command::HoldPreempt { instance, on } => {
                     for i in v.router.instances.iter_mut().filter(|i| i.name() == instance) {
                         if i.hold_preempt != on {
@@ -656,4 +704,9 @@ fn start_scripts(
             }
         }
     }
+}
+
+/// Seconds since the Unix epoch, as keepalived prints times in its dumps.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }

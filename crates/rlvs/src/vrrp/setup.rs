@@ -20,6 +20,10 @@ pub struct Runtime {
     /// VIPs and excluded VIPs, added and removed together.
     pub addresses: Vec<Vip>,
     pub notify: m::Notifies,
+    /// Traffic to the VIPs is taken while master (keepalived's accept,
+    /// on unless strict mode says otherwise); shown in the dumps.
+    pub accept: bool,
+    pub dont_track_primary: bool,
 }
 
 impl Runtime {
@@ -113,6 +117,8 @@ pub fn build(c: &Config) -> Setup {
             unicast_ttl: i.unicast_ttl,
             addresses,
             notify: i.notify.clone(),
+            accept: i.accept.unwrap_or(!i.strict_mode.unwrap_or(g.strict)),
+            dont_track_primary: i.dont_track_primary,
         });
     }
     let mut groups = Vec::new();
