@@ -87,4 +87,26 @@ for n in c2 c5; do cp $L/$n.log $out/keepalived-$n.log; done
 kill "$(cat $L/web-c4.pid)" 2>/dev/null
 for n in c1 c2 c3 c4 c5; do ip netns del $n; done
 ip link del ksbr
+
+# A unicast instance with a tracked script and interface, alone (its peer
+# never answers, so it becomes master).
+ip netns add ks
+ip -n ks link add eth0 type veth peer name p0
+ip -n ks link add eth1 type veth peer name p1
+for i in lo eth0 p0 eth1 p1; do ip -n ks link set $i up; done
+ip -n ks addr add 10.2.2.1/24 dev eth0
+mkdir -p $L/tmp-ks
+ip netns exec ks env TMPDIR=$L/tmp-ks keepalived -G -n -l -D -f $golden/signals/script-pair.conf \
+    -p $L/ks.pid -r $L/ks-vrrp.pid -c $L/ks-check.pid > $L/ks.log 2>&1 &
+sleep 8
+for sig in DATA STATS JSON; do
+    kill -"$(keepalived --signum=$sig)" "$(cat $L/ks.pid)"
+    sleep 1
+done
+mkdir -p $out/signals-script
+cp $L/tmp-ks/keepalived* $out/signals-script/
+kill "$(cat $L/ks.pid)"
+sleep 2
+cp $L/ks.log $out/keepalived-ks.log
+ip netns del ks
 echo done >> "$log"

@@ -246,10 +246,12 @@ fn checker_metrics(r: &mut Registry, list: &[crate::check::CheckerMetrics]) {
     let checks = counters(r, "rlvs_checker_checks", "Probes the checker completed, by result");
     let failures = counters(r, "rlvs_checker_failures", "Failed probes, by reason");
     let last = gauges(r, "rlvs_checker_last_result", "1 when the checker's last probe succeeded, 0 when it failed");
-    let last_duration =
-        float_gauges(r, "rlvs_checker_last_duration_seconds", "How long the checker's last probe took");
-    let total_duration =
-        float_counters(r, "rlvs_checker_duration_seconds", "Time spent in the checker's probes (with checks_total: the mean)");
+    let last_duration = float_gauges(r, "rlvs_checker_last_duration_seconds", "How long the checker's last probe took");
+    let total_duration = float_counters(
+        r,
+        "rlvs_checker_duration_seconds",
+        "Time spent in the checker's probes (with checks_total: the mean)",
+    );
     for c in list {
         let l = labels(&[("vs", &c.vs), ("rs", &c.rs), ("checker", &c.checker)]);
         let with = |k: &str, v: &str| {
@@ -278,7 +280,8 @@ fn engine_metrics(r: &mut Registry, e: &rlvs_ctl::EngineCounters) {
         "Packets the engine handled, by path (slow: the engine's own loop; fast: inside XDP) and action",
     );
     let drops = counters(r, "rlvs_engine_drops", "Packets for virtual services the engine dropped, by reason");
-    let icmp = counters(r, "rlvs_engine_icmp_sent", "ICMP errors sent to clients (port unreachable, fragmentation needed)");
+    let icmp =
+        counters(r, "rlvs_engine_icmp_sent", "ICMP errors sent to clients (port unreachable, fragmentation needed)");
     let conns = gauges(r, "rlvs_engine_connections", "Entries in the connection table");
     let limit = gauges(r, "rlvs_engine_connection_limit", "The connection table's bound (absent: unbounded)");
     let map_entries = gauges(r, "rlvs_fastpath_map_entries", "Entries in the XDP fast path's pinned connection maps");

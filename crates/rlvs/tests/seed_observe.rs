@@ -40,14 +40,30 @@ fn start(lab: &mut Lab, keepalived: &str, ns: &str, tag: &str) -> Director {
     let s = |p: &Path| p.to_string_lossy().into_owned();
     let (tmp_env, f, p) = (format!("TMPDIR={}", s(&tmp)), s(&file), s(&pid_file));
     let (r, c) = (s(&d.join(format!("{tag}-vrrp.pid"))), s(&d.join(format!("{tag}-check.pid"))));
-    let argv = ["env", "RLVS_METRICS=127.0.0.1:9650", &tmp_env, keepalived, "-n", "-l", "-f", &f, "-p", &p, "-r", &r, "-c", &c];
+    let argv = [
+        "env",
+        "RLVS_METRICS=127.0.0.1:9650",
+        &tmp_env,
+        keepalived,
+        "-n",
+        "-l",
+        "-f",
+        &f,
+        "-p",
+        &p,
+        "-r",
+        &r,
+        "-c",
+        &c,
+    ];
     lab.spawn(ns, tag, &argv).unwrap();
     Director { ns: ns.to_string(), tmp, pid_file }
 }
 
 /// One scrape, checked by promtool.
 fn scrape(lab: &Lab, ns: &str) -> String {
-    try_scrape(lab, ns).unwrap_or_else(|| panic!("no metrics from {ns}:\n{}", lab.log(if ns.ends_with("c2") { "c2" } else { "c5" })))
+    try_scrape(lab, ns)
+        .unwrap_or_else(|| panic!("no metrics from {ns}:\n{}", lab.log(if ns.ends_with("c2") { "c2" } else { "c5" })))
 }
 
 /// As [`scrape`]; None while the daemon does not listen yet.
@@ -60,7 +76,12 @@ fn try_scrape(lab: &Lab, ns: &str) -> Option<String> {
         .arg(format!("promtool check metrics < {}", file.display()))
         .output()
         .expect("promtool (Debian's prometheus package)");
-    assert!(check.status.success(), "promtool: {}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(
+        check.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     Some(text)
 }
 
@@ -114,6 +135,10 @@ fn masked(line: &str) -> String {
     if line.trim_start().starts_with("fd_in ") {
         return "fd_in *".into();
     }
+    // A tracking script's state is whether it runs at that instant.
+    if line == "   State = running" {
+        return "   State = idle".into();
+    }
     line.to_string()
 }
 
@@ -144,7 +169,13 @@ fn exporter_data(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
             let val = if l.starts_with("     ") {
                 l.trim().to_string()
             } else {
-                let sep = if l.contains('=') { '=' } else if l.contains(':') { ':' } else { continue };
+                let sep = if l.contains('=') {
+                    '='
+                } else if l.contains(':') {
+                    ':'
+                } else {
+                    continue;
+                };
                 let mut kv = l.trim().splitn(2, sep);
                 key = kv.next().unwrap().trim().to_string();
                 if key == "Virtual IP" {
@@ -157,7 +188,8 @@ fn exporter_data(text: &str) -> BTreeMap<String, BTreeMap<String, String>> {
                 let w: Vec<&str> = val.split(' ').collect();
                 e.insert(format!("vip {}", w[0]), w.get(2).unwrap_or(&"").to_string());
             }
-            if ["State", "Wantstate", "Interface", "Gratuitous ARP delay", "Virtual Router ID"].contains(&key.as_str()) {
+            if ["State", "Wantstate", "Interface", "Gratuitous ARP delay", "Virtual Router ID"].contains(&key.as_str())
+            {
                 e.insert(key.clone(), val);
             }
         } else {
@@ -187,10 +219,20 @@ fn exporter_stats(text: &str) -> BTreeMap<String, i64> {
 }
 
 fn check_dumps(lab: &Lab, keepalived: &str, d: &Director, tag: &str, phase: &str) {
-    let files = dump(lab, keepalived, d, &["DATA", "STATS", "JSON"], &["keepalived.data", "keepalived_check.data", "keepalived.stats", "keepalived.json"]);
+    let files = dump(
+        lab,
+        keepalived,
+        d,
+        &["DATA", "STATS", "JSON"],
+        &["keepalived.data", "keepalived_check.data", "keepalived.stats", "keepalived.json"],
+    );
     let real = |f: &str| golden(&format!("signals/{tag}-{phase}.{f}"));
     same_fields(&format!("{tag} {phase} keepalived.data"), &real("keepalived.data"), &files["keepalived.data"]);
-    same_fields(&format!("{tag} {phase} keepalived_check.data"), &real("keepalived_check.data"), &files["keepalived_check.data"]);
+    same_fields(
+        &format!("{tag} {phase} keepalived_check.data"),
+        &real("keepalived_check.data"),
+        &files["keepalived_check.data"],
+    );
     assert_eq!(exporter_data(&real("keepalived.data")), exporter_data(&files["keepalived.data"]));
     // Counters move with time; the keys, and what a steady pair holds
     // still (transitions, errors), must agree.
@@ -280,18 +322,35 @@ fn seed_section_3_scraped_drained_dumped_and_moved() {
     // keepalived's dumps, both directors, both servers up.
     check_dumps(&lab, &tools.keepalived, &c2, "c2", "up");
     check_dumps(&lab, &tools.keepalived, &c5, "c5", "up");
+    // STATS_CLEAR: the file as it stood, then the counters from zero (the
+    // master has sent an advert or so since, as keepalived's had).
+    let before = dump(&lab, &tools.keepalived, &c2, &["STATS_CLEAR"], &["keepalived.stats"]);
+    assert_eq!(exporter_stats(&before["keepalived.stats"])["VI_1//Became master"], 1);
+    std::thread::sleep(Duration::from_millis(200));
+    let after = dump(&lab, &tools.keepalived, &c2, &["STATS"], &["keepalived.stats"]);
+    let after = exporter_stats(&after["keepalived.stats"]);
+    let real = exporter_stats(&golden("signals/c2-after-clear.keepalived.stats"));
+    assert_eq!(after.keys().collect::<Vec<_>>(), real.keys().collect::<Vec<_>>());
+    assert_eq!(after["VI_1//Became master"], 0);
+    assert!(after["VI_1/Advertisements/Sent"] <= 2, "{after:?}");
 
     // 3.3.3: web1 down, then back.
     lab.stop("web1", libc::SIGTERM).unwrap();
     let m = wait_metric(&lab, &h.c2, &format!("rlvs_real_server_up{{{RS1}}}"), 0.0);
     assert_eq!(sample(&m, &format!("rlvs_checker_last_result{{{RS1},checker=\"HTTP_GET\"}}")), Some(0.0), "{m}");
     assert!(
-        m.lines().any(|l| l.starts_with(&format!("rlvs_checker_failures_total{{{RS1},checker=\"HTTP_GET\",reason=\"connection_refused\"}}"))),
+        m.lines().any(|l| l.starts_with(&format!(
+            "rlvs_checker_failures_total{{{RS1},checker=\"HTTP_GET\",reason=\"connection_refused\"}}"
+        ))),
         "{m}"
     );
     wait_metric(&lab, &h.c5, &format!("rlvs_real_server_up{{{RS1}}}"), 0.0);
     let files = dump(&lab, &tools.keepalived, &c2, &["DATA"], &["keepalived_check.data"]);
-    same_fields("c2 web1down keepalived_check.data", &golden("signals/c2-web1down.keepalived_check.data"), &files["keepalived_check.data"]);
+    same_fields(
+        "c2 web1down keepalived_check.data",
+        &golden("signals/c2-web1down.keepalived_check.data"),
+        &files["keepalived_check.data"],
+    );
     rlvs_netlab::web::start(&mut lab, &h.c3, "web1", "rs1", &[]).unwrap();
     wait_metric(&lab, &h.c2, &format!("rlvs_real_server_up{{{RS1}}}"), 1.0);
     wait_metric(&lab, &h.c5, &format!("rlvs_real_server_up{{{RS1}}}"), 1.0);
@@ -348,4 +407,64 @@ fn sha256_hex(data: &[u8]) -> String {
     child.stdin.take().unwrap().write_all(data).unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+/// A unicast instance in the style of HAProxy front ends (tracked script
+/// and interface, two VIPs and an excluded one, nopreempt), alone, so it
+/// becomes master: its keepalived.data and keepalived.json as keepalived
+/// 2.2.7 wrote them for the same file in the same namespace layout.
+#[test]
+fn a_unicast_instance_with_trackers_dumps_as_keepalived_does() {
+    let mut lab = Lab::new().unwrap();
+    let tools = seed_ha::Tools::rlvs(&lab, &common::rlvs()).unwrap();
+    let ns = lab.bare_host("ks").unwrap();
+    // The lab capture's layout: eth0 and eth1, each a veth with its peer
+    // in the namespace (lab/keepalived-signals.sh).
+    lab.ok(&ns, &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "p0"]).unwrap();
+    lab.ok(&ns, &["ip", "link", "add", "eth1", "type", "veth", "peer", "name", "p1"]).unwrap();
+    for i in ["lo", "eth0", "p0", "eth1", "p1"] {
+        lab.ok(&ns, &["ip", "link", "set", i, "up"]).unwrap();
+    }
+    lab.ok(&ns, &["ip", "addr", "add", "10.2.2.1/24", "dev", "eth0"]).unwrap();
+    let d = lab.dir().to_path_buf();
+    let file = d.join("script-pair.conf");
+    std::fs::write(&file, golden("signals/script-pair.conf")).unwrap();
+    let tmp = d.join("tmp-ks");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let pid_file = d.join("ks.pid");
+    let s = |p: &Path| p.to_string_lossy().into_owned();
+    let (tmp_env, f, p) = (format!("TMPDIR={}", s(&tmp)), s(&file), s(&pid_file));
+    let (r, c) = (s(&d.join("ks-vrrp.pid")), s(&d.join("ks-check.pid")));
+    let argv = [
+        "env",
+        "RLVS_METRICS=127.0.0.1:9650",
+        &tmp_env,
+        &tools.keepalived,
+        "-n",
+        "-l",
+        "-f",
+        &f,
+        "-p",
+        &p,
+        "-r",
+        &r,
+        "-c",
+        &c,
+    ];
+    lab.spawn(&ns, "ks", &argv).unwrap();
+    let inst = r#"rlvs_vrrp_state{instance="VI_2",state="MASTER"}"#;
+    wait_metric(&lab, &ns, inst, 1.0);
+    let dir = Director { ns: ns.clone(), tmp, pid_file };
+    let files = dump(&lab, &tools.keepalived, &dir, &["DATA", "JSON"], &["keepalived.data", "keepalived.json"]);
+    same_fields("unicast keepalived.data", &golden("signals/script-up.keepalived.data"), &files["keepalived.data"]);
+    assert_eq!(exporter_data(&golden("signals/script-up.keepalived.data")), exporter_data(&files["keepalived.data"]));
+    let mut rj: serde_json::Value = serde_json::from_str(&golden("signals/script-up.keepalived.json")).unwrap();
+    let mut oj: serde_json::Value = serde_json::from_str(&files["keepalived.json"]).unwrap();
+    for j in [&mut rj, &mut oj] {
+        for i in j.as_array_mut().unwrap() {
+            i["data"]["last_transition"] = 0.into();
+            i["stats"]["advert_sent"] = 0.into();
+        }
+    }
+    assert_eq!(rj, oj, "keepalived.json:\n{}", files["keepalived.json"]);
 }

@@ -622,7 +622,12 @@ pub fn failure_reason(why: &str) -> &'static str {
         "digest_mismatch"
     } else if w.contains("exited with status") || w.contains("killed by a signal") || w.contains("script") {
         "script"
-    } else if w.contains("unreachable") || w.contains("no route") || w.contains("reset") || w.contains("connect") || w.contains("socket") {
+    } else if w.contains("unreachable")
+        || w.contains("no route")
+        || w.contains("reset")
+        || w.contains("connect")
+        || w.contains("socket")
+    {
         "connection"
     } else if w.contains("response")
         || w.contains("greeting")

@@ -19,12 +19,21 @@ pub fn global_defs(g: &GlobalDefs, vrrp_side: bool) -> String {
         w(format!(" Smtp server = {addr}"));
         w(format!(" Smtp server port = {port}"));
     }
-    w(format!(" Smtp HELO name = {}", e.helo_name.clone().unwrap_or_else(|| host.clone())));
-    w(format!(" Smtp server connection timeout = {}", e.connect_timeout.unwrap_or(30)));
-    w(format!(" Email notification from = {}", e.from.clone().unwrap_or_else(|| format!("keepalived@{host}"))));
-    w(" Email notification to:".into());
-    for to in &e.to {
-        w(format!("   {to}"));
+    // keepalived fills the HELO name, timeout and sender in only for an
+    // SMTP server; a value set in the file is shown whatever.
+    let smtp = e.smtp_server.is_some();
+    if let Some(h) = e.helo_name.clone().or_else(|| smtp.then(|| host.clone())) {
+        w(format!(" Smtp HELO name = {h}"));
+    }
+    if let Some(t) = e.connect_timeout.or(smtp.then_some(30)) {
+        w(format!(" Smtp server connection timeout = {t}"));
+    }
+    if let Some(from) = e.from.clone().or_else(|| smtp.then(|| format!("keepalived@{host}"))) {
+        w(format!(" Email notification from = {from}"));
+        w(" Email notification to:".into());
+        for to in &e.to {
+            w(format!("   {to}"));
+        }
     }
     for what in ["smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker"] {
         w(format!(" Default {what} = unset"));
@@ -82,10 +91,9 @@ pub fn global_defs(g: &GlobalDefs, vrrp_side: bool) -> String {
     // The VRRP process fills the lower-priority settings from the master
     // ones; the checker process prints them unset.
     let (lp_delay, lp_rep) = match (garp.lower_prio_delay, garp.lower_prio_repeat, vrrp_side) {
-        (d, r, true) => (
-            d.map_or(garp.master_delay.as_secs() as u32, |d| d.as_secs() as u32),
-            r.unwrap_or(garp.master_repeat),
-        ),
+        (d, r, true) => {
+            (d.map_or(garp.master_delay.as_secs() as u32, |d| d.as_secs() as u32), r.unwrap_or(garp.master_repeat))
+        }
         (d, r, false) => (d.map_or(UNSET, |d| d.as_secs() as u32), r.unwrap_or(UNSET)),
     };
     w(format!(" Gratuitous ARP lower priority delay = {lp_delay}"));

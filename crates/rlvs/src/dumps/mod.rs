@@ -164,3 +164,24 @@ pub fn signals() -> [(libc::c_int, Ask); 4] {
         (libc::SIGRTMIN() + 2, Ask::Json),
     ]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_keepalived_prints_them() {
+        // Local time: the hour depends on the zone, the shape does not.
+        let t = ctime_us(1796051287.694227);
+        assert!(t.starts_with("1796051287.694227 (") && t.ends_with(".694227 2026)"), "{t}");
+        assert_eq!(t.len(), "1796051287.694227 (Mon Nov 30 15:08:07.694227 2026)".len(), "{t}");
+        assert!(ctime_us(1796051287.0).starts_with("1796051287.000000 ("));
+    }
+
+    #[test]
+    fn commands_are_quoted_word_by_word() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(vrrp::cmd_str(&w(&["/usr/bin/killall", "-0", "haproxy"])), "'/usr/bin/killall' '-0' 'haproxy'");
+        assert_eq!(vrrp::cmd_str(&w(&["</dev/tcp/127.0.0.1/80"])), "</dev/tcp/127.0.0.1/80");
+    }
+}

@@ -10,7 +10,8 @@ use std::fmt::Write;
 /// `10.0.0.100/24 dev bond0 scope global label bond0:0`, keepalived's
 /// format_ipaddress.
 fn vip_text(v: &Vip, r: &Runtime) -> String {
-    let mut s = format!("{}/{}", v.addr, v.prefix);
+    let host = if v.addr.is_ipv4() { 32 } else { 128 };
+    let mut s = if v.prefix == host { v.addr.to_string() } else { format!("{}/{}", v.addr, v.prefix) };
     if let Some(b) = v.brd {
         let _ = write!(s, " brd {b}");
     }
@@ -40,7 +41,36 @@ fn password(r: &Runtime) -> Option<String> {
     })
 }
 
-pub fn vrrp_data(setup: &Setup, status: &[Status]) -> String {
+/// keepalived's cmd_str: every word quoted, but a leading redirection.
+pub fn cmd_str(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| if i == 0 && (w.starts_with('<') || w.starts_with('>')) { w.clone() } else { format!("'{w}'") })
+        .collect();
+    quoted.join(" ")
+}
+
+/// The command as keepalived runs it: its program's real path, found on
+/// PATH for a bare name (keepalived resolves it when it loads the file).
+fn resolved(words: &[String]) -> Vec<String> {
+    let mut w = words.to_vec();
+    if let Some(first) = w.first_mut() {
+        let found = if first.contains('/') {
+            Some(std::path::PathBuf::from(first.as_str()))
+        } else {
+            let path = std::env::var("PATH").unwrap_or_default();
+            path.split(':').map(|d| std::path::Path::new(d).join(first.as_str())).find(|p| p.is_file())
+        };
+        if let Some(real) = found.and_then(|p| crate::vrrp::scripts::real_path(&p)) {
+            *first = real.to_string_lossy().into_owned();
+        }
+    }
+    w
+}
+
+/// `script_ok`: each vrrp_script's last verdict (absent: none yet).
+pub fn vrrp_data(setup: &Setup, status: &[Status], script_ok: &std::collections::HashMap<String, bool>) -> String {
     let mut o = super::global_defs(&setup.global, true);
     o += "------< VRRP Topology >------\n";
     for (r, st) in setup.instances.iter().zip(status) {
@@ -60,10 +90,49 @@ pub fn vrrp_data(setup: &Setup, status: &[Status]) -> String {
         let _ = writeln!(o, "   Family = {}", if v6 { "IPv6" } else { "IPv4" });
         o += "   Protocol = VRRP\n";
         let _ = writeln!(o, "   Type = {}", if unicast { "Unicast" } else { "Multicast" });
+        if unicast {
+            let src = setup.instances.iter().find(|r| r.interface == ifname && r.v6 == v6).and_then(|r| r.unicast_src);
+            if let Some(a) = src {
+                let _ = writeln!(o, "   Address = {a}");
+            }
+        }
         o += "   Rx buf size = 0\n   VRRP instances\n";
         for r in setup.instances.iter().filter(|r| r.interface == ifname && r.v6 == v6) {
             let _ = writeln!(o, "     {} vrid {}", r.core.name, r.core.vrid);
         }
+    }
+    if !setup.scripts.is_empty() {
+        o += "------< VRRP Scripts >------\n";
+    }
+    for sc in &setup.scripts {
+        let good = script_ok.get(&sc.name).copied();
+        let _ = writeln!(o, " VRRP Script = {}", sc.name);
+        let _ = writeln!(o, "   Command = {}", cmd_str(&resolved(&sc.script)));
+        let _ = writeln!(o, "   Interval = {} sec", sc.interval.as_secs());
+        let _ = writeln!(o, "   Timeout = {} sec", sc.timeout.unwrap_or_default().as_secs());
+        let _ = writeln!(o, "   Weight = {}{}", sc.weight, if sc.weight_reverse { " reverse" } else { "" });
+        let _ = writeln!(o, "   Rise = {}", sc.rise);
+        let _ = writeln!(o, "   Fall = {}", sc.fall);
+        // keepalived's result counts towards rise (GOOD) or fall.
+        let result = match good {
+            Some(true) => sc.rise + sc.fall - 1,
+            Some(false) => 0,
+            None if sc.init_fail => 0,
+            None => sc.rise.saturating_sub(1),
+        };
+        let _ = writeln!(o, "   Result = {result}");
+        o += "   Insecure = no\n";
+        let _ = writeln!(o, "   Init state = {}", if good.is_some() { "unknown" } else { "INIT" });
+        let _ = writeln!(o, "   Status = {}", if good == Some(true) { "GOOD" } else { "BAD" });
+        o += "   Script uid:gid = 0:0\n   VRRP instances :\n   Tracking instances :\n";
+        let id = crate::vrrp::setup::script_id(&sc.name);
+        for r in &setup.instances {
+            for t in r.tracks.iter().filter(|t| t.id == id) {
+                let _ =
+                    writeln!(o, "     {}, weight {}{}", r.core.name, t.weight, if t.reverse { " reverse" } else { "" });
+            }
+        }
+        o += "   State = idle\n";
     }
     o += "------< Interfaces >------\n";
     interfaces(&mut o, setup);
@@ -106,7 +175,11 @@ fn instance(o: &mut String, r: &Runtime, st: &Status) {
     if c.skip_check_adv_addr {
         w("   Skip checking advert IP addresses".into());
     }
-    w(format!("   Using src_ip = {}", st.source.or(r.unicast_src).map_or("(none)".into(), |a| a.to_string())));
+    w(format!(
+        "   Using src_ip = {}{}",
+        st.source.or(r.unicast_src).map_or("(none)".into(), |a| a.to_string()),
+        if r.unicast_src.is_some() { " (from configuration)" } else { "" }
+    ));
     if c.unicast_peers.is_empty() {
         w(format!("   Multicast address {}", r.mcast_group));
     }
@@ -163,10 +236,30 @@ fn instance(o: &mut String, r: &Runtime, st: &Status) {
         w(format!("   Check unicast src : {}", if c.check_unicast_src { "yes" } else { "no" }));
         w("   Unicast Peer :".into());
         for p in &c.unicast_peers {
-            w(format!("     {}", p.addr));
+            w(format!("     {} min_ttl {} max_ttl {}", p.addr, p.min_ttl, p.max_ttl));
         }
+        w("   Unicast checksum compatibility = no".into());
     }
     w("   fd_in 0, fd_out 0".into());
+    let tracked = |prefix: &str| -> Vec<String> {
+        r.tracks
+            .iter()
+            .filter_map(|t| {
+                let name = t.id.strip_prefix(prefix)?;
+                (prefix != "if:" || name != r.interface)
+                    .then(|| format!("     {name} weight {}{}", t.weight, if t.reverse { " reverse" } else { "" }))
+            })
+            .collect()
+    };
+    let (ifs, scripts) = (tracked("if:"), tracked("script:"));
+    if !ifs.is_empty() {
+        w("   Tracked interfaces :".into());
+        ifs.into_iter().for_each(&mut w);
+    }
+    if !scripts.is_empty() {
+        w("   Tracked scripts :".into());
+        scripts.into_iter().for_each(&mut w);
+    }
     w("   Using smtp notification = no".into());
     w("   Notify deleted = Fault".into());
     w(format!("   Notify priority changes = {}", false));
@@ -206,7 +299,9 @@ fn interfaces(o: &mut String, setup: &Setup) {
             if has(libc::IFF_MULTICAST) { "" } else { ", no multicast" },
         );
         let _ = writeln!(o, "   Seen up = {}", u8::from(has(libc::IFF_UP)));
-        o.push_str("   Delayed state change running = false\n   Up debounce timer = 0us\n   Down debounce timer = 0us\n");
+        o.push_str(
+            "   Delayed state change running = false\n   Up debounce timer = 0us\n   Down debounce timer = 0us\n",
+        );
         let _ = writeln!(o, "   MTU = {}", sys("mtu").trim());
         let kind = match sys("type").trim() {
             "772" => "LOOPBACK",
@@ -215,7 +310,9 @@ fn interfaces(o: &mut String, setup: &Setup) {
         };
         let _ = writeln!(o, "   HW Type = {kind}");
         o.push_str("   NIC netlink status update\n   Reset ARP config counter 0\n   Original arp_ignore 0\n");
-        o.push_str("   Original arp_filter 0\n   Original promote_secondaries 0\n   Reset promote_secondaries counter 0\n");
+        o.push_str(
+            "   Original arp_filter 0\n   Original promote_secondaries 0\n   Reset promote_secondaries counter 0\n",
+        );
         let id = link_id(&l.name);
         let tracking: Vec<(String, i32)> = setup
             .instances
@@ -249,6 +346,21 @@ pub fn vrrp_json(setup: &Setup, status: &[Status]) -> String {
             .iter()
             .filter(|v| c.vips.contains(&v.addr))
             .map(|v| format!("{}{}", vip_text(v, r), if st.vips_set { " set" } else { "" }))
+            .collect();
+        let evips: Vec<String> = r
+            .addresses
+            .iter()
+            .filter(|v| !c.vips.contains(&v.addr))
+            .map(|v| format!("{}{}", vip_text(v, r), if st.vips_set { " set" } else { "" }))
+            .collect();
+        let track_ifp: Vec<&str> =
+            r.tracks.iter().filter_map(|t| t.id.strip_prefix("if:")).filter(|n| *n != r.interface).collect();
+        let track_script: Vec<String> = r
+            .tracks
+            .iter()
+            .filter_map(|t| t.id.strip_prefix("script:"))
+            .filter_map(|n| setup.scripts.iter().find(|sc| sc.name == n))
+            .map(|sc| cmd_str(&resolved(&sc.script)))
             .collect();
         let data = serde_json::json!({
             "iname": c.name,
@@ -285,9 +397,17 @@ pub fn vrrp_json(setup: &Setup, status: &[Status]) -> String {
             "smtp_alert": false,
             "notify_deleted": false,
             "vips": vips,
+            "evips": evips,
+            "track_ifp": track_ifp,
+            "track_script": track_script,
             "auth_type": u8::from(c.auth_pass.is_some()),
             "auth_data": password(r).unwrap_or_default(),
         });
+        let mut data = data;
+        // keepalived leaves the lists out when they are empty.
+        if let Some(m) = data.as_object_mut() {
+            m.retain(|k, v| k == "vips" || !v.as_array().is_some_and(|a| a.is_empty()));
+        }
         let s = &st.stats;
         let stats = serde_json::json!({
             "advert_rcvd": s.advert_rcvd,

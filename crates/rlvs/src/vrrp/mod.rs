@@ -88,6 +88,8 @@ pub struct Vrrp {
     status: Arc<std::sync::Mutex<Vec<Status>>>,
     /// Each instance's state when last published, and since when.
     transitions: Vec<(rlvs_vrrp::State, f64)>,
+    /// Each vrrp_script's last verdict, for the dumps.
+    script_ok: HashMap<String, bool>,
     /// Woken whenever `status` is republished.
     changed: Arc<tokio::sync::Notify>,
 }
@@ -145,6 +147,7 @@ impl Vrrp {
             group_notify,
             status: Arc::new(std::sync::Mutex::new(Vec::new())),
             transitions: Vec::new(),
+            script_ok: HashMap::new(),
             changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -436,7 +439,14 @@ impl Vrrp {
                 priority: i.cfg.priority,
                 effective_priority: i.effective_priority(),
                 stats: i.stats,
-                wantstate: if i.cfg.want_master { "MASTER" } else { "BACKUP" },
+                // keepalived's wantstate follows a settled instance; in
+                // INIT or FAULT it is what the file asked for.
+                wantstate: match i.state() {
+                    rlvs_vrrp::State::Master => "MASTER",
+                    rlvs_vrrp::State::Backup => "BACKUP",
+                    _ if i.cfg.want_master => "MASTER",
+                    _ => "BACKUP",
+                },
                 master_src: i.master_src(),
                 master_priority: i.master_priority(),
                 vips_set: i.vips_set(),
@@ -606,6 +616,7 @@ pub async fn run(
             }
             Some((ifname, v6, p)) = prx.recv() => v.on_packet(&ifname, v6, p),
             Some((name, ok)) = srx.recv() => {
+                v.script_ok.insert(name.clone(), ok);
                 let now = v.now();
                 let outs = v.router.set_tracker(now, &setup::script_id(&name), ok);
                 v.execute(outs);
@@ -642,7 +653,7 @@ pub async fn run(
                     let text = if json {
                         crate::dumps::vrrp_json(&v.setup, &status)
                     } else {
-                        crate::dumps::vrrp_data(&v.setup, &status)
+                        crate::dumps::vrrp_data(&v.setup, &status, &v.script_ok)
                     };
                     let _ = reply.send(text);
                 }

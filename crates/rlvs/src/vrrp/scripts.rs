@@ -68,16 +68,32 @@ fn resolve(cmd: &str) -> Option<PathBuf> {
     path.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
 }
 
-/// Whether the file and each directory above it are safe to execute from.
+/// The path keepalived runs a script by (check_script_secure): the real
+/// path, without symbolic links, `.` or `..`, but under its own file name
+/// when the link's name differs (programs that look at their name, such
+/// as busybox, keep working).
+pub fn real_path(path: &Path) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(path).ok()?;
+    match (path.file_name(), real.file_name(), real.parent()) {
+        (Some(asked), Some(found), Some(dir)) if asked != found => Some(dir.join(asked)),
+        _ => Some(real),
+    }
+}
+
+/// Whether the file and each directory above it are safe to execute
+/// from, checked on its real path as keepalived's check_security does:
+/// every part owned by root; no directory without the sticky bit and no
+/// file writable by a non-root group or by others. A symbolic link's own
+/// mode (always 0777) does not count.
 fn secure(path: &Path) -> bool {
     let mut p = Some(path);
     while let Some(cur) = p {
         let Ok(md) = std::fs::symlink_metadata(cur) else { return false };
         let mode = md.mode();
-        let sticky_dir = md.is_dir() && mode & libc::S_ISVTX != 0;
+        let judged = (md.is_dir() && mode & libc::S_ISVTX == 0) || md.is_file();
         let group_w = md.gid() != 0 && mode & libc::S_IWGRP != 0;
         let other_w = mode & libc::S_IWOTH != 0;
-        if md.uid() != 0 || (!sticky_dir && (group_w || other_w)) {
+        if md.uid() != 0 || (judged && (group_w || other_w)) {
             return false;
         }
         p = cur.parent().filter(|x| !x.as_os_str().is_empty());
@@ -94,7 +110,7 @@ pub fn prepare(
     security: bool,
 ) -> Result<(Runnable, bool), Refused> {
     let cmd = argv.first().cloned().unwrap_or_default();
-    let Some(path) = resolve(&cmd) else { return Err(Refused::NotFound(cmd)) };
+    let Some(path) = resolve(&cmd).and_then(|p| real_path(&p)) else { return Err(Refused::NotFound(cmd)) };
     let Ok(md) = std::fs::metadata(&path) else { return Err(Refused::NotFound(cmd)) };
     if md.mode() & 0o111 == 0 {
         return Err(Refused::NotExecutable(cmd));
@@ -254,6 +270,13 @@ mod tests {
         // temp_dir itself is sticky; ours is root's and not writable by others.
         assert!(prepare(&argv, None, None, true).is_ok());
         assert!(matches!(prepare(&["/nonexistent/x".into()], None, None, true), Err(Refused::NotFound(_))));
+        // Reached through a symbolic link (as /bin/true is on Debian 12):
+        // the link's 0777 is no reason to refuse, and the real path runs.
+        let link = dir.join("true-link");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        let (r, insecure) = prepare(&[link.to_string_lossy().into_owned()], None, None, true).unwrap();
+        assert!(!insecure);
+        assert_eq!(r.argv[0], dir.join("true-link").to_string_lossy(), "the link's name is kept");
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(prepare(&argv, None, None, true), Err(Refused::NotExecutable(_))));
         std::fs::remove_dir_all(&dir).unwrap();
