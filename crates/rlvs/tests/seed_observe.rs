@@ -391,6 +391,26 @@ fn seed_section_3_scraped_drained_dumped_and_moved() {
     wait_metric(&lab, &h.c2, &state("MASTER"), 1.0);
     wait_metric(&lab, &h.c5, &state("BACKUP"), 1.0);
     assert!(Lab::wait_for(Duration::from_secs(5), || curl(&lab, &h.c1).starts_with("rs").then_some(())).is_some());
+    // A stray ACK for no connection is dropped and counted by reason.
+    let stray = r#"import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+src, dst = socket.inet_aton("10.1.1.10"), socket.inet_aton("10.0.0.100")
+def seg(csum):
+    return struct.pack("!HHIIBBHHH", 40000, 80, 1, 1, 5 << 4, 0x10, 65535, csum, 0)
+pseudo = src + dst + struct.pack("!BBH", 0, 6, 20)
+data = pseudo + seg(0)
+total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+while total >> 16:
+    total = (total & 0xffff) + (total >> 16)
+for _ in range(3):
+    s.sendto(seg(~total & 0xffff), ("10.0.0.100", 0))
+"#;
+    lab.ok(&h.c1, &["python3", "-c", stray]).unwrap();
+    let dropped = Lab::wait_for(Duration::from_secs(5), || {
+        let m = scrape(&lab, &h.c2);
+        sample(&m, r#"rlvs_engine_drops_total{reason="no_connection"}"#).filter(|v| *v >= 3.0)
+    });
+    assert!(dropped.is_some(), "{}", scrape(&lab, &h.c2));
     // The engine's own figures are in every scrape.
     let m = scrape(&lab, &h.c2);
     assert!(m.contains("rlvs_engine_packets_total{path=\"slow\",action=\"forwarded\"}"), "{m}");

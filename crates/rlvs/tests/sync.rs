@@ -40,7 +40,7 @@ fn build() -> Pair {
         web::paced(&mut lab, &rs, &format!("web{i}"), SIZE, RATE, 80).unwrap();
     }
     for (ns, name) in [(&master, "master"), (&backup, "backup")] {
-        start_daemon(&mut lab, ns, name, &[]);
+        start_daemon(&mut lab, ns, name, &["--metrics", "127.0.0.1:9650"]);
         let mut cmds = vec![format!("-A -t {VIP}:80 -s rr")];
         cmds.extend((1..=3).map(|i| format!("-a -t {VIP}:80 -r 192.168.100.{i}:80 -g")));
         adm_ok(&lab, ns, cmds);
@@ -148,6 +148,25 @@ fn dr_downloads_survive_the_masters_death_through_the_synced_backup() {
         adm(lab, &backup, "-Lnc").0,
         lab.log("backup")
     );
+    // The metrics tell the same: messages out of the master, in at the
+    // backup with the connections; the master's table and, under AF_XDP,
+    // its fast path's map hold the downloads.
+    let value = |m: &str, series: &str| -> f64 {
+        m.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok()).unwrap_or(-1.0)
+    };
+    let scrape = |ns: &str| lab.ok(ns, &["curl", "-sS", "--max-time", "3", "http://127.0.0.1:9650/metrics"]).unwrap();
+    let (m, b) = (scrape(&master), scrape(&backup));
+    assert!(value(&m, "rlvs_sync_messages_sent_total") > 0.0, "{m}");
+    assert!(value(&b, "rlvs_sync_messages_received_total") > 0.0, "{b}");
+    assert!(value(&b, "rlvs_sync_connections_received_total") >= DOWNLOADS as f64, "{b}");
+    assert_eq!(value(&b, "rlvs_sync_messages_rejected_total{reason=\"malformed\"}"), 0.0, "{b}");
+    assert!(value(&m, "rlvs_engine_connections") >= DOWNLOADS as f64, "{m}");
+    if m.contains("rlvs_fastpath_map_entries{") {
+        assert!(value(&m, "rlvs_fastpath_map_entries{map=\"conns4\"}") >= DOWNLOADS as f64, "{m}");
+        assert!(value(&m, "rlvs_engine_packets_total{path=\"fast\",action=\"forwarded\"}") > 0.0, "{m}");
+    } else {
+        assert!(value(&m, "rlvs_engine_packets_total{path=\"slow\",action=\"forwarded\"}") > 0.0, "{m}");
+    }
     std::thread::sleep(Duration::from_secs(1));
     let resets_before = resets(&p.lab, &p.client);
     // The master dies and its link goes: nothing of it forwards any more,
@@ -307,7 +326,7 @@ fn fullnat_downloads_survive_the_masters_death_through_the_synced_backup() {
         web::paced(&mut lab, &rs, &format!("web{i}"), SIZE, RATE, 80).unwrap();
     }
     for (ns, name) in [(&master, "master"), (&backup, "backup")] {
-        start_daemon(&mut lab, ns, name, &[]);
+        start_daemon(&mut lab, ns, name, &["--metrics", "127.0.0.1:9650"]);
         let mut cmds = vec![format!("-A -t {VIP}:80 -s rr"), format!("--add-laddr -t {VIP}:80 -z {LIP}")];
         cmds.extend((1..=3).map(|i| format!("-a -t {VIP}:80 -r 192.168.100.{i}:80 --fullnat")));
         adm_ok(&lab, ns, cmds);
