@@ -59,6 +59,8 @@ pub struct GlobalDefs {
     pub higher_prio_send_advert: bool,
     pub down_timer_adverts: u32,
     pub script_user: Option<ScriptUser>,
+    /// Where script_user is set.
+    pub script_user_pos: Option<Pos>,
     pub enable_script_security: bool,
     /// lvs_timeouts: tcp, tcpfin, udp (seconds).
     pub lvs_timeouts: Option<(Option<u32>, Option<u32>, Option<u32>)>,
@@ -120,6 +122,7 @@ impl Default for GlobalDefs {
             higher_prio_send_advert: false,
             down_timer_adverts: 3,
             script_user: None,
+            script_user_pos: None,
             enable_script_security: false,
             lvs_timeouts: None,
             lvs_flush: false,
@@ -179,6 +182,9 @@ pub struct ScriptUser {
 pub struct VrrpScript {
     pub name: String,
     pub pos: Pos,
+    /// Where its block closes (keepalived's position for what it finds
+    /// when completing the script).
+    pub end: Pos,
     /// The command line as keepalived splits it (words, quotes honoured).
     pub script: Vec<String>,
     pub interval: Duration,

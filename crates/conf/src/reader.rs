@@ -445,7 +445,11 @@ impl<'d> Reader<'d> {
         let full = if path.is_absolute() { path.to_path_buf() } else { src.dir.join(path) };
         let files = expand_glob(&full);
         if files.is_empty() {
-            self.diags.push(Diag::warning(&src.at(0), format!("No config files matched '{pattern}'.")));
+            // keepalived logs it and carries on: not a configuration error.
+            self.diags.push(
+                Diag::note(&src.at(0), format!("Config files missing '{pattern}'."))
+                    .with_hint("nothing matched; the rest of the file is read without it"),
+            );
             return;
         }
         self.include_depth += 1;

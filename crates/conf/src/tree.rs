@@ -21,6 +21,9 @@ pub struct Node {
 pub struct Block {
     pub open: Pos,
     pub children: Vec<Node>,
+    /// The closing `}` (None: the file ended first). keepalived reports
+    /// what it finds when it completes a block there.
+    pub close: Option<Pos>,
 }
 
 impl Node {
@@ -70,7 +73,7 @@ pub fn build(lines: Vec<Line>, diags: &mut Vec<Diag>) -> Vec<Node> {
             match stack.pop() {
                 Some((outer, owner, open)) => {
                     let children = std::mem::replace(&mut level, outer);
-                    let block = Some(Block { open, children });
+                    let block = Some(Block { open, children, close: Some(line.pos().clone()) });
                     let node = match owner {
                         Some(mut n) => {
                             n.block = block;
@@ -98,7 +101,7 @@ pub fn build(lines: Vec<Line>, diags: &mut Vec<Diag>) -> Vec<Node> {
     // Close what is still open so nothing read is lost.
     while let Some((outer, owner, open)) = stack.pop() {
         let children = std::mem::replace(&mut level, outer);
-        let block = Some(Block { open, children });
+        let block = Some(Block { open, children, close: None });
         level.push(match owner {
             Some(mut n) => {
                 n.block = block;

@@ -17,6 +17,8 @@ const EXIT_NO_CONFIG: u8 = 6;
 /// Under `-t` (core/main.c, config_test_exit).
 const EXIT_TEST_CONFIG: u8 = 4;
 const EXIT_TEST_FAILED: u8 = 5;
+/// Under `-t`: a SECURITY VIOLATION (CONFIG_SECURITY_ERROR).
+const EXIT_TEST_SECURITY: u8 = 6;
 
 #[derive(Debug, PartialEq)]
 struct Opts {
@@ -483,52 +485,22 @@ fn config_test(path: &std::path::Path, config_id: Option<String>) -> ExitCode {
     for d in &loaded.diags {
         eprintln!("{d}");
     }
-    let missing = missing_interfaces(&loaded.config);
-    for m in &missing {
-        eprintln!("{m}");
+    let host = crate::verdict::check(&loaded.config);
+    for l in &host.lines {
+        eprintln!("{l}");
     }
-    let missing = !missing.is_empty();
-    if missing {
-        eprintln!("Non-existent interface specified in configuration");
-    }
-    // keepalived exits 5 for whatever it reported, 4 only for a missing
-    // file (above) or a fatal error; notes are rlvs's own and count not.
+    // keepalived exits 6 for a security violation, 5 for whatever else it
+    // reported, 4 only for a missing file (above) or a fatal error; notes
+    // are rlvs's own, or keepalived's log lines, and count not.
     match loaded.worst() {
+        _ if host.security => ExitCode::from(EXIT_TEST_SECURITY),
         Some(Severity::Error | Severity::Warning) => ExitCode::from(EXIT_TEST_FAILED),
-        _ if missing => ExitCode::from(EXIT_TEST_FAILED),
+        _ if host.errors => ExitCode::from(EXIT_TEST_FAILED),
         _ => ExitCode::from(EXIT_OK),
     }
 }
 
 use rlvs_conf::Severity;
-
-/// keepalived's complaint for every interface the file names that this
-/// host lacks.
-fn missing_interfaces(c: &rlvs_conf::Config) -> Vec<String> {
-    let exists = |n: &str| rlvs_dataplane::iface::index_of(n).is_some();
-    let mut out = Vec::new();
-    for i in &c.instances {
-        if let Some((ifname, pos)) = &i.interface {
-            if !exists(ifname) {
-                out.push(format!(
-                    "{pos}: warning: WARNING - interface {ifname} for vrrp_instance {} doesn't exist",
-                    i.name
-                ));
-            }
-        }
-        for v in i.vips.iter().chain(&i.excluded_vips) {
-            if let Some(dev) = &v.dev {
-                if !exists(dev) {
-                    out.push(format!(
-                        "{}: warning: WARNING - interface {dev} for ip address {}/{} doesn't exist",
-                        v.pos, v.addr, v.prefix
-                    ));
-                }
-            }
-        }
-    }
-    out
-}
 
 /// What stops keepalived 2.2.7's VRRP process at start, and with it
 /// keepalived (exit 2): an instance its vrrp_complete_instance rejects,
@@ -536,14 +508,14 @@ fn missing_interfaces(c: &rlvs_conf::Config) -> Vec<String> {
 fn vrrp_refuses(path: &std::path::Path, config_id: Option<String>) -> Option<Vec<String>> {
     let loaded = rlvs_conf::load_file(path, rlvs_conf::Options { config_id }).ok()?;
     // With dynamic_interfaces, keepalived waits for missing ones instead.
-    let missing = if loaded.config.global.dynamic_interfaces { Vec::new() } else { missing_interfaces(&loaded.config) };
-    if loaded.dropped_instances.is_empty() && missing.is_empty() {
+    let host = crate::verdict::check(&loaded.config);
+    let missing = host.missing_interface && !loaded.config.global.dynamic_interfaces;
+    if loaded.dropped_instances.is_empty() && !missing {
         return None;
     }
     let mut lines: Vec<String> = loaded.diags.iter().map(|d| d.to_string()).collect();
-    lines.extend(missing.iter().cloned());
-    if !missing.is_empty() {
-        lines.push("Non-existent interface specified in configuration".into());
+    if missing {
+        lines.extend(host.lines.iter().filter(|l| l.contains("interface")).cloned());
     }
     lines.push(
         "VRRP: configuration error that keepalived stops on - exiting with status 2 (KEEPALIVED_EXIT_CONFIG)".into(),

@@ -16,6 +16,7 @@ mod metrics;
 mod realserver;
 mod syncd;
 mod systemd;
+mod verdict;
 mod vrrp;
 
 use clap::{Parser, Subcommand};

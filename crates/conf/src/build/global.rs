@@ -8,7 +8,8 @@ use crate::tree::Node;
 use std::net::IpAddr;
 use std::time::Duration;
 
-const GARP_MAX: Duration = Duration::from_secs(86400);
+/// UINT_MAX / TIMER_HZ: keepalived's bound on the gratuitous ARP delays.
+const GARP_SECS_MAX: u64 = (u32::MAX / 1_000_000) as u64;
 
 impl Builder {
     pub(super) fn global_defs(&mut self, children: &[Node], g: &mut GlobalDefs) {
@@ -36,27 +37,42 @@ impl Builder {
                     Some(_) => self.bad(n, "vrrp_mcast_group6 must be an IPv6 multicast address"),
                     None => {}
                 },
+                // keepalived reads these as whole numbers (seconds).
                 "vrrp_garp_master_delay" => {
-                    if let Some(d) = self.timer(n, 0, Duration::ZERO, GARP_MAX) {
-                        g.garp.master_delay = d;
+                    if let Some(v) =
+                        self.garp_number(n, GARP_SECS_MAX, "vrrp_garp_master_delay '{}' invalid - ignoring")
+                    {
+                        g.garp.master_delay = Duration::from_secs(v);
                     }
                 }
                 "vrrp_garp_master_repeat" => {
-                    if let Some(v) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
-                        g.garp.master_repeat = v as u32;
+                    if let Some(v) =
+                        self.garp_number(n, u64::from(u32::MAX), "vrrp_garp_master_repeat '{}' invalid - ignoring")
+                    {
+                        g.garp.master_repeat = self.at_least_one(n, v, "vrrp_garp_master_repeat");
                     }
                 }
                 "vrrp_garp_master_refresh" => {
-                    if let Some(d) = self.timer(n, 0, Duration::ZERO, GARP_MAX) {
-                        g.garp.master_refresh = d;
-                    }
+                    g.garp.master_refresh = self
+                        .garp_number(n, u64::from(u32::MAX), "Invalid vrrp_garp_master_refresh '{}' - ignoring")
+                        .map_or(Duration::ZERO, Duration::from_secs);
                 }
                 "vrrp_garp_master_refresh_repeat" => {
-                    if let Some(v) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
-                        g.garp.master_refresh_repeat = v as u32;
+                    if let Some(v) = self.garp_number(
+                        n,
+                        u64::from(u32::MAX),
+                        "vrrp_garp_master_refresh_repeat '{}' invalid - ignoring",
+                    ) {
+                        g.garp.master_refresh_repeat = self.at_least_one(n, v, "vrrp_garp_master_refresh_repeat");
                     }
                 }
-                "vrrp_garp_lower_prio_delay" => g.garp.lower_prio_delay = self.timer(n, 0, Duration::ZERO, GARP_MAX),
+                "vrrp_garp_lower_prio_delay" => {
+                    if let Some(v) =
+                        self.garp_number(n, GARP_SECS_MAX, "vrrp_garp_lower_prio_delay '{}' invalid - ignoring")
+                    {
+                        g.garp.lower_prio_delay = Some(Duration::from_secs(v));
+                    }
+                }
                 "vrrp_garp_lower_prio_repeat" => {
                     g.garp.lower_prio_repeat = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32)
                 }
@@ -104,6 +120,7 @@ impl Builder {
                 "script_user" => {
                     if let Some(u) = self.need(n, 0) {
                         g.script_user = Some(ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) });
+                        g.script_user_pos = Some(n.pos().clone());
                     }
                 }
                 "enable_script_security" => g.enable_script_security = true,
@@ -136,6 +153,25 @@ impl Builder {
                 _ => self.other(BlockKind::GlobalDefs, n),
             }
         }
+    }
+
+    /// A whole number in [0, max], or keepalived's `message` (with `{}` for
+    /// the word) after the number's own complaint.
+    fn garp_number(&mut self, n: &Node, max: u64, message: &str) -> Option<u64> {
+        let v = self.unsigned(n, 0, 0, max);
+        if v.is_none() {
+            self.bad(n, &message.replace("{}", n.arg(0).unwrap_or("")));
+        }
+        v
+    }
+
+    /// keepalived takes 0 for backward compatibility, says so, and uses 1.
+    fn at_least_one(&mut self, n: &Node, v: u64, what: &str) -> u32 {
+        if v == 0 {
+            self.bad(n, &format!("{what} must be greater than 0, setting to 1"));
+            return 1;
+        }
+        v as u32
     }
 
     /// The mail settings rlvs keeps only to show them in the dumps.

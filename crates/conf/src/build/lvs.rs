@@ -13,7 +13,12 @@ use std::time::Duration;
 
 const SCHEDULERS: &[&str] =
     &["rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos"];
-const WEIGHT_LIMIT: u64 = 65535;
+/// IPVS_WEIGHT_LIMIT: the kernel takes any int weight (ipvsadm alone
+/// stops at 65535).
+const WEIGHT_LIMIT: u64 = i32::MAX as u64;
+/// keepalived's TIMER_MAXIMUM, in its range messages; longer than any
+/// timer rlvs arms, so values are then held to MAX_TIMER.
+const KA_TIMER_MAXIMUM: Duration = Duration::from_micros(u64::MAX - 1);
 const MAX_TIMER: Duration = Duration::from_secs(u32::MAX as u64);
 
 /// Timing keywords as given at one level, before inheritance.
@@ -115,14 +120,35 @@ impl Builder {
     pub(super) fn virtual_server(&mut self, node: &Node) -> Option<VirtualServer> {
         let target = match (node.arg(0), node.arg(1)) {
             (Some("group"), Some(name)) => VsTarget::Group(name.to_string()),
-            (Some("fwmark"), Some(_)) => VsTarget::Fwmark(self.unsigned(node, 1, 0, u64::from(u32::MAX))? as u32),
+            (Some("fwmark"), Some(_)) => match self.unsigned(node, 1, 1, u64::from(u32::MAX)) {
+                Some(m) => VsTarget::Fwmark(m as u32),
+                None => {
+                    self.diags.push(
+                        Diag::error(node.pos(), "virtual server fwmark must be between 1 and 4294967295 - skipping")
+                            .with_hint("a mark of 0 marks nothing; keepalived 2.2.7 reads it as an address service with no address"),
+                    );
+                    return None;
+                }
+            },
             (Some(a), port) => {
                 let Some(addr) = parse_ip(a) else {
                     self.diags
                         .push(Diag::error(node.pos(), format!("Invalid virtual server IP address {a} - skipping")));
                     return None;
                 };
-                let port = if port.is_some() { self.port(node, 1)? } else { 0 };
+                let port = match port {
+                    Some(p) => match self.unsigned(node, 1, 1, 65535) {
+                        Some(v) => v as u16,
+                        None => {
+                            self.diags.push(Diag::error(
+                                node.pos(),
+                                format!("Invalid virtual server IP address/port {a}/{p} - skipping"),
+                            ));
+                            return None;
+                        }
+                    },
+                    None => 0,
+                };
                 VsTarget::Addr { addr, port }
             }
             (None, _) => {
@@ -163,10 +189,19 @@ impl Builder {
         let mut timing = Timing { connect_timeout: Some(Duration::from_secs(5)), ..Timing::default() };
         let mut weight = 1;
         let mut kind_set = false;
+        let (mut protocol_set, mut sched_set) = (false, false);
         let mut rs_nodes = Vec::new();
         for n in children {
             if n.keyword() != "real_server" {
                 self.no_block(n);
+            }
+            if n.keyword() == "delay_loop" {
+                match self.timer(n, 0, Duration::from_micros(1), KA_TIMER_MAXIMUM) {
+                    Some(d) => timing.delay_loop = Some(d.min(MAX_TIMER)),
+                    None => self
+                        .bad(n, &format!("virtual server delay loop '{}' invalid - ignoring", n.arg(0).unwrap_or(""))),
+                }
+                continue;
             }
             if self.timing_keyword(n, &mut timing) {
                 continue;
@@ -174,7 +209,10 @@ impl Builder {
             match n.keyword() {
                 "real_server" => rs_nodes.push(n),
                 "lb_algo" | "lvs_sched" => match self.need(n, 0) {
-                    Some(s) if SCHEDULERS.contains(&s) => vs.lb_algo = s.to_string(),
+                    Some(s) if SCHEDULERS.contains(&s) => {
+                        vs.lb_algo = s.to_string();
+                        sched_set = true;
+                    }
                     Some(s) => self.bad(n, &format!("Invalid lvs_scheduler '{s}' - ignoring")),
                     None => {}
                 },
@@ -186,9 +224,14 @@ impl Builder {
                     }
                 }
                 "protocol" => match self.need(n, 0).map(str::to_ascii_uppercase).as_deref() {
-                    Some("TCP") => vs.protocol = VsProtocol::Tcp,
-                    Some("UDP") => vs.protocol = VsProtocol::Udp,
-                    Some("SCTP") => vs.protocol = VsProtocol::Sctp,
+                    Some(p @ ("TCP" | "UDP" | "SCTP")) => {
+                        vs.protocol = match p {
+                            "TCP" => VsProtocol::Tcp,
+                            "UDP" => VsProtocol::Udp,
+                            _ => VsProtocol::Sctp,
+                        };
+                        protocol_set = true;
+                    }
                     Some(_) => self.bad(n, &format!("Unknown protocol {} - ignoring", n.arg(0).unwrap_or(""))),
                     None => {}
                 },
@@ -258,7 +301,13 @@ impl Builder {
                     ),
                 },
                 "sorry_server" => {
-                    let a = self.ip(n, 0, "sorry server");
+                    let a = self.need(n, 0).and_then(|t| match parse_ip(t) {
+                        Some(a) => Some(a),
+                        None => {
+                            self.bad(n, &format!("Invalid sorry server IP address {t} - skipping"));
+                            None
+                        }
+                    });
                     let p = if n.arg(1).is_some() { self.port(n, 1) } else { Some(0) };
                     if let (Some(a), Some(p)) = (a, p) {
                         vs.sorry_server = Some((a, p));
@@ -270,12 +319,45 @@ impl Builder {
                 _ => self.other(BlockKind::VirtualServer, n),
             }
         }
+        // What keepalived's vs completion fills in, and says so.
+        if !protocol_set && !matches!(vs.target, VsTarget::Fwmark(_)) {
+            self.diags.push(
+                Diag::warning(
+                    node.pos(),
+                    format!("Virtual server {}: no protocol set - defaulting to UDP", vs_name(&vs, None)),
+                )
+                .with_hint("add 'protocol TCP' for a TCP service"),
+            );
+            vs.protocol = VsProtocol::Udp;
+        }
+        let proto = (protocol_set || !matches!(vs.target, VsTarget::Fwmark(_))).then_some(vs.protocol);
+        if !sched_set {
+            self.diags.push(Diag::warning(
+                node.pos(),
+                format!("Virtual server {}: no scheduler set, setting default 'wlc'", vs_name(&vs, proto)),
+            ));
+        }
+        if !kind_set {
+            self.diags.push(Diag::warning(
+                node.pos(),
+                format!("Virtual server {}: no forwarding method set, setting default NAT", vs_name(&vs, proto)),
+            ));
+        }
         vs.delay_loop = timing.delay_loop.unwrap_or(vs.delay_loop);
         timing.delay_loop = Some(vs.delay_loop);
         for n in rs_nodes {
             if let Some(rs) = self.real_server(n, &vs, kind_set, weight, timing) {
                 if vs.real_servers.iter().any(|r| r.addr == rs.addr && r.port == rs.port) {
-                    self.bad(n, &format!("Real server [{}]:{} is duplicated - ignoring", rs.addr, rs.port));
+                    let p = proto_name(proto);
+                    self.bad(
+                        n,
+                        &format!(
+                            "VS {}: real server [{}]:{p}:{} is duplicated - removing second rs",
+                            vs_name(&vs, proto),
+                            rs.addr,
+                            rs.port
+                        ),
+                    );
                     continue;
                 }
                 vs.real_servers.push(rs);
@@ -674,5 +756,57 @@ fn hex_or_text(s: &str) -> Vec<u8> {
         (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
     } else {
         s.as_bytes().to_vec()
+    }
+}
+
+impl Builder {
+    /// Once every group is read: a fwmark service balances by mark, so a
+    /// real server's port means nothing there (keepalived warns and drops
+    /// it).
+    pub(super) fn check_fwmark_ports(&mut self, c: &Config) {
+        for vs in &c.virtual_servers {
+            let by_mark = match &vs.target {
+                VsTarget::Fwmark(_) => true,
+                VsTarget::Group(name) => c
+                    .vs_groups
+                    .iter()
+                    .find(|g| &g.name == name)
+                    .is_some_and(|g| g.entries.iter().any(|(e, _)| matches!(e, VsgEntry::Fwmark(_)))),
+                VsTarget::Addr { .. } => false,
+            };
+            if !by_mark {
+                continue;
+            }
+            for rs in vs.real_servers.iter().filter(|r| r.port != 0) {
+                self.diags.push(Diag::warning(
+                    &rs.pos,
+                    format!(
+                        "WARNING - fwmark virtual server {}, real server [{}]:{}:{} has port specified - port will be ignored",
+                        vs_name(vs, Some(vs.protocol)),
+                        rs.addr,
+                        proto_name(Some(vs.protocol)),
+                        rs.port
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn proto_name(p: Option<VsProtocol>) -> &'static str {
+    match p {
+        Some(VsProtocol::Tcp) => "tcp",
+        Some(VsProtocol::Udp) => "udp",
+        Some(VsProtocol::Sctp) => "sctp",
+        None => "none",
+    }
+}
+
+/// keepalived's FMT_VS: `[10.1.1.100]:tcp:80`, `FWM 12`, `[GROUP]:0`.
+pub(super) fn vs_name(vs: &VirtualServer, proto: Option<VsProtocol>) -> String {
+    match &vs.target {
+        VsTarget::Addr { addr, port } => format!("[{addr}]:{}:{port}", proto_name(proto)),
+        VsTarget::Fwmark(m) => format!("FWM {m}"),
+        VsTarget::Group(g) => format!("[{g}]:0"),
     }
 }

@@ -79,9 +79,9 @@ fn a_keyword_in_the_wrong_block_says_where_it_belongs() {
 
 #[test]
 fn nb_get_retry_inside_http_get_is_read_as_retry_with_keepalived_s_warning() {
-    let l = load("virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   nb_get_retry 3\n  }\n }\n}\n");
+    let l = load("virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   nb_get_retry 3\n  }\n }\n}\n");
     let m = messages(&l);
-    assert_eq!(m, ["k.conf:7:4: warning: nb_get_retry is deprecated - please use 'retry'; read as 'retry'"]);
+    assert_eq!(m, ["k.conf:10:4: warning: nb_get_retry is deprecated - please use 'retry'; read as 'retry'"]);
     let ck = &l.config.virtual_servers[0].real_servers[0].checkers[0];
     assert_eq!(ck.timing.retry, 3);
     assert_eq!(ck.timing.delay_before_retry, Duration::from_secs(3), "HTTP_GET's own default");
@@ -93,7 +93,7 @@ fn nb_get_retry_inside_http_get_is_read_as_retry_with_keepalived_s_warning() {
 #[test]
 fn checker_timing_inherits_checker_then_real_server_then_virtual_server() {
     let l = load(
-        "virtual_server 10.0.0.1 80 {\n delay_loop 7\n retry 4\n connect_timeout 2\n real_server 10.0.0.2 80 {\n  delay_before_retry 9\n  TCP_CHECK {\n   connect_timeout 1.5\n  }\n  MISC_CHECK {\n   misc_path \"/bin/check 'a b'\"\n  }\n }\n}\n",
+        "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n delay_loop 7\n retry 4\n connect_timeout 2\n real_server 10.0.0.2 80 {\n  delay_before_retry 9\n  TCP_CHECK {\n   connect_timeout 1.5\n  }\n  MISC_CHECK {\n   misc_path \"/bin/check 'a b'\"\n  }\n }\n}\n",
     );
     assert!(l.diags.is_empty(), "{:#?}", messages(&l));
     let rs = &l.config.virtual_servers[0].real_servers[0];
@@ -152,7 +152,7 @@ fn vips_take_every_option() {
     assert_eq!(v.excluded_vips.len(), 1);
     let m = messages(&l);
     assert!(m.iter().any(|x| x.ends_with("Unknown configuration entry 'bogus' for ip address - ignoring")));
-    assert!(m.iter().any(|x| x.contains("Invalid address not-an-ip")));
+    assert!(m.iter().any(|x| x.contains("VRRP parsed invalid IP not-an-ip")));
 }
 
 #[test]

@@ -17,9 +17,11 @@ impl Builder {
     pub(super) fn vrrp_script(&mut self, node: &Node) -> Option<VrrpScript> {
         let name = self.need(node, 0)?.to_string();
         let children = self.block(node)?;
+        let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
         let mut s = VrrpScript {
             name,
             pos: node.pos().clone(),
+            end,
             script: Vec::new(),
             interval: Duration::from_secs(1),
             timeout: None,
@@ -38,11 +40,25 @@ impl Builder {
                         s.script = argv;
                     }
                 }
-                "interval" => {
-                    if let Some(d) = self.timer(n, 0, Duration::from_micros(1), Duration::from_secs(u32::MAX as u64)) {
-                        s.interval = d;
+                "interval" => match self.unsigned(n, 0, 0, u64::from(u32::MAX / 1_000_000)) {
+                    Some(0) => {
+                        self.bad(
+                            n,
+                            &format!("({}): vrrp script interval must be greater than 0, setting to 1", s.name),
+                        );
+                        s.interval = Duration::from_secs(1);
                     }
-                }
+                    Some(v) => s.interval = Duration::from_secs(v),
+                    None => self.bad(
+                        n,
+                        &format!(
+                            "({}): vrrp script interval '{}' must be between 1 and {} - ignoring",
+                            s.name,
+                            n.arg(0).unwrap_or(""),
+                            u32::MAX / 1_000_000
+                        ),
+                    ),
+                },
                 "timeout" => {
                     s.timeout = self.timer(n, 0, Duration::from_micros(1), Duration::from_secs(u32::MAX as u64))
                 }
@@ -367,7 +383,7 @@ impl Builder {
             for m in &mixed {
                 self.diags.push(Diag::warning(
                     &m.pos,
-                    format!("({iname}) address family of VIP {} does not match the instance's - ignoring it", m.addr),
+                    format!("({iname}): address family must match VRRP instance [{}/{}] - ignoring", m.addr, m.prefix),
                 ));
             }
             v.vips.retain(|a| a.addr.is_ipv6() == v6);
@@ -486,8 +502,20 @@ impl Builder {
     fn vip(&mut self, n: &Node) -> Option<Vip> {
         self.no_block(n);
         let text = n.keyword();
-        let Some((addr, prefix)) = parse_prefixed(text) else {
-            self.bad(n, &format!("Invalid address {text} - ignoring"));
+        // keepalived keeps an address whose prefix is too long, at the
+        // family's longest.
+        let (addr_text, prefix_text) = text.split_once('/').map_or((text, None), |(a, p)| (a, Some(p)));
+        let clamped = match (parse_ip(addr_text), prefix_text.and_then(|p| p.parse::<u32>().ok())) {
+            (Some(a), Some(p)) if p > if a.is_ipv4() { 32 } else { 128 } => {
+                let max = if a.is_ipv4() { 32 } else { 128 };
+                self.bad(n, &format!("number '{p}' outside range [0, {max}]"));
+                self.bad(n, &format!("Invalid address prefix len {p} for address {text} - using {max}"));
+                Some((a, max as u8))
+            }
+            _ => None,
+        };
+        let Some((addr, prefix)) = clamped.or_else(|| parse_prefixed(text)) else {
+            self.bad(n, &format!("VRRP parsed invalid IP {text}. skipping IP..."));
             return None;
         };
         let mut vip = Vip {
@@ -839,10 +867,17 @@ impl Builder {
                 i.name.as_str(),
             );
             if let Some(other) = seen_ids.iter().find(|s| s.0 == key.0 && s.1 == key.1 && s.2 == key.2) {
-                self.diags.push(Diag::warning(
-                    &i.pos,
-                    format!("VRRP instance {} and {} share VRID {} on the same interface", i.name, other.3, i.vrid),
-                ));
+                let (family, ifname) = (if key.2 { "IPv6" } else { "IPv4" }, key.0.as_deref().unwrap_or("(none)"));
+                self.diags.push(
+                    Diag::warning(
+                        &i.pos,
+                        format!(
+                            "{} and {} both use VRID {} with {family} on interface {ifname}",
+                            other.3, i.name, i.vrid
+                        ),
+                    )
+                    .with_hint("two routers with one VRID on one link fight over the same virtual MAC"),
+                );
             }
             seen_ids.push(key);
         }

@@ -97,7 +97,7 @@ fn includes_are_relative_to_the_including_file() {
     let texts: Vec<&str> = lines.iter().map(|l| l.words[0].text.as_str()).collect();
     assert_eq!(texts, ["a", "b", "c"]);
     assert!(lines[0].pos().file.ends_with("conf.d/a.conf"));
-    assert!(diags[0].message.contains("No config files matched"));
+    assert!(diags[0].message.contains("Config files missing"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -43,7 +43,7 @@ impl std::fmt::Display for Refused {
 /// call would overwrite; each call and its read happen under this lock.
 static NSS_ENTRY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
+pub fn lookup_user(name: &str) -> Option<(u32, u32)> {
     let c = CString::new(name).ok()?;
     let _entry = NSS_ENTRY.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: getpwnam returns a pointer into static storage or null; the
