@@ -417,8 +417,9 @@ impl Director {
         self.templates.len()
     }
 
+    /// As the kernel lists them: folded at the last estimator tick.
     pub fn total_stats(&self) -> Counters {
-        self.stats
+        self.est.folded()
     }
 
     pub fn total_rates(&self) -> Rates {
@@ -449,7 +450,7 @@ impl Director {
             key: s.key,
             config: s.config.clone(),
             laddrs: s.laddrs.clone(),
-            stats: s.stats,
+            stats: s.est.folded(),
             rates: s.est.read(),
             dests: s
                 .dests
@@ -461,7 +462,7 @@ impl Director {
                         activeconns: d.activeconns,
                         inactconns: d.inactconns,
                         persistconns: d.persistconns,
-                        stats: d.stats,
+                        stats: d.est.folded(),
                         rates: d.est.read(),
                     }
                 })

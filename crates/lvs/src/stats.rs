@@ -80,6 +80,14 @@ impl Estimator {
     }
 
     /// Zeroing the counters restarts the estimate from the new values.
+    /// The counters as the last tick folded them: what the kernel lists
+    /// (ip_vs_copy_stats reads kstats, which only its estimator timer
+    /// updates, every 2 s), so a connection shows in `-L --stats` at the
+    /// first tick after it.
+    pub fn folded(&self) -> Counters {
+        self.last
+    }
+
     pub fn zero(&mut self, now: &Counters) {
         *self = Estimator { last: *now, ..Default::default() };
     }

@@ -96,8 +96,14 @@ fn drain_keeps_established_connections_and_holds_across_a_reload() {
     assert!(line("10.1.1.2").contains("weight 1") && line("10.1.1.2").ends_with("check up"), "{table}");
     assert!(table.contains("TCP  10.0.0.100:80 rr"), "{table}");
     // The same in the metrics, which promtool accepts.
-    let metrics = lab.ok(&dir, &["curl", "-sS", "--max-time", "3", "http://127.0.0.1:9650/metrics"]).unwrap();
     let rs1 = r#"vs="[10.0.0.100]:tcp:80",rs="[10.1.1.1]:tcp:80""#;
+    // Counters show as the estimator folds them, within 2 s of traffic.
+    let counted = format!("rlvs_real_server_connections_total{{{rs1}}} 1");
+    let metrics = Lab::wait_for(Duration::from_secs(5), || {
+        let m = lab.ok(&dir, &["curl", "-sS", "--max-time", "3", "http://127.0.0.1:9650/metrics"]).ok()?;
+        m.contains(&counted).then_some(m)
+    })
+    .unwrap_or_else(|| lab.ok(&dir, &["curl", "-sS", "--max-time", "3", "http://127.0.0.1:9650/metrics"]).unwrap());
     for want in [
         format!("rlvs_real_server_weight{{{rs1}}} 0"),
         format!("rlvs_real_server_operator_hold{{{rs1}}} 1"),

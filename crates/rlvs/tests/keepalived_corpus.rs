@@ -87,6 +87,7 @@ fn keepalived_form(msg: &str) -> Vec<String> {
 const DIVERGES: &[(&str, &str)] = &[
     ("b18-http-no-url", "keepalived 2.2.7 crashes (SIGSEGV) under -t on an HTTP_GET without url; rlvs reports it and exits 5"),
     ("b34-fwmark-zero", "keepalived 2.2.7 takes fwmark 0 for an address service and prints uninitialised memory as its address; rlvs refuses the mark"),
+    ("b58-url-no-path", "keepalived 2.2.7 crashes (SIGSEGV) under -t on a url block without path; rlvs reports it and exits 5"),
     ("b37-unbalanced-quote", "keepalived 2.2.7 crashes (SIGSEGV) under -t on an unterminated quote; rlvs reports it and exits 5"),
 ];
 

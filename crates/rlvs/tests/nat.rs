@@ -121,7 +121,9 @@ fn nat_rr_alternates_moves_10mb_each_way_and_answers_udp() {
     let tags: Vec<&str> = replies.iter().map(|r| r.split(':').next().unwrap()).collect();
     assert_eq!(tags, ["rs2", "rs1", "rs2", "rs1"]);
 
-    // Both directions counted.
+    // Both directions counted, once the estimator has folded them (every
+    // 2 s, as the kernel's: listings show nothing newer).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let (stats, _, _) = adm(lab, &t.director, "-Ln --stats");
     let line = stats.lines().find(|l| l.starts_with("TCP  10.0.0.100:80")).unwrap();
     let f: Vec<u64> = line.split_whitespace().skip(2).map(|x| x.parse().unwrap()).collect();

@@ -1,5 +1,6 @@
 //! global_defs and the SSL block.
 
+use super::values::parse_ip;
 use super::Builder;
 use crate::diag::Diag;
 use crate::model::{Email, FlushOnStop, GlobalDefs, LvsSyncDaemon, ScriptUser, SslContext};
@@ -18,7 +19,10 @@ impl Builder {
                 self.no_block(n);
             }
             match n.keyword() {
-                "router_id" => g.router_id = self.need(n, 0).map(str::to_string),
+                "router_id" => match n.arg(0) {
+                    Some(r) => g.router_id = Some(r.to_string()),
+                    None => self.bad(n, "routerid name missing - ignoring"),
+                },
                 "smtp_server"
                 | "smtp_helo_name"
                 | "smtp_connect_timeout"
@@ -27,15 +31,27 @@ impl Builder {
                     self.email(n, &mut g.email);
                     self.other(BlockKind::GlobalDefs, n);
                 }
-                "vrrp_mcast_group4" => match self.ip(n, 0, "multicast group") {
-                    Some(IpAddr::V4(a)) if a.is_multicast() => g.mcast_group4 = a,
-                    Some(_) => self.bad(n, "vrrp_mcast_group4 must be an IPv4 multicast address"),
-                    None => {}
+                "vrrp_mcast_group4" => match n.arg(0).map(|t| (t, parse_ip(t))) {
+                    Some((_, Some(IpAddr::V4(a)))) if a.is_multicast() => g.mcast_group4 = a,
+                    Some((t, Some(IpAddr::V4(_)))) => {
+                        self.bad(n, &format!("vrrp_mcast_group4 [{t}] is not multicast. Skipping"))
+                    }
+                    Some((t, Some(_))) => self.bad(n, &format!("vrrp_mcast_group4 [{t}] is not IPv4. Skipping")),
+                    Some((t, None)) => self.bad(n, &format!("Can't parse vrrp_mcast_group4 [{t}]. Skipping")),
+                    None => {
+                        self.need(n, 0);
+                    }
                 },
-                "vrrp_mcast_group6" => match self.ip(n, 0, "multicast group") {
-                    Some(IpAddr::V6(a)) if a.is_multicast() => g.mcast_group6 = a,
-                    Some(_) => self.bad(n, "vrrp_mcast_group6 must be an IPv6 multicast address"),
-                    None => {}
+                "vrrp_mcast_group6" => match n.arg(0).map(|t| (t, parse_ip(t))) {
+                    Some((_, Some(IpAddr::V6(a)))) if a.is_multicast() => g.mcast_group6 = a,
+                    Some((t, Some(IpAddr::V6(_)))) => {
+                        self.bad(n, &format!("vrrp_mcast_group6 [{t}] is not multicast. Skipping"))
+                    }
+                    Some((t, Some(_))) => self.bad(n, &format!("vrrp_mcast_group6 [{t}] is not IPv6. Skipping")),
+                    Some((t, None)) => self.bad(n, &format!("Can't parse vrrp_mcast_group6 [{t}]. Skipping")),
+                    None => {
+                        self.need(n, 0);
+                    }
                 },
                 // keepalived reads these as whole numbers (seconds).
                 "vrrp_garp_master_delay" => {
@@ -76,14 +92,11 @@ impl Builder {
                 "vrrp_garp_lower_prio_repeat" => {
                     g.garp.lower_prio_repeat = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32)
                 }
-                "vrrp_garp_interval" => {
-                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(1)) {
-                        g.garp_interval = d;
-                    }
-                }
-                "vrrp_gna_interval" => {
-                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(1)) {
-                        g.gna_interval = d;
+                kw @ ("vrrp_garp_interval" | "vrrp_gna_interval") => {
+                    match self.timer(n, 0, Duration::from_micros(1), Duration::from_micros(u64::from(u32::MAX))) {
+                        Some(d) if kw == "vrrp_garp_interval" => g.garp_interval = d,
+                        Some(d) => g.gna_interval = d,
+                        None => self.bad(n, &format!("{kw} '{}' is invalid", n.arg(0).unwrap_or(""))),
                     }
                 }
                 "vrrp_min_garp" => {
@@ -96,18 +109,18 @@ impl Builder {
                         g.garp.master_refresh_repeat = 1;
                     }
                 }
-                "vrrp_down_timer_adverts" => {
-                    if let Some(v) = self.unsigned(n, 0, 1, 100) {
-                        g.down_timer_adverts = v as u32;
+                "vrrp_down_timer_adverts" => match self.unsigned(n, 0, 1, 100) {
+                    Some(v) => g.down_timer_adverts = v as u32,
+                    None => {
+                        self.bad(n, &format!("Invalid vrrp_down_timer_adverts [1:100] '{}'", n.arg(0).unwrap_or("")))
                     }
-                }
+                },
                 "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = self.flag(n),
                 "vrrp_higher_prio_send_advert" => g.higher_prio_send_advert = self.flag(n),
-                "vrrp_version" => {
-                    if let Some(v) = self.unsigned(n, 0, 2, 3) {
-                        g.version = v as u8;
-                    }
-                }
+                "vrrp_version" => match self.int(n, 0, 2, 3) {
+                    Some(v) => g.version = v as u8,
+                    None => self.bad(n, "VRRP Error: Version must be either 2 or 3"),
+                },
                 "vrrp_check_unicast_src" => g.check_unicast_src = true,
                 "vrrp_skip_check_adv_addr" => g.skip_check_adv_addr = true,
                 "vrrp_strict" => g.strict = true,
@@ -118,7 +131,10 @@ impl Builder {
                 }
                 "log_unknown_vrids" => g.log_unknown_vrids = true,
                 "script_user" => {
-                    if let Some(u) = self.need(n, 0) {
+                    if n.arg(0).is_none() {
+                        self.bad(n, "No script username specified");
+                    }
+                    if let Some(u) = n.arg(0) {
                         g.script_user = Some(ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) });
                         g.script_user_pos = Some(n.pos().clone());
                     }
@@ -214,7 +230,15 @@ impl Builder {
             let word = n.arg(i).unwrap_or_default().to_string();
             match word.as_str() {
                 "id" => d.syncid = self.unsigned(n, i + 1, 0, 255).map(|v| v as u8),
-                "maxlen" => d.maxlen = self.unsigned(n, i + 1, 1, 65535 - 20 - 8).map(|v| v as u16),
+                "maxlen" => {
+                    d.maxlen = self.unsigned(n, i + 1, 1, 65535 - 20 - 8).map(|v| v as u16);
+                    if d.maxlen.is_none() {
+                        self.bad(
+                            n,
+                            &format!("Invalid lvs_sync_daemon maxlen ({}) - ignoring", n.arg(i + 1).unwrap_or("")),
+                        );
+                    }
+                }
                 "port" => d.port = self.unsigned(n, i + 1, 1, 65535).map(|v| v as u16),
                 "ttl" => d.ttl = self.unsigned(n, i + 1, 1, 255).map(|v| v as u8),
                 "group" => match n.arg(i + 1).and_then(|a| a.parse::<IpAddr>().ok()) {
@@ -245,7 +269,19 @@ impl Builder {
         let mut i = 0;
         while i < n.args().len() {
             let which = n.arg(i).unwrap_or_default().to_string();
-            let v = self.unsigned(n, i + 1, 0, 86400 * 31).map(|v| v as u32);
+            let v = match n.arg(i + 1) {
+                None => {
+                    self.bad(n, &format!("No value specified for lvs_timeout {which} - ignoring"));
+                    None
+                }
+                Some(t) => {
+                    let v = self.unsigned(n, i + 1, 0, 86400 * 31).map(|v| v as u32);
+                    if v.is_none() && matches!(which.as_str(), "tcp" | "tcpfin" | "udp") {
+                        self.bad(n, &format!("Invalid lvs_timeout {which} ({t}) - ignoring"));
+                    }
+                    v
+                }
+            };
             match which.as_str() {
                 "tcp" => tcp = v,
                 "tcpfin" => fin = v,

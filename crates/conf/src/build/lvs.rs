@@ -21,6 +21,15 @@ const WEIGHT_LIMIT: u64 = i32::MAX as u64;
 const KA_TIMER_MAXIMUM: Duration = Duration::from_micros(u64::MAX - 1);
 const MAX_TIMER: Duration = Duration::from_secs(u32::MAX as u64);
 
+/// Where a timing keyword is, for keepalived's message when its value
+/// does not read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    VirtualServer,
+    RealServer,
+    Checker,
+}
+
 /// Timing keywords as given at one level, before inheritance.
 #[derive(Default, Clone, Copy)]
 struct Timing {
@@ -33,18 +42,63 @@ struct Timing {
 
 impl Builder {
     /// The five timing keywords shared by every level; true if `n` was one.
-    fn timing_keyword(&mut self, n: &Node, t: &mut Timing) -> bool {
-        match n.keyword() {
-            "delay_loop" => t.delay_loop = self.timer(n, 0, Duration::from_micros(1), MAX_TIMER).or(t.delay_loop),
+    fn timing_keyword(&mut self, n: &Node, t: &mut Timing, level: Level) -> bool {
+        let kw = n.keyword();
+        let arg = n.arg(0).unwrap_or("").to_string();
+        // keepalived's words for a value that does not read, by level.
+        let why = |what: &str| -> String {
+            match (level, what) {
+                (Level::VirtualServer, "connect_timeout") => {
+                    format!("virtual server connect_timeout {arg} invalid - ignoring")
+                }
+                (Level::VirtualServer, "delay_before_retry") => {
+                    format!("virtual server delay before retry '{arg}' invalid - ignoring")
+                }
+                (Level::VirtualServer, "warmup") => format!("virtual server warmup '{arg}' invalid - ignoring"),
+                (Level::RealServer, "connect_timeout") => {
+                    format!("real server connect_timeout {arg} invalid - ignoring")
+                }
+                (Level::RealServer, "delay_loop") => format!("real server delay_loop '{arg}' invalid - ignoring"),
+                (Level::RealServer, "delay_before_retry") => {
+                    format!("real server delay_before_retry '{arg}' invalid - ignoring")
+                }
+                (Level::RealServer, "warmup") => format!("real server warmup '{arg}' invalid - ignoring"),
+                (Level::VirtualServer | Level::RealServer, "retry") => format!("retry value invalid - {arg}"),
+                (Level::Checker, "connect_timeout") => format!("connect_timeout {arg} invalid - ignoring"),
+                (Level::Checker, "delay_loop") => format!("delay_loop '{arg}' is invalid - ignoring"),
+                (Level::Checker, "retry") => format!("Invalid retry connection value '{arg}'"),
+                (Level::Checker, "delay_before_retry") => {
+                    format!("Invalid delay_before_retry connection value '{arg}'")
+                }
+                (Level::Checker, "warmup") => format!("Invalid warmup connection value '{arg}'"),
+                _ => format!("{what} '{arg}' invalid - ignoring"),
+            }
+        };
+        let got = match kw {
+            "delay_loop" => self.timer(n, 0, Duration::from_micros(1), MAX_TIMER).map(|d| t.delay_loop = Some(d)),
             "connect_timeout" => {
-                t.connect_timeout = self.timer(n, 0, Duration::from_micros(1), MAX_TIMER).or(t.connect_timeout)
+                self.timer(n, 0, Duration::from_micros(1), MAX_TIMER).map(|d| t.connect_timeout = Some(d))
             }
-            "retry" => t.retry = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32).or(t.retry),
-            "delay_before_retry" => {
-                t.delay_before_retry = self.timer(n, 0, Duration::ZERO, MAX_TIMER).or(t.delay_before_retry)
+            "retry" => {
+                let min = if level == Level::Checker { 0 } else { 1 };
+                self.unsigned(n, 0, min, u64::from(u32::MAX)).map(|v| t.retry = Some(v as u32))
             }
-            "warmup" => t.warmup = self.timer(n, 0, Duration::ZERO, MAX_TIMER).or(t.warmup),
+            "delay_before_retry" => self.timer(n, 0, Duration::ZERO, MAX_TIMER).map(|d| t.delay_before_retry = Some(d)),
+            "warmup" => self.timer(n, 0, Duration::ZERO, MAX_TIMER).map(|d| t.warmup = Some(d)),
             _ => return false,
+        };
+        if got.is_none() && n.arg(0).is_some() {
+            // keepalived reads a word that is not a number as 0, after
+            // saying so: where 0 is in range it takes it without more.
+            let zero_ok = matches!(kw, "delay_before_retry" | "warmup");
+            if zero_ok && arg.parse::<f64>().is_err() {
+                match kw {
+                    "warmup" => t.warmup = Some(Duration::ZERO),
+                    _ => t.delay_before_retry = Some(Duration::ZERO),
+                }
+            } else {
+                self.bad(n, &why(kw));
+            }
         }
         true
     }
@@ -110,9 +164,16 @@ impl Builder {
                 None => 0,
             };
             match parse_range(first) {
+                Some((a, b)) if a > b || (a == b && first.contains('-')) => self
+                    .bad(n, &format!("Address range end is not greater than address range start - {first} - skipping")),
                 Some((a, b)) => g.entries.push((VsgEntry::Range { first: a, last: b, port }, n.pos().clone())),
                 None => self.bad(n, &format!("Invalid virtual server group IP address {first} - skipping")),
             }
+        }
+        if g.entries.is_empty() {
+            let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+            self.diags.push(Diag::warning(&end, format!("virtual server group {} has no entries - removing", g.name)));
+            return None;
         }
         Some(g)
     }
@@ -203,7 +264,7 @@ impl Builder {
                 }
                 continue;
             }
-            if self.timing_keyword(n, &mut timing) {
+            if self.timing_keyword(n, &mut timing, Level::VirtualServer) {
                 continue;
             }
             match n.keyword() {
@@ -273,8 +334,15 @@ impl Builder {
                     other => self.bad(n, &format!("unknown address family {}", other.unwrap_or(""))),
                 },
                 "ops" => vs.ops = true,
-                "hashed" | "flag-1" | "flag-2" | "flag-3" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback" => {
-                    vs.sched_flags.push(n.keyword().to_string())
+                "flag-1" | "flag-2" | "flag-3" => vs.sched_flags.push(n.keyword().to_string()),
+                // keepalived takes these only after `lb_algo sh` (or mh).
+                kw @ ("hashed" | "sh-port" | "sh-fallback" | "mh-port" | "mh-fallback") => {
+                    match (sched_set, vs.lb_algo.as_str()) {
+                        (true, "sh") if kw.starts_with("sh-") => vs.sched_flags.push(kw.to_string()),
+                        (true, "mh") if kw.starts_with("mh-") => vs.sched_flags.push(kw.to_string()),
+                        (true, "sh" | "mh") => {}
+                        _ => self.bad(n, &format!("{kw} only applies to sh scheduler - ignoring")),
+                    }
                 }
                 "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(n),
                 "ha_suspend" => vs.ha_suspend = true,
@@ -288,9 +356,13 @@ impl Builder {
                         &format!("Quorum {} must be in [1, {}]. Setting to 1.", n.arg(0).unwrap_or(""), u32::MAX),
                     ),
                 },
-                "hysteresis" => {
-                    vs.hysteresis = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map_or(vs.hysteresis, |h| h as u32)
-                }
+                "hysteresis" => match self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                    Some(h) => vs.hysteresis = h as u32,
+                    None => self.bad(
+                        n,
+                        &format!("Hysteresis {} must be in [0, {}] - ignoring", n.arg(0).unwrap_or(""), u32::MAX),
+                    ),
+                },
                 "quorum_up" => vs.quorum_up = self.notify(n),
                 "quorum_down" => vs.quorum_down = self.notify(n),
                 "weight" => match self.unsigned(n, 0, 1, WEIGHT_LIMIT) {
@@ -313,10 +385,28 @@ impl Builder {
                         vs.sorry_server = Some((a, p));
                     }
                 }
-                "sorry_server_inhibit" => vs.sorry_server_inhibit = self.flag(n),
+                "sorry_server_inhibit" => {
+                    if vs.sorry_server.is_none() {
+                        self.bad(n, "Ignoring sorry_server inhibit used before or without sorry_server");
+                    } else {
+                        vs.sorry_server_inhibit = self.flag(n);
+                    }
+                }
                 "sorry_server_lvs_method" => vs.sorry_server_lvs_method = self.forwarding(n, "sorry").map(|f| f.0),
                 "laddr_group_name" => vs.laddr_group = self.need(n, 0).map(str::to_string),
                 _ => self.other(BlockKind::VirtualServer, n),
+            }
+        }
+        if let (Some((a, _)), VsTarget::Addr { addr, .. }) = (vs.sorry_server, &vs.target) {
+            if a.is_ipv6() != addr.is_ipv6() {
+                let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+                self.diags.push(Diag::warning(
+                    &end,
+                    format!(
+                        "Address family of virtual server and sorry server {a} don't match - skipping sorry server."
+                    ),
+                ));
+                vs.sorry_server = None;
             }
         }
         // What keepalived's vs completion fills in, and says so.
@@ -362,6 +452,16 @@ impl Builder {
                 }
                 vs.real_servers.push(rs);
             }
+        }
+        if vs.real_servers.is_empty() {
+            self.diags.push(
+                Diag::warning(
+                    node.pos(),
+                    format!("Virtual server {} has no real servers - ignoring", vs_name(&vs, proto)),
+                )
+                .with_hint("keepalived drops a virtual server without real servers"),
+            );
+            return None;
         }
         Some(vs)
     }
@@ -423,8 +523,25 @@ impl Builder {
         vs_weight: i32,
         vs_timing: Timing,
     ) -> Option<RealServer> {
-        let addr = self.ip(node, 0, "real server")?;
-        let port = if node.arg(1).is_some() { self.port(node, 1)? } else { 0 };
+        let text = self.need(node, 0)?;
+        let port_text = node.arg(1).unwrap_or("");
+        let port = if node.arg(1).is_some() { self.unsigned(node, 1, 0, 65535).map(|p| p as u16) } else { Some(0) };
+        let (Some(addr), Some(port)) = (parse_ip(text), port) else {
+            self.bad(node, &format!("Invalid real server ip address/port {text}/{port_text} - skipping"));
+            return None;
+        };
+        let vs_v6 = match &vs.target {
+            VsTarget::Addr { addr, .. } => Some(addr.is_ipv6()),
+            _ => vs.ip_family.map(|f| f == 6),
+        };
+        if vs_v6.is_some_and(|v6| v6 != addr.is_ipv6()) {
+            let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+            self.diags.push(Diag::warning(
+                &end,
+                format!("Address family of virtual server and real server {addr} don't match - skipping real server."),
+            ));
+            return None;
+        }
         let children = self.block(node)?;
         let mut rs = RealServer {
             pos: node.pos().clone(),
@@ -461,7 +578,7 @@ impl Builder {
             if !is_checker && n.keyword() != "BFD_CHECK" {
                 self.no_block(n);
             }
-            if self.timing_keyword(n, &mut timing) {
+            if self.timing_keyword(n, &mut timing, Level::RealServer) {
                 continue;
             }
             match n.keyword() {
@@ -479,8 +596,19 @@ impl Builder {
                         rs.tun = t;
                     }
                 }
-                "uthreshold" => rs.uthreshold = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32),
-                "lthreshold" => rs.lthreshold = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32),
+                "uthreshold" | "lthreshold" => {
+                    let v = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32);
+                    if v.is_none() {
+                        self.bad(
+                            n,
+                            &format!("Invalid real_server {} '{}' - ignoring", n.keyword(), n.arg(0).unwrap_or("")),
+                        );
+                    } else if n.keyword() == "uthreshold" {
+                        rs.uthreshold = v;
+                    } else {
+                        rs.lthreshold = v;
+                    }
+                }
                 "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(n),
                 "notify_up" => rs.notify_up = self.notify(n),
                 "notify_down" => rs.notify_down = self.notify(n),
@@ -552,7 +680,7 @@ impl Builder {
             if !matches!(n.keyword(), "url" | "host") {
                 self.no_block(n);
             }
-            if block_kind != BlockKind::FileCheck && self.timing_keyword(n, &mut t) {
+            if block_kind != BlockKind::FileCheck && self.timing_keyword(n, &mut t, Level::Checker) {
                 if block_kind == BlockKind::MiscCheck && n.keyword() == "connect_timeout" {
                     self.other(block_kind, n);
                 }
@@ -560,9 +688,16 @@ impl Builder {
             }
             let connection = !matches!(block_kind, BlockKind::MiscCheck | BlockKind::FileCheck);
             match (block_kind, n.keyword()) {
-                (_, "connect_ip") if connection => c.connect_ip = self.ip(n, 0, "connect_ip"),
-                (_, "connect_port") if connection => c.connect_port = self.port(n, 0),
-                (_, "bindto") if connection => c.bindto = self.ip(n, 0, "bindto"),
+                (_, "connect_ip") if connection => {
+                    c.connect_ip = self.address(n, |a| format!("Invalid connect_ip address {a} - ignoring"))
+                }
+                (_, "connect_port") if connection => match self.unsigned(n, 0, 1, 65535) {
+                    Some(p) => c.connect_port = Some(p as u16),
+                    None => self.bad(n, &format!("Invalid checker connect_port '{}'", n.arg(0).unwrap_or(""))),
+                },
+                (_, "bindto") if connection => {
+                    c.bindto = self.address(n, |a| format!("Invalid bindto address {a} - ignoring"))
+                }
                 (_, "bind_port") if connection => c.bind_port = self.port(n, 0),
                 (_, "bind_if") if connection => c.bind_if = self.need(n, 0).map(str::to_string),
                 (_, "fwmark") if connection => c.fwmark = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32),
@@ -576,7 +711,11 @@ impl Builder {
                     t.retry = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32).or(t.retry);
                 }
                 (BlockKind::HttpGet, "virtualhost") => http.virtualhost = self.need(n, 0).map(str::to_string),
-                (BlockKind::HttpGet, "http_protocol") => http.http_protocol = self.need(n, 0).map(str::to_string),
+                (BlockKind::HttpGet, "http_protocol") => match n.arg(0) {
+                    Some(v @ ("1.0" | "1.1" | "1.0C" | "1.0c")) => http.http_protocol = Some(v.to_string()),
+                    Some(v) => self.bad(n, &format!("Invalid http_protocol version {v}")),
+                    None => self.bad(n, "Missing http_protocol version"),
+                },
                 (BlockKind::HttpGet, "enable_sni") => http.enable_sni = self.flag(n),
                 (BlockKind::HttpGet, "fast_recovery") => http.fast_recovery = self.flag(n),
                 (BlockKind::HttpGet, "url") => {
@@ -604,10 +743,23 @@ impl Builder {
                         "The SMTP_CHECK host block is deprecated. Please define additional checkers.",
                     ));
                 }
-                (BlockKind::DnsCheck, "type") => dns_type = self.need(n, 0).map(str::to_ascii_uppercase),
+                (BlockKind::DnsCheck, "type") => match self.need(n, 0).map(str::to_ascii_uppercase) {
+                    Some(t) if DNS_TYPES.contains(&t.as_str()) => dns_type = Some(t),
+                    Some(_) => self.bad(n, &format!("Unknown DNS check type {} - ignoring", n.arg(0).unwrap_or(""))),
+                    None => {}
+                },
                 (BlockKind::DnsCheck, "name") => dns_name = self.need(n, 0).map(str::to_string),
-                (BlockKind::UdpCheck, "payload") => udp.payload = self.need(n, 0).map(hex_or_text),
-                (BlockKind::UdpCheck, "require_reply") => udp.require_reply = self.need(n, 0).map(hex_or_text),
+                (BlockKind::UdpCheck, "payload") => match n.arg(0) {
+                    None => self.bad(n, "UDP_CHECK payload requires a payload"),
+                    Some(h) => match hex_bytes(h) {
+                        Some(b) => udp.payload = Some(b),
+                        None => self.bad(n, "Invalid hex string for UDP_CHECK payload"),
+                    },
+                },
+                (BlockKind::UdpCheck, "require_reply") => match n.arg(0).and_then(hex_bytes) {
+                    Some(b) => udp.require_reply = Some(b),
+                    None => self.bad(n, "Invalid hex string for UDP_CHECK reply"),
+                },
                 (BlockKind::UdpCheck, "min_reply_length") => {
                     udp.min_reply_length = self.unsigned(n, 0, 0, 65535).map(|v| v as u32)
                 }
@@ -632,13 +784,20 @@ impl Builder {
         c.kind = match block_kind {
             BlockKind::HttpGet => {
                 if http.urls.is_empty() {
-                    self.bad(node, &format!("{} has no url - the checker will fail every time", node.keyword()));
+                    let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+                    self.diags.push(
+                        Diag::warning(&end, "HTTP/SSL_GET checker has no urls specified - ignoring")
+                            .with_hint("the checker would fail every time; give it a url { path / }"),
+                    );
+                    return None;
                 }
                 CheckKind::Http(http)
             }
             BlockKind::MiscCheck => {
                 if misc.path.is_empty() {
-                    self.bad(node, "No misc_path specified for MISC_CHECK - ignoring");
+                    let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+                    self.diags
+                        .push(Diag::warning(&end, "No script path has been specified for MISC_CHECKER - skipping"));
                     return None;
                 }
                 CheckKind::Misc(misc)
@@ -679,7 +838,13 @@ impl Builder {
                     Some(d) if d.len() == 32 && d.chars().all(|c| c.is_ascii_hexdigit()) => {
                         u.digest = Some(d.to_ascii_lowercase())
                     }
-                    Some(d) => self.bad(n, &format!("digest '{d}' is not a 32 digit hex string - ignoring")),
+                    Some(d) if d.len() != 32 => {
+                        self.bad(n, &format!("digest '{d}' character length should be 32 rather than {}", d.len()))
+                    }
+                    Some(d) => {
+                        let at = d.chars().position(|c| !c.is_ascii_hexdigit()).unwrap_or(0);
+                        self.bad(n, &format!("Unable to interpret hex digit in '{d}' at offset {}/{}", at, d.len()))
+                    }
                     None => {}
                 },
                 "status_code" => {
@@ -703,7 +868,8 @@ impl Builder {
             }
         }
         if u.path.is_empty() {
-            self.bad(node, "url has no path - ignoring");
+            let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+            self.diags.push(Diag::warning(&end, "HTTP/SSL_GET checker url has no path - ignoring"));
             return None;
         }
         Some(u)
@@ -743,23 +909,37 @@ fn parse_range(s: &str) -> Option<(IpAddr, IpAddr)> {
                 IpAddr::from(seg)
             }
         };
-        return (first.is_ipv4() == last.is_ipv4() && first <= last).then_some((first, last));
+        // A backwards range reads; the caller says keepalived's words on it.
+        return (first.is_ipv4() == last.is_ipv4()).then_some((first, last));
     }
     let a = parse_ip(s)?;
     Some((a, a))
 }
 
-/// UDP_CHECK payloads: hex digits, else the text itself.
-fn hex_or_text(s: &str) -> Vec<u8> {
+/// A hex string (keepalived's read_hex_str), or None.
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     let h = s.trim();
-    if h.len().is_multiple_of(2) && !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()) {
-        (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap()).collect()
-    } else {
-        s.as_bytes().to_vec()
+    if !h.len().is_multiple_of(2) || h.is_empty() || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
     }
+    Some((0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0)).collect())
 }
 
+/// DNS_CHECK's query types (check_dns.c).
+const DNS_TYPES: &[&str] = &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
+
 impl Builder {
+    /// An address argument, or keepalived's message for one that does not
+    /// read.
+    fn address(&mut self, n: &Node, message: impl Fn(&str) -> String) -> Option<IpAddr> {
+        let text = self.need(n, 0)?;
+        let a = parse_ip(text);
+        if a.is_none() {
+            self.bad(n, &message(text));
+        }
+        a
+    }
+
     /// Once every group is read: a fwmark service balances by mark, so a
     /// real server's port means nothing there (keepalived warns and drops
     /// it).

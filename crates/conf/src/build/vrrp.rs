@@ -447,7 +447,15 @@ impl Builder {
                 fatal(self, format!("({iname}): Unicast instances must have unicast_src_ip or interface"));
                 return None;
             }
-            err(self, format!("({iname}) no interface specified"));
+            fatal(self, format!("({iname}) Unknown interface!"));
+            return None;
+        }
+        if let Some((own, _)) = v.interface.clone() {
+            let before = v.track_interfaces.len();
+            v.track_interfaces.retain(|t| t.name != own);
+            if v.track_interfaces.len() != before {
+                err(self, format!("({iname}) Ignoring track_interface {own} since own interface"));
+            }
         }
         if v.priority == PRIO_OWNER && v.nopreempt {
             err(self, format!("({iname}) nopreempt is incompatible with priority 255. resetting nopreempt"));
@@ -489,6 +497,17 @@ impl Builder {
                 ),
             );
             v.advert_int = Duration::from_micros(((us + 5_000) / 10_000).max(1) * 10_000);
+        }
+        // Sent in centiseconds in a 12-bit field (v3): 40.95 s at most.
+        if version == 3 && v.advert_int > Duration::from_millis(40_950) {
+            err(
+                self,
+                format!(
+                    "({iname}) VRRPv3 advertisement interval {:.2}s is out of range. Must be less than 40.96s. Setting to 40.95s",
+                    v.advert_int.as_secs_f64()
+                ),
+            );
+            v.advert_int = Duration::from_millis(40_950);
         }
         if v.mcast_dst_ip.is_some() && !v.unicast_peers.is_empty() {
             err(self, format!("({iname}) multicast destination specified with unicast - ignoring"));

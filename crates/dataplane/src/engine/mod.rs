@@ -180,6 +180,8 @@ struct Ctl {
 
 struct Engine {
     shared: Arc<Shared>,
+    /// When the estimator's next tick is due.
+    fold_at: rlvs_lvs::Time,
     /// The first worker, driven by this thread; None without a data plane.
     worker: Option<Worker>,
     ctl: Option<Ctl>,
@@ -268,6 +270,7 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
         .map_or(Duration::ZERO, Duration::from_millis);
     let mut engine = Engine {
         shared: shared.clone(),
+        fold_at: rlvs_lvs::Time::ZERO,
         worker: None,
         ctl: None,
         others: Vec::new(),
@@ -361,8 +364,16 @@ impl Engine {
             fds.extend(w.fds());
         }
         let mut batch = Vec::with_capacity(BATCH);
+        // The estimator's phase starts with the engine, as the kernel's
+        // timer with its namespace.
+        {
+            let now = self.shared.now();
+            let mut d = self.shared.director.lock().unwrap_or_else(|e| e.into_inner());
+            d.estimate(now);
+            self.fold_at = now + d.estimate_due_in(now).unwrap_or(rlvs_lvs::stats::ESTIMATOR_PERIOD);
+        }
         while !self.shared.stop.load(Ordering::SeqCst) {
-            if let Err(e) = afpacket::poll_readable(&fds, 100) {
+            if let Err(e) = afpacket::poll_readable(&fds, self.poll_timeout_ms()) {
                 tracing::error!(error = %e, "poll failed");
             }
             waker.drain();
@@ -391,6 +402,7 @@ impl Engine {
                 self.shared.publish(0, &w.stats);
             }
             self.follow_connections();
+            self.fold_counters();
             if let Some(s) = self.sync.as_mut() {
                 s.flush();
             }
@@ -440,6 +452,28 @@ impl Engine {
             tracing::info!(forwarded, punted, orphaned, "XDP fast path");
         }
         tracing::info!(?stats, "engine stopped");
+    }
+
+    /// Up to 100 ms, less when the estimator's tick comes sooner, so the
+    /// tick is on time (listings show what it folds, as the kernel's do).
+    fn poll_timeout_ms(&self) -> i32 {
+        self.fold_at.0.saturating_sub(self.shared.now().0).min(100) as i32
+    }
+
+    /// The estimator's tick, when due: what the fast path forwarded since
+    /// its last collection counts first.
+    fn fold_counters(&mut self) {
+        let now = self.shared.now();
+        if now < self.fold_at {
+            return;
+        }
+        let shared = self.shared.clone();
+        let mut d = shared.director.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fast) = self.ctl.as_mut().and_then(|c| c.fast.as_mut()) {
+            fast.collect_stats(&mut d);
+        }
+        d.estimate(now);
+        self.fold_at = now + d.estimate_due_in(now).unwrap_or(rlvs_lvs::stats::ESTIMATOR_PERIOD);
     }
 
     /// New next hops into the shared table; the workers send what they held.

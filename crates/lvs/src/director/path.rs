@@ -324,9 +324,16 @@ impl Director {
         self.expire_with(now, |_, _| None)
     }
 
+    /// How long until the estimator's next tick (zero: due; None before
+    /// the first call has set its phase).
+    pub fn estimate_due_in(&self, now: Time) -> Option<Span> {
+        (self.next_estimate != Time::ZERO).then(|| Span(self.next_estimate.0.saturating_sub(now.0)))
+    }
+
     /// Runs the 2-second estimator ticks that are due (the first one two
-    /// seconds after the first call).
-    pub(super) fn estimate(&mut self, now: Time) {
+    /// seconds after the first call). The shell calls it as a tick comes
+    /// due, as the kernel's timer fires: listings show what it folds.
+    pub fn estimate(&mut self, now: Time) {
         if self.next_estimate == Time::ZERO {
             self.next_estimate = now + ESTIMATOR_PERIOD;
             return;

@@ -173,6 +173,7 @@ fn dr_counters_follow_the_input_only_table() {
     assert_eq!(d.expire(t0 + Span::from_secs(119)), 0);
     assert_eq!(d.expire(t0 + Span::from_secs(120)), 1);
     assert_eq!(counters(&d, 245), (0, 0));
+    fold(&mut d, t0 + Span::from_secs(120));
     let s = d.service(&tcp_svc()).unwrap();
     assert_eq!(s.stats.conns, 1);
     assert_eq!(s.stats.inpkts, 3);
@@ -258,6 +259,7 @@ fn deleted_dest_goes_to_trash_and_revives_with_its_stats() {
     assert_eq!(pick(&mut d, &segment(2, SYN), Time::ZERO), Some(ip(244)));
     d.add_dest(&tcp_svc(), DestConfig::new(ip(245), 80, DirectRoute, 1), Time::ZERO).unwrap();
     assert_eq!(counters(&d, 245), (0, 1), "the old connection is back");
+    fold(&mut d, Time::ZERO);
     let s = d.service(&tcp_svc()).unwrap();
     assert_eq!(s.dests[0].stats.conns, 1);
     assert_eq!(pick(&mut d, &segment(1, ACK), Time::ZERO), Some(ip(245)));
@@ -427,6 +429,7 @@ fn persistence_keeps_a_client_on_its_real_server() {
     // Another client gets its own template, from the scheduler.
     assert_ne!(pick(&mut d, &segment_from(b, 40000, 80, SYN), Time::ZERO), Some(first));
     assert_eq!(d.template_count(), 2);
+    fold(&mut d, Time::ZERO);
     let s = d.service(&ServiceKey::new(Protocol::Tcp, VIP.into(), 80)).unwrap();
     assert_eq!(s.dests.iter().map(|x| x.persistconns).sum::<u32>(), 2);
     assert_eq!(s.stats.conns, 21, "templates are not connections");
@@ -509,7 +512,38 @@ fn one_packet_scheduling_schedules_every_datagram() {
     let picks: Vec<_> = (0..4).map(|_| pick(&mut d, &datagram(5353, 53), Time::ZERO).unwrap()).collect();
     assert_eq!(picks, vec![ip(245), ip(244), ip(245), ip(244)]);
     assert_eq!(d.conn_count(), 0);
+    fold(&mut d, Time::ZERO);
     assert_eq!(d.service(&svc).unwrap().stats.conns, 4);
+}
+
+/// Runs the estimator past its next tick after `at`, as 2 s of the
+/// engine's loop would: listings show counters as the tick folds them.
+fn fold(d: &mut Director, at: Time) {
+    d.estimate(at);
+    d.estimate(at + Span::from_secs(2));
+}
+
+#[test]
+fn listings_show_counters_as_the_estimator_last_folded_them() {
+    let mut d = seed();
+    let listed = |d: &Director| d.service(&tcp_svc()).unwrap().stats.conns;
+    // The estimator's phase: it starts at the first call (here, t = 1 s)
+    // and ticks every 2 s after.
+    d.estimate(Time::from_secs(1));
+    pick(&mut d, &segment(1, SYN), Time::from_secs(2));
+    assert_eq!(listed(&d), 0, "not folded yet: the kernel would not show it either");
+    d.estimate(Time(2999));
+    assert_eq!(listed(&d), 0, "the tick is at 3 s");
+    d.estimate(Time::from_secs(3));
+    assert_eq!(listed(&d), 1, "folded at the tick");
+    assert_eq!(d.total_stats().conns, 1);
+    // Whatever the phase, 2.1 s after the traffic the listing has it.
+    pick(&mut d, &segment(2, SYN), Time(3001));
+    d.estimate(Time(3001 + 2100));
+    assert_eq!(listed(&d), 2);
+    // Zeroing shows zero at once, as the kernel's kstats0 does.
+    d.zero(None).unwrap();
+    assert_eq!(listed(&d), 0);
 }
 
 fn drain(d: &mut Director) -> Vec<Event> {

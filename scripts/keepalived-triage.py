@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Triage of keepalived 2.2.7's load-time checks against rlvs.
+
+Lists every report_config_error call in keepalived's source (a checkout of
+tag v2.2.7, given as the first argument), with its condition's place, its
+severity and its message, and says whether rlvs makes the same check: a
+row is "done" when rlvs's sources carry the message's fixed text, "n/a"
+when the check belongs to a feature rlvs does not have (the reason is
+given), "open" otherwise. Writes docs/KEEPALIVED_CHECKS.md.
+
+    python3 scripts/keepalived-triage.py /path/to/keepalived-2.2.7
+"""
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RLVS_SOURCES = [os.path.join(ROOT, d) for d in ("crates/conf/src", "crates/rlvs/src")]
+
+# Files (or parts of them) whose checks belong to features rlvs does not
+# have: the keywords are read, and `-t` notes that they have no effect.
+NOT_APPLICABLE = {
+    "keepalived/bfd/": "BFD: not in rlvs (the keywords are noted by -t)",
+    "keepalived/check/check_bfd.c": "BFD checker: not in rlvs",
+    "keepalived/vrrp/vrrp_iproute.c": "virtual_routes / static_routes: not in rlvs (noted by -t)",
+    "keepalived/vrrp/vrrp_iprule.c": "virtual_rules / static_rules: not in rlvs (noted by -t)",
+    "keepalived/vrrp/vrrp_ip_rule_route_parser.c": "route and rule options: not in rlvs",
+    "keepalived/trackers/track_file.c": "track_file: not in rlvs",
+    "keepalived/vrrp/vrrp_track.c:track_process": "track_process: not in rlvs",
+    "keepalived/vrrp/vrrp_vmac.c": "use_vmac / ipvlan: not in rlvs",
+    "keepalived/vrrp/vrrp_firewall.c": "iptables / nftables VIP filtering: not in rlvs",
+    "keepalived/core/snmp.c": "SNMP: not in rlvs",
+    "keepalived/dbus/": "D-Bus: not in rlvs",
+}
+
+# Keyword handlers in shared parser files, by the feature they configure.
+# Checks rlvs makes in its own words, or with the message built from
+# parts (so the fixed text is not in its sources as one piece).
+DONE = {
+    "check_check_script_security": "crates/rlvs/src/verdict.rs (SECURITY VIOLATION, exit 6)",
+    "check_vrrp_script_security": "crates/rlvs/src/verdict.rs (SECURITY VIOLATION, exit 6)",
+}
+
+NA_MARKERS = [
+    (re.compile(r"in this build|by this build|kernel doesn't support|Your kernel", re.I),
+     "a limit of keepalived's build or kernel: rlvs has IPv6 and mixed families"),
+    (re.compile(r"snmp", re.I), "SNMP: not in rlvs"),
+    (re.compile(r"dbus", re.I), "D-Bus: not in rlvs"),
+    (re.compile(r"vmac|ipvlan|macvlan", re.I), "use_vmac / ipvlan: not in rlvs"),
+    (re.compile(r"iptables|ipset|nftables|nf_table|nf_chain", re.I), "firewall VIP filtering: not in rlvs"),
+    (re.compile(r"track_process|process_monitor|vprocess", re.I), "track_process: not in rlvs"),
+    (re.compile(r"track_file|vrrp_track_file|tfile", re.I), "track_file: not in rlvs"),
+    (re.compile(r"\bbfd\b|_bfd", re.I), "BFD: not in rlvs"),
+    (re.compile(r"smtp|email", re.I), "e-mail alerts: not sent by rlvs (the keywords are noted)"),
+    (re.compile(r"realtime|rlimit|cpu_affinity|process_priority|no_swap|rt_priority|sched_rt", re.I),
+     "process scheduling knobs: rlvs is one process (noted by -t)"),
+    (re.compile(r"notify_fifo|fifo", re.I), "notify FIFOs: not in rlvs"),
+    (re.compile(r"instance_name|net_namespace|namespace", re.I), "instances / namespaces options: not in rlvs"),
+    (re.compile(r"checksum_compat|unicast_chksum", re.I), "unicast checksum compatibility: not in rlvs"),
+    (re.compile(r"reload_time|reload_file|config_copy|config_save|tmp_config", re.I), "scheduled reloads: not in rlvs"),
+    (re.compile(r"startup_script|shutdown_script", re.I), "startup/shutdown scripts: not in rlvs"),
+    (re.compile(r"rcv_buf|rx_bufs|netlink_", re.I), "netlink buffer sizes: not used by rlvs"),
+    (re.compile(r"random_seed|umask|child_wait|max_auto_priority|min_auto_priority", re.I),
+     "process knobs: not in rlvs"),
+]
+
+
+def calls(src):
+    """(file, line, severity, format, function) for every call."""
+    out = []
+    for dirpath, _, files in os.walk(src):
+        for f in files:
+            if not f.endswith(".c"):
+                continue
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, src)
+            text = open(path, errors="replace").read()
+            func = ""
+            for m in re.finditer(r"^(\w[\w ]*\*?\s*)?(\w+)\(([^;{]*)\)\s*\n\{|report_config_error\s*\(", text, re.M):
+                if m.group(2):
+                    func = m.group(2)
+                    continue
+                start = m.end()
+                depth, i, in_str, args = 1, start, False, ""
+                while i < len(text) and depth:
+                    c = text[i]
+                    if in_str:
+                        if c == "\\":
+                            args += text[i:i + 2]
+                            i += 2
+                            continue
+                        if c == '"':
+                            in_str = False
+                    elif c == '"':
+                        in_str = True
+                    elif c == "(":
+                        depth += 1
+                    elif c == ")":
+                        depth -= 1
+                        if not depth:
+                            break
+                    args += c
+                    i += 1
+                line = text.count("\n", 0, m.start()) + 1
+                if rel == "lib/parser.c" and func == "report_config_error":
+                    continue
+                sev = args.split(",", 1)[0].strip()
+                fmt = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', args.split(",", 1)[1] if "," in args else ""))
+                # Only the format: the literals before the first argument.
+                rest = args.split(",", 1)[1] if "," in args else ""
+                lits = []
+                for part in re.split(r'("(?:[^"\\]|\\.)*")', rest):
+                    if part.startswith('"'):
+                        lits.append(part[1:-1])
+                    elif part.strip() and part.strip() != "":
+                        if "," in part:
+                            break
+                fmt = "".join(lits) if lits else fmt
+                out.append((rel, line, sev, fmt, func))
+    return sorted(out)
+
+
+def fragments(fmt):
+    """The fixed text of a format, in pieces worth searching for."""
+    parts = re.split(r"%[-#0 +']*\d*(?:\.\d+)?(?:hh|h|ll|l|z|j|t|L)?[diouxXeEfFgGcsp%]|%\" PRI\w+ \"|\\n", fmt)
+    return [p.strip(" .:-") for p in parts if len(p.strip(" .:-")) >= 8]
+
+
+def rlvs_text():
+    chunks = []
+    for d in RLVS_SOURCES:
+        for dirpath, _, files in os.walk(d):
+            for f in files:
+                if f.endswith(".rs"):
+                    chunks.append(open(os.path.join(dirpath, f)).read())
+    return "\n".join(chunks)
+
+
+def na_reason(rel, func, fmt):
+    for prefix, why in NOT_APPLICABLE.items():
+        if ":" in prefix:
+            p, fn_part = prefix.split(":")
+            if rel.startswith(p) and fn_part in func:
+                return why
+        elif rel.startswith(prefix):
+            return why
+    for rx, why in NA_MARKERS:
+        if rx.search(func) or rx.search(fmt):
+            return why
+    return None
+
+
+def main():
+    src = sys.argv[1]
+    rows = calls(src)
+    ours = rlvs_text()
+    table, counts = [], {"done": 0, "n/a": 0, "open": 0}
+    for rel, line, sev, fmt, func in rows:
+        frags = fragments(fmt)
+        if func in DONE:
+            status, why = "done", DONE[func]
+        elif frags and all(f in ours for f in frags):
+            status, why = "done", "same message in rlvs"
+        else:
+            reason = na_reason(rel, func, fmt)
+            status, why = ("n/a", reason) if reason else ("open", "not yet checked by rlvs")
+        counts[status] += 1
+        msg = fmt.replace("|", "\\|").replace("\\\"", '"')
+        table.append(f"| `{rel}:{line}` | `{func}` | {sev.replace('CONFIG_', '')} | {msg} | {status} | {why} |")
+    with open(os.path.join(ROOT, "docs/KEEPALIVED_CHECKS.md"), "w") as f:
+        f.write("# keepalived 2.2.7's load-time checks, and rlvs's\n\n")
+        f.write("Generated by `scripts/keepalived-triage.py` from keepalived's source (tag v2.2.7): every\n")
+        f.write("`report_config_error` call, where it is (the function holds the condition), its severity,\n")
+        f.write("its message, and whether rlvs makes the check. A row is **done** when rlvs reports the\n")
+        f.write("same message (in keepalived's words, with rlvs's hint after them); **n/a** when the check\n")
+        f.write("belongs to a feature rlvs does not have (why is given; `-t` notes those keywords as having\n")
+        f.write("no effect); **open** when rlvs does not make it yet. Severities: GENERAL_ERROR and\n")
+        f.write("WARNING make `keepalived -t` exit 5, SECURITY_ERROR exit 6, FATAL stops keepalived.\n\n")
+        f.write("The corpus test (`crates/rlvs/tests/keepalived_corpus.rs`, files and real keepalived's\n")
+        f.write("verdicts in `tests/golden/keepalived/corpus/`) checks the verdicts themselves.\n\n")
+        f.write(f"Totals: {len(rows)} checks; done {counts['done']}, n/a {counts['n/a']}, open {counts['open']}.\n\n")
+        f.write("| Where | Function | Severity | Message | rlvs | Why |\n|---|---|---|---|---|---|\n")
+        f.write("\n".join(table) + "\n")
+    print(f"{len(rows)} checks: {counts}")
+
+
+if __name__ == "__main__":
+    main()
