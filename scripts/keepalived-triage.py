@@ -39,6 +39,14 @@ NOT_APPLICABLE = {
 DONE = {
     "check_check_script_security": "crates/rlvs/src/verdict.rs (SECURITY VIOLATION, exit 6)",
     "check_vrrp_script_security": "crates/rlvs/src/verdict.rs (SECURITY VIOLATION, exit 6)",
+    "lvs_timeouts:Invalid lvs_timeout": "build/global.rs lvs_timeouts (message built per option; corpus b76)",
+    "lvs_timeouts:No value specified": "build/global.rs lvs_timeouts (message built per option)",
+    "uthreshold_handler": "build/lvs.rs (one arm for both thresholds; corpus b67)",
+    "lthreshold_handler": "build/lvs.rs (one arm for both thresholds; corpus b67)",
+    "vrrp_garp_rep_handler": "build/global.rs at_least_one (corpus b80)",
+    "vrrp_garp_refresh_rep_handler": "build/global.rs at_least_one (as vrrp_garp_master_repeat)",
+    "vrrp_garp_interval_handler": "build/global.rs (one arm for both intervals; corpus b87)",
+    "vrrp_gna_interval_handler": "build/global.rs (one arm for both intervals; corpus b87)",
 }
 
 NA_MARKERS = [
@@ -157,8 +165,9 @@ def main():
     table, counts = [], {"done": 0, "n/a": 0, "open": 0}
     for rel, line, sev, fmt, func in rows:
         frags = fragments(fmt)
-        if func in DONE:
-            status, why = "done", DONE[func]
+        key = next((k for k in DONE if k == func or (k.startswith(func + ":") and k.split(":", 1)[1] in fmt)), None)
+        if key:
+            status, why = "done", DONE[key]
         elif frags and all(f in ours for f in frags):
             status, why = "done", "same message in rlvs"
         else:

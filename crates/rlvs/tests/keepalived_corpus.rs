@@ -76,6 +76,14 @@ fn short(msg: &str) -> &str {
 
 /// The keepalived messages an rlvs message stands for.
 fn keepalived_form(msg: &str) -> Vec<String> {
+    // keepalived names a plain virtual server's duplicate scripts after
+    // its group, which it does not have: "(null)". rlvs names the server.
+    for kw in ["notify_up", "notify_down", "quorum_up", "quorum_down"] {
+        let tail = format!(") {kw} script already specified - ignoring ");
+        if let (true, Some((_, rest))) = (msg.starts_with("([") || msg.starts_with("(FWM "), msg.split_once(&tail)) {
+            return vec![format!("((null){tail}{rest}")];
+        }
+    }
     match msg {
         // keepalived reports the stray brace twice.
         "Extra '}' found" => vec![msg.to_string(), "Unknown keyword '}'".to_string()],

@@ -43,7 +43,13 @@ impl Builder {
                     }
                 },
                 "vrrp_mcast_group6" => match n.arg(0).map(|t| (t, parse_ip(t))) {
-                    Some((_, Some(IpAddr::V6(a)))) if a.is_multicast() => g.mcast_group6 = a,
+                    Some((t, Some(IpAddr::V6(a)))) if a.is_multicast() => {
+                        // ff02::/16: link-local scope, what VRRP adverts need.
+                        if a.segments()[0] & 0xff0f != 0xff02 {
+                            self.bad(n, &format!("vrrp_mcast_group6 [{t}] should be link-local multicast."));
+                        }
+                        g.mcast_group6 = a;
+                    }
                     Some((t, Some(IpAddr::V6(_)))) => {
                         self.bad(n, &format!("vrrp_mcast_group6 [{t}] is not multicast. Skipping"))
                     }
@@ -89,9 +95,10 @@ impl Builder {
                         g.garp.lower_prio_delay = Some(Duration::from_secs(v));
                     }
                 }
-                "vrrp_garp_lower_prio_repeat" => {
-                    g.garp.lower_prio_repeat = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32)
-                }
+                "vrrp_garp_lower_prio_repeat" => match self.unsigned(n, 0, 0, i32::MAX as u64) {
+                    Some(v) => g.garp.lower_prio_repeat = Some(v as u32),
+                    None => self.bad(n, &format!("Invalid vrrp_garp_lower_prio_repeat '{}'", n.arg(0).unwrap_or(""))),
+                },
                 kw @ ("vrrp_garp_interval" | "vrrp_gna_interval") => {
                     match self.timer(n, 0, Duration::from_micros(1), Duration::from_micros(u64::from(u32::MAX))) {
                         Some(d) if kw == "vrrp_garp_interval" => g.garp_interval = d,
@@ -125,8 +132,9 @@ impl Builder {
                 "vrrp_skip_check_adv_addr" => g.skip_check_adv_addr = true,
                 "vrrp_strict" => g.strict = true,
                 "vrrp_startup_delay" => {
-                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(3600)) {
-                        g.startup_delay = d;
+                    match self.timer(n, 0, Duration::from_millis(1), Duration::from_micros(u64::from(u32::MAX))) {
+                        Some(d) => g.startup_delay = d,
+                        None => self.bad(n, &format!("vrrp_startup_delay '{}' is invalid", n.arg(0).unwrap_or(""))),
                     }
                 }
                 "log_unknown_vrids" => g.log_unknown_vrids = true,
@@ -161,8 +169,16 @@ impl Builder {
                     }
                 }
                 "checker_log_all_failures" => g.checker_log_all_failures = self.flag(n),
-                "default_interface" => g.default_interface = self.need(n, 0).map(str::to_string),
-                "dynamic_interfaces" => g.dynamic_interfaces = true,
+                "default_interface" => match n.arg(0) {
+                    Some(i) => g.default_interface = Some(i.to_string()),
+                    None => self.bad(n, "default_interface requires interface name"),
+                },
+                "dynamic_interfaces" => {
+                    g.dynamic_interfaces = true;
+                    if let Some(o) = n.arg(0).filter(|o| *o != "allow_if_changes") {
+                        self.bad(n, &format!("Unknown dynamic_interfaces option '{o}'"));
+                    }
+                }
                 "rs_init_notifies" => g.rs_init_notifies = true,
                 "vrrp_notify_priority_changes" => g.notify_priority_changes = self.flag(n),
                 // A list of addresses in a block: read only to be ignored.
@@ -239,13 +255,31 @@ impl Builder {
                         );
                     }
                 }
-                "port" => d.port = self.unsigned(n, i + 1, 1, 65535).map(|v| v as u16),
-                "ttl" => d.ttl = self.unsigned(n, i + 1, 1, 255).map(|v| v as u8),
-                "group" => match n.arg(i + 1).and_then(|a| a.parse::<IpAddr>().ok()) {
-                    Some(a) if a.is_multicast() => d.group = Some(a),
-                    _ => {
-                        self.bad(n, &format!("lvs_sync_daemon group address {} is invalid", n.arg(i + 1).unwrap_or("")))
+                "port" => {
+                    d.port = self.unsigned(n, i + 1, 1, 65535).map(|v| v as u16);
+                    if d.port.is_none() {
+                        self.bad(
+                            n,
+                            &format!("Invalid lvs_sync_daemon port ({}) - ignoring", n.arg(i + 1).unwrap_or("")),
+                        );
                     }
+                }
+                "ttl" => {
+                    d.ttl = self.unsigned(n, i + 1, 1, 255).map(|v| v as u8);
+                    if d.ttl.is_none() {
+                        self.bad(
+                            n,
+                            &format!("Invalid lvs_sync_daemon ttl ({}) - ignoring", n.arg(i + 1).unwrap_or("")),
+                        );
+                    }
+                }
+                "group" => match n.arg(i + 1).map(|t| (t, t.parse::<IpAddr>().ok())) {
+                    Some((_, Some(a))) if a.is_multicast() => d.group = Some(a),
+                    Some((t, Some(_))) => {
+                        self.bad(n, &format!("lvs_sync_daemon group address {t} is not multicast - ignoring"))
+                    }
+                    Some((t, None)) => self.bad(n, &format!("Invalid lvs_sync_daemon group ({t}) - ignoring")),
+                    None => self.bad(n, "No value specified for lvs_sync_daemon group - ignoring"),
                 },
                 "inst" => d.instance = n.arg(i + 1).map(str::to_string),
                 _ if i == 1 => {
@@ -265,6 +299,10 @@ impl Builder {
 
     /// `lvs_timeouts [tcp N] [tcpfin N] [udp N]`.
     fn lvs_timeouts(&mut self, n: &Node) -> Option<(Option<u32>, Option<u32>, Option<u32>)> {
+        if n.args().is_empty() {
+            self.bad(n, "lvs_timeouts requires at least one option");
+            return None;
+        }
         let (mut tcp, mut fin, mut udp) = (None, None, None);
         let mut i = 0;
         while i < n.args().len() {

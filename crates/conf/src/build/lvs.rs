@@ -323,8 +323,11 @@ impl Builder {
                             vs.persistence_granularity = Some(m);
                             vs.persistence_timeout.get_or_insert(360);
                         }
-                        None => self
-                            .bad(n, &format!("Invalid persistence_granularity specified - {}", n.arg(0).unwrap_or(""))),
+                        None => {
+                            let t = n.arg(0).unwrap_or("");
+                            let fam = if t.contains(':') { "IPv6" } else { "IPv4" };
+                            self.bad(n, &format!("Invalid {fam} persistence_granularity specified - {t}"))
+                        }
                     }
                 }
                 "persistence_engine" => vs.persistence_engine = self.need(n, 0).map(str::to_string),
@@ -346,7 +349,10 @@ impl Builder {
                 }
                 "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(n),
                 "ha_suspend" => vs.ha_suspend = true,
-                "virtualhost" => vs.virtualhost = self.need(n, 0).map(str::to_string),
+                "virtualhost" => match n.arg(0) {
+                    Some(h) => vs.virtualhost = Some(h.to_string()),
+                    None => self.bad(n, "virtual server virtualhost missing"),
+                },
                 "alpha" => vs.alpha = self.flag(n),
                 "omega" => vs.omega = true,
                 "quorum" => match self.unsigned(n, 0, 1, u64::from(u32::MAX)) {
@@ -363,8 +369,20 @@ impl Builder {
                         &format!("Hysteresis {} must be in [0, {}] - ignoring", n.arg(0).unwrap_or(""), u32::MAX),
                     ),
                 },
-                "quorum_up" => vs.quorum_up = self.notify(n),
-                "quorum_down" => vs.quorum_down = self.notify(n),
+                kw @ ("quorum_up" | "quorum_down") => {
+                    let slot = if kw == "quorum_up" { &vs.quorum_up } else { &vs.quorum_down };
+                    if slot.is_some() {
+                        let name = vs_name(&vs, Some(vs.protocol));
+                        self.bad(
+                            n,
+                            &format!("({name}) {kw} script already specified - ignoring {}", n.arg(0).unwrap_or("")),
+                        );
+                    } else if kw == "quorum_up" {
+                        vs.quorum_up = self.notify(n);
+                    } else {
+                        vs.quorum_down = self.notify(n);
+                    }
+                }
                 "weight" => match self.unsigned(n, 0, 1, WEIGHT_LIMIT) {
                     Some(w) => weight = w as i32,
                     None => self.bad(
@@ -392,7 +410,13 @@ impl Builder {
                         vs.sorry_server_inhibit = self.flag(n);
                     }
                 }
-                "sorry_server_lvs_method" => vs.sorry_server_lvs_method = self.forwarding(n, "sorry").map(|f| f.0),
+                "sorry_server_lvs_method" => {
+                    if vs.sorry_server.is_none() {
+                        self.bad(n, "sorry_server forwarding used without sorry_server");
+                    } else {
+                        vs.sorry_server_lvs_method = self.forwarding(n, "sorry").map(|f| f.0);
+                    }
+                }
                 "laddr_group_name" => vs.laddr_group = self.need(n, 0).map(str::to_string),
                 _ => self.other(BlockKind::VirtualServer, n),
             }
@@ -507,8 +531,13 @@ impl Builder {
                     }
                 }
             }
-            if t.kind == "gue" && t.port.is_none() {
-                self.bad(n, &format!("GUE tunnel requires a port for {s_type} server."));
+            if (t.kind == "gue") != t.port.is_some() {
+                self.bad(n, "gue tunnels require port, otherwise cannot have port.");
+            }
+            match (t.kind.as_str(), t.csum.as_deref()) {
+                ("ipip", Some("csum" | "remcsum")) => self.bad(n, "ipip tunnels do not support checksum option."),
+                ("gre", Some("remcsum")) => self.bad(n, "gre tunnels do not support remote checksum option."),
+                _ => {}
             }
             tun = Some(t);
         }
@@ -610,10 +639,22 @@ impl Builder {
                     }
                 }
                 "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(n),
+                kw @ ("notify_up" | "notify_down")
+                    if (if kw == "notify_up" { &rs.notify_up } else { &rs.notify_down }).is_some() =>
+                {
+                    let name = vs_name(vs, Some(vs.protocol));
+                    self.bad(
+                        n,
+                        &format!("({name}) {kw} script already specified - ignoring {}", n.arg(0).unwrap_or("")),
+                    );
+                }
                 "notify_up" => rs.notify_up = self.notify(n),
                 "notify_down" => rs.notify_down = self.notify(n),
                 "alpha" => rs.alpha = self.flag(n),
-                "virtualhost" => rs.virtualhost = self.need(n, 0).map(str::to_string),
+                "virtualhost" => match n.arg(0) {
+                    Some(h) => rs.virtualhost = Some(h.to_string()),
+                    None => self.bad(n, "real server virtualhost missing"),
+                },
                 _ => self.other(BlockKind::RealServer, n),
             }
         }
@@ -710,7 +751,10 @@ impl Builder {
                     );
                     t.retry = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32).or(t.retry);
                 }
-                (BlockKind::HttpGet, "virtualhost") => http.virtualhost = self.need(n, 0).map(str::to_string),
+                (BlockKind::HttpGet, "virtualhost") => match n.arg(0) {
+                    Some(h) => http.virtualhost = Some(h.to_string()),
+                    None => self.bad(n, "HTTP_GET virtualhost name missing"),
+                },
                 (BlockKind::HttpGet, "http_protocol") => match n.arg(0) {
                     Some(v @ ("1.0" | "1.1" | "1.0C" | "1.0c")) => http.http_protocol = Some(v.to_string()),
                     Some(v) => self.bad(n, &format!("Invalid http_protocol version {v}")),
@@ -863,7 +907,10 @@ impl Builder {
                         }
                     }
                 }
-                "virtualhost" => u.virtualhost = self.need(n, 0).map(str::to_string),
+                "virtualhost" => match n.arg(0) {
+                    Some(h) => u.virtualhost = Some(h.to_string()),
+                    None => self.bad(n, "Missing HTTP_GET virtualhost name"),
+                },
                 _ => self.other(BlockKind::Url, n),
             }
         }

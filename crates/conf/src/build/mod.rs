@@ -57,10 +57,16 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>, Vec<String>) {
     for n in nodes {
         match n.keyword() {
             "global_defs" | "vrrp_script" => {}
+            "vrrp_instance" if n.arg(0).is_some_and(|name| config.instances.iter().any(|i| i.name == name)) => {
+                b.bad(n, &format!("vrrp instance {} already defined", n.arg(0).unwrap_or("")));
+            }
             "vrrp_instance" => {
                 if let Some(i) = b.vrrp_instance(n, &config.global, &config.scripts) {
                     config.instances.push(i);
                 }
+            }
+            "vrrp_sync_group" if n.arg(0).is_some_and(|name| config.sync_groups.iter().any(|g| g.name == name)) => {
+                b.bad(n, &format!("vrrp sync group {} already defined", n.arg(0).unwrap_or("")));
             }
             "vrrp_sync_group" => {
                 if let Some(g) = b.sync_group(n, &config.scripts) {

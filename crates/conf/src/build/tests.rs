@@ -261,5 +261,8 @@ fn lvs_sync_daemon_is_read_as_keepalived_reads_it() {
     assert_eq!(messages(&l), ["k.conf:2:3: warning: Unknown option colour specified for lvs_sync_daemon"]);
     assert!(l.config.global.lvs_sync_daemon.is_none());
     let l = load("global_defs {\n  lvs_sync_daemon eth0 VI_1 group 10.0.0.1\n}\n");
-    assert_eq!(messages(&l), ["k.conf:2:3: warning: lvs_sync_daemon group address 10.0.0.1 is invalid"]);
+    assert_eq!(
+        messages(&l),
+        ["k.conf:2:3: warning: lvs_sync_daemon group address 10.0.0.1 is not multicast - ignoring"]
+    );
 }

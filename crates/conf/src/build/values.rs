@@ -121,7 +121,7 @@ impl Builder {
                 "false" | "off" | "no" => false,
                 _ => {
                     let pos = self.arg_pos(node, 0).clone();
-                    self.diags.push(Diag::warning(&pos, format!("invalid value '{v}' for {}", node.keyword())));
+                    self.diags.push(Diag::warning(&pos, flag_message(node.keyword(), v)));
                     true
                 }
             },
@@ -227,6 +227,20 @@ pub fn split_command(s: &str) -> Vec<String> {
         words.push(cur);
     }
     words
+}
+
+/// keepalived's words for a yes/no keyword given something else.
+fn flag_message(kw: &str, v: &str) -> String {
+    match kw {
+        "inhibit_on_failure" | "alpha" | "enable_sni" | "fast_recovery" | "log_all_failures" => {
+            format!("Invalid {kw} parameter {v}")
+        }
+        "checker_log_all_failures" | "vrrp_min_garp" | "vrrp_lower_prio_no_advert" | "vrrp_higher_prio_send_advert" => {
+            format!("Invalid value for {kw} specified")
+        }
+        "vrrp_notify_priority_changes" | "rs_init_notifies" => format!("Invalid value '{v}' for global {kw} specified"),
+        _ => format!("invalid value '{v}' for {kw}"),
+    }
 }
 
 #[cfg(test)]

@@ -376,8 +376,25 @@ impl Builder {
             fatal(self, format!("({iname}) the virtual router id must be set"));
             return None;
         }
-        let v6 = v.vips.first().is_some_and(|a| a.addr.is_ipv6())
-            || (v.vips.is_empty() && v.unicast_peers.first().is_some_and(|p| p.addr.is_ipv6()));
+        // keepalived takes the family of the first address it reads, a
+        // VIP or a unicast peer, and drops the others of the other family.
+        let at = |p: &crate::Pos| (p.line, p.col);
+        let v6 = match (v.vips.first(), v.unicast_peers.first()) {
+            (Some(a), Some(p)) if at(&p.pos) < at(&a.pos) => p.addr.is_ipv6(),
+            (Some(a), _) => a.addr.is_ipv6(),
+            (None, Some(p)) => p.addr.is_ipv6(),
+            (None, None) => false,
+        };
+        for p in v.unicast_peers.iter().filter(|p| p.addr.is_ipv6() != v6) {
+            self.diags.push(Diag::warning(
+                &p.pos,
+                format!(
+                    "Configuration error: VRRP instance[{iname}] and unicast peer address[{}] MUST be of the same family !!! Skipping...",
+                    p.addr
+                ),
+            ));
+        }
+        v.unicast_peers.retain(|p| p.addr.is_ipv6() == v6);
         let mixed: Vec<Vip> = v.vips.iter().filter(|a| a.addr.is_ipv6() != v6).cloned().collect();
         if !mixed.is_empty() {
             for m in &mixed {
@@ -602,8 +619,19 @@ impl Builder {
                     }
                     vip.label = Some(l.to_string());
                 }
+                ("peer", Some(_)) if vip.peer.is_some() => {
+                    self.bad(n, &format!("Peer {} - another peer has already been specified", value.unwrap_or("")))
+                }
                 ("peer", Some(p)) => match parse_ip(p) {
-                    Some(pa) if pa.is_ipv6() == addr.is_ipv6() => vip.peer = Some(pa),
+                    Some(pa) if pa.is_ipv6() == addr.is_ipv6() => {
+                        let host = if addr.is_ipv4() { 32 } else { 128 };
+                        if vip.prefix != host {
+                            self.bad(n, "Cannot specify address prefix when specifying peer address - ignoring");
+                        }
+                        // The peer's own prefix (a host) replaces it.
+                        vip.prefix = host;
+                        vip.peer = Some(pa);
+                    }
                     Some(_) => self.bad(n, &format!("Peer address {p} does not match address family")),
                     None => self.bad(n, &format!("Invalid peer address {p}")),
                 },
@@ -752,6 +780,12 @@ impl Builder {
                     weight = if w < 0 { -253 } else { 253 };
                 }
                 Some(w) => weight = w as i32,
+                None if what == "track_script" => self.bad(
+                    n,
+                    &format!(
+                        "({owner}) track script {name}: weight must be between [-253..253] inclusive, ignoring..."
+                    ),
+                ),
                 None => self.bad(
                     n,
                     &format!(
@@ -776,7 +810,10 @@ impl Builder {
     }
 
     pub(super) fn sync_group(&mut self, node: &Node, scripts: &[VrrpScript]) -> Option<SyncGroup> {
-        let name = self.need(node, 0)?.to_string();
+        let Some(name) = node.arg(0).map(str::to_string) else {
+            self.bad(node, "vrrp_sync_group must have a name - skipping");
+            return None;
+        };
         let children = self.block(node)?;
         let mut g = SyncGroup {
             name: name.clone(),
@@ -796,6 +833,13 @@ impl Builder {
             match n.keyword() {
                 "group" => {
                     if let Some(kids) = self.block(n) {
+                        if kids.is_empty() {
+                            let end = n.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| n.pos().clone());
+                            self.diags.push(Diag::warning(
+                                &end,
+                                format!("Warning - sync group {name} has empty group block"),
+                            ));
+                        }
                         for k in kids {
                             for w in &k.words {
                                 g.members.push((w.text.clone(), w.pos.clone()));
@@ -821,10 +865,29 @@ impl Builder {
                         }
                     }
                 }
-                "notify_backup" => g.notify.backup = self.notify(n),
-                "notify_master" => g.notify.master = self.notify(n),
-                "notify_fault" => g.notify.fault = self.notify(n),
-                "notify_stop" => g.notify.stop = self.notify(n),
+                kw @ ("notify_backup" | "notify_master" | "notify_fault" | "notify_stop") => {
+                    let slot = match kw {
+                        "notify_backup" => &mut g.notify.backup,
+                        "notify_master" => &mut g.notify.master,
+                        "notify_fault" => &mut g.notify.fault,
+                        _ => &mut g.notify.stop,
+                    };
+                    if slot.is_some() {
+                        let msg = format!(
+                            "vrrp group {name}: {kw} script already specified - ignoring {}",
+                            n.arg(0).unwrap_or("")
+                        );
+                        self.bad(n, &msg);
+                    } else {
+                        let s = self.notify(n);
+                        match kw {
+                            "notify_backup" => g.notify.backup = s,
+                            "notify_master" => g.notify.master = s,
+                            "notify_fault" => g.notify.fault = s,
+                            _ => g.notify.stop = s,
+                        }
+                    }
+                }
                 "notify" => g.notify.any = self.notify(n),
                 "global_tracking" => {
                     self.bad(
@@ -866,7 +929,10 @@ impl Builder {
                 }
             }
             g.members = kept;
-            if g.members.len() < 2 {
+            if g.members.is_empty() {
+                self.diags
+                    .push(Diag::warning(&g.pos, format!("Sync group {} has no virtual router(s). removing", g.name)));
+            } else if g.members.len() < 2 {
                 self.diags.push(Diag::warning(
                     &g.pos,
                     format!(
@@ -877,6 +943,7 @@ impl Builder {
                 ));
             }
         }
+        c.sync_groups.retain(|g| !g.members.is_empty());
         let mut seen_ids: Vec<(Option<String>, u8, bool, &str)> = Vec::new();
         for i in &c.instances {
             let key = (
