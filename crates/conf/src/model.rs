@@ -195,6 +195,8 @@ pub struct VrrpScript {
     pub rise: u32,
     pub fall: u32,
     pub user: Option<ScriptUser>,
+    /// Where `user` is set.
+    pub user_pos: Option<Pos>,
     pub init_fail: bool,
 }
 
@@ -502,6 +504,8 @@ pub struct MiscCheck {
     pub timeout: Option<Duration>,
     pub dynamic: bool,
     pub user: Option<ScriptUser>,
+    /// Where `user` is set.
+    pub user_pos: Option<Pos>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

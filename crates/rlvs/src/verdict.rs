@@ -114,6 +114,15 @@ fn vrrp_scripts(c: &Config, v: &mut HostVerdict) {
             removed.push(s.name.as_str());
             continue;
         }
+        if s.user.as_ref().is_some_and(|u| scripts::lookup_user(&u.user).is_none()) {
+            warn(
+                v,
+                s.user_pos.as_ref(),
+                format!("Unable to set uid/gid for script {}", crate::dumps::cmd_str(&s.script)),
+            );
+            removed.push(s.name.as_str());
+            continue;
+        }
         let r = scripts::prepare(&s.script, s.user.as_ref(), g.script_user.as_ref(), security);
         if matches!(r, Err(Refused::NotFound(_) | Refused::NotExecutable(_))) {
             warn(v, None, format!("Disabling track script {} since not found/accessible", s.name));
@@ -150,6 +159,15 @@ fn check_scripts(c: &Config, v: &mut HostVerdict) {
             }
             for ck in &rs.checkers {
                 if let rlvs_conf::model::CheckKind::Misc(m) = &ck.kind {
+                    if m.user.as_ref().is_some_and(|u| scripts::lookup_user(&u.user).is_none()) {
+                        let cmd = crate::dumps::cmd_str(&m.path);
+                        warn(
+                            v,
+                            m.user_pos.as_ref(),
+                            format!("Failed to set uid/gid for misc checker script {cmd} - removing"),
+                        );
+                        continue;
+                    }
                     seen.see(&prep(&m.path, m.user.as_ref()));
                 }
             }

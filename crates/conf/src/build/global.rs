@@ -338,13 +338,31 @@ impl Builder {
         let mut s = SslContext::default();
         for n in children {
             self.no_block(n);
-            let v = || n.arg(0).map(str::to_string);
-            match n.keyword() {
-                "password" => s.password = v(),
-                "ca" => s.ca = v(),
-                "certificate" => s.certificate = v(),
-                "key" => s.key = v(),
-                _ => self.other(BlockKind::Ssl, n),
+            // keepalived's names for the files in its messages.
+            let (slot, what) = match n.keyword() {
+                "password" => (&mut s.password, "password"),
+                "ca" => (&mut s.ca, "cafile"),
+                "certificate" => (&mut s.certificate, "certfile"),
+                "key" => (&mut s.key, "keyfile"),
+                _ => {
+                    self.other(BlockKind::Ssl, n);
+                    continue;
+                }
+            };
+            match n.arg(0) {
+                None => {
+                    let m = format!("SSL {what} missing");
+                    self.diags.push(Diag::warning(n.pos(), m));
+                }
+                Some(v) => {
+                    if slot.is_some() {
+                        let m = format!("SSL {what} already specified - replacing");
+                        *slot = Some(v.to_string());
+                        self.diags.push(Diag::warning(n.pos(), m));
+                    } else {
+                        *slot = Some(v.to_string());
+                    }
+                }
             }
         }
         s

@@ -151,8 +151,17 @@ impl Builder {
             self.no_block(n);
             let first = n.keyword();
             if first == "fwmark" {
-                if let Some(m) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
-                    g.entries.push((VsgEntry::Fwmark(m as u32), n.pos().clone()));
+                match self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                    Some(m) => g.entries.push((VsgEntry::Fwmark(m as u32), n.pos().clone())),
+                    None => self.bad(
+                        n,
+                        &format!(
+                            "({}): fwmark '{}' must be in [0, {}] - ignoring",
+                            g.name,
+                            n.arg(0).unwrap_or(""),
+                            u32::MAX
+                        ),
+                    ),
                 }
                 continue;
             }
@@ -167,6 +176,9 @@ impl Builder {
                 Some((a, b)) if a > b || (a == b && first.contains('-')) => self
                     .bad(n, &format!("Address range end is not greater than address range start - {first} - skipping")),
                 Some((a, b)) => g.entries.push((VsgEntry::Range { first: a, last: b, port }, n.pos().clone())),
+                None if first.contains('/') && parse_ip(first.split('/').next().unwrap_or("")).is_some() => {
+                    self.bad(n, &format!("Invalid netmask - {first} - skipping"))
+                }
                 None => self.bad(n, &format!("Invalid virtual server group IP address {first} - skipping")),
             }
         }
@@ -251,6 +263,7 @@ impl Builder {
         let mut weight = 1;
         let mut kind_set = false;
         let (mut protocol_set, mut sched_set) = (false, false);
+        let mut ha_suspend_at = None;
         let mut rs_nodes = Vec::new();
         for n in children {
             if n.keyword() != "real_server" {
@@ -348,7 +361,10 @@ impl Builder {
                     }
                 }
                 "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(n),
-                "ha_suspend" => vs.ha_suspend = true,
+                "ha_suspend" => {
+                    vs.ha_suspend = true;
+                    ha_suspend_at = Some(node.pos().clone());
+                }
                 "virtualhost" => match n.arg(0) {
                     Some(h) => vs.virtualhost = Some(h.to_string()),
                     None => self.bad(n, "virtual server virtualhost missing"),
@@ -431,6 +447,22 @@ impl Builder {
                     ),
                 ));
                 vs.sorry_server = None;
+            }
+        }
+        if let VsTarget::Fwmark(_) = vs.target {
+            let name = vs_name(&vs, Some(vs.protocol));
+            if let Some(at) = ha_suspend_at.take() {
+                self.diags.push(Diag::warning(
+                    &at,
+                    format!("Virtual server {name}: cannot use ha_suspend with fwmarks - clearing ha_suspend"),
+                ));
+                vs.ha_suspend = false;
+            }
+            if protocol_set {
+                self.diags.push(Diag::warning(
+                    node.pos(),
+                    format!("Warning: Virtual server {name}: protocol specified for fwmark - protocol will be ignored"),
+                ));
             }
         }
         // What keepalived's vs completion fills in, and says so.
@@ -714,7 +746,7 @@ impl Builder {
             enable_sni: false,
             fast_recovery: false,
         };
-        let mut misc = MiscCheck { path: Vec::new(), timeout: None, dynamic: false, user: None };
+        let mut misc = MiscCheck { path: Vec::new(), timeout: None, dynamic: false, user: None, user_pos: None };
         let mut udp = UdpCheck { payload: None, require_reply: None, min_reply_length: None, max_reply_length: None };
         let (mut helo, mut dns_type, mut dns_name, mut file, mut file_weight) = (None, None, None, None, None);
         for n in children {
@@ -772,14 +804,25 @@ impl Builder {
                         misc.path = argv;
                     }
                 }
-                (BlockKind::MiscCheck, "misc_timeout") => {
-                    misc.timeout = self.timer(n, 0, Duration::from_micros(1), MAX_TIMER)
-                }
+                (BlockKind::MiscCheck, "misc_timeout") => match self.unsigned(n, 0, 0, u64::from(u32::MAX / 1_000_000))
+                {
+                    Some(t) => misc.timeout = Some(Duration::from_secs(t)),
+                    None => self.bad(n, &format!("Invalid misc_timeout value '{}'", n.arg(0).unwrap_or(""))),
+                },
                 (BlockKind::MiscCheck, "misc_dynamic") => misc.dynamic = true,
-                (BlockKind::MiscCheck, "user") => {
-                    misc.user =
-                        self.need(n, 0).map(|u| ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) })
-                }
+                (BlockKind::MiscCheck, "user") => match n.arg(0) {
+                    Some(u) => {
+                        misc.user = Some(ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) });
+                        misc.user_pos = Some(n.pos().clone());
+                    }
+                    None => self.bad(
+                        n,
+                        &format!(
+                            "No user specified for misc checker script {}",
+                            misc.path.first().map_or("", |p| p.as_str())
+                        ),
+                    ),
+                },
                 (BlockKind::SmtpCheck, "helo_name") => helo = self.need(n, 0).map(str::to_string),
                 (BlockKind::SmtpCheck, "host") => {
                     self.diags.push(Diag::warning(
@@ -792,7 +835,16 @@ impl Builder {
                     Some(_) => self.bad(n, &format!("Unknown DNS check type {} - ignoring", n.arg(0).unwrap_or(""))),
                     None => {}
                 },
-                (BlockKind::DnsCheck, "name") => dns_name = self.need(n, 0).map(str::to_string),
+                (BlockKind::DnsCheck, "name") => match n.arg(0) {
+                    _ if dns_name.is_some() => self.bad(n, "DNS_CHECK name already specified - ignoring"),
+                    Some(name) if name.trim_end_matches('.').split('.').any(str::is_empty) && name != "." => {
+                        self.bad(n, &format!("DNS_CHECK name '{name}' has empty label - ignoring"))
+                    }
+                    Some(name) => dns_name = Some(name.to_string()),
+                    None => {
+                        self.need(n, 0);
+                    }
+                },
                 (BlockKind::UdpCheck, "payload") => match n.arg(0) {
                     None => self.bad(n, "UDP_CHECK payload requires a payload"),
                     Some(h) => match hex_bytes(h) {
@@ -804,11 +856,20 @@ impl Builder {
                     Some(b) => udp.require_reply = Some(b),
                     None => self.bad(n, "Invalid hex string for UDP_CHECK reply"),
                 },
-                (BlockKind::UdpCheck, "min_reply_length") => {
-                    udp.min_reply_length = self.unsigned(n, 0, 0, 65535).map(|v| v as u32)
-                }
-                (BlockKind::UdpCheck, "max_reply_length") => {
-                    udp.max_reply_length = self.unsigned(n, 0, 0, 65535).map(|v| v as u32)
+                (BlockKind::UdpCheck, kw @ ("min_reply_length" | "max_reply_length")) => {
+                    let v = self.unsigned(n, 0, 0, 65535).map(|v| v as u32);
+                    let which = if kw == "min_reply_length" { "min" } else { "max" };
+                    if v.is_none() {
+                        let m = format!(
+                            "UDP_CHECK {which} length {} not valid - must be between 0 & 65535",
+                            n.arg(0).unwrap_or("")
+                        );
+                        self.bad(n, &m);
+                    } else if which == "min" {
+                        udp.min_reply_length = v;
+                    } else {
+                        udp.max_reply_length = v;
+                    }
                 }
                 (BlockKind::FileCheck, "track_file") => file = self.need(n, 0).map(str::to_string),
                 (BlockKind::FileCheck, "weight") => file_weight = self.int(n, 0, -254, 254).map(|v| v as i32),
@@ -851,7 +912,17 @@ impl Builder {
                 query_type: dns_type.unwrap_or_else(|| "SOA".into()),
                 name: dns_name.unwrap_or_else(|| ".".into()),
             },
-            BlockKind::UdpCheck => CheckKind::Udp(udp),
+            BlockKind::UdpCheck => {
+                if let (Some(lo), Some(hi)) = (udp.min_reply_length, udp.max_reply_length) {
+                    if lo > hi {
+                        let end =
+                            node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+                        let m = format!("UDP_CHECK min_reply length {lo} > max_reply_length {hi} - will always fail");
+                        self.diags.push(Diag::warning(&end, m));
+                    }
+                }
+                CheckKind::Udp(udp)
+            }
             BlockKind::PingCheck => CheckKind::Ping,
             BlockKind::FileCheck => match file {
                 Some(f) => CheckKind::File { track_file: f, weight: file_weight },
@@ -878,6 +949,9 @@ impl Builder {
             self.no_block(n);
             match n.keyword() {
                 "path" => u.path = self.need(n, 0).unwrap_or_default().to_string(),
+                "digest" if u.digest.is_some() => {
+                    self.bad(n, &format!("Digest '{}' is a duplicate", n.arg(0).unwrap_or("")))
+                }
                 "digest" => match self.need(n, 0) {
                     Some(d) if d.len() == 32 && d.chars().all(|c| c.is_ascii_hexdigit()) => {
                         u.digest = Some(d.to_ascii_lowercase())
@@ -963,13 +1037,31 @@ fn parse_range(s: &str) -> Option<(IpAddr, IpAddr)> {
     Some((a, a))
 }
 
-/// A hex string (keepalived's read_hex_str), or None.
+/// A hex string as keepalived's read_hex_str reads it: pairs of digits
+/// (spaces between bytes allowed, a lone digit a byte of its own), None
+/// for anything else. It also refuses a string whose last byte is 0xff
+/// (its end-of-input test and its 0xff error marker are one value); rlvs
+/// refuses the same, so a file means the same to both.
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    let h = s.trim();
-    if !h.len().is_multiple_of(2) || h.is_empty() || !h.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < b.len() {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
+        }
+        if i == b.len() {
+            break;
+        }
+        let mut v = digit(b[i])?;
+        i += 1;
+        if i < b.len() && b[i] != b' ' {
+            v = (v << 4) | digit(b[i])?;
+            i += 1;
+        }
+        out.push(v);
     }
-    Some((0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap_or(0)).collect())
+    (!out.is_empty() && out.last() != Some(&0xff)).then_some(out)
 }
 
 /// DNS_CHECK's query types (check_dns.c).

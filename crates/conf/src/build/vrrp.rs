@@ -30,6 +30,7 @@ impl Builder {
             rise: 1,
             fall: 1,
             user: None,
+            user_pos: None,
             init_fail: false,
         };
         for n in children {
@@ -59,9 +60,17 @@ impl Builder {
                         ),
                     ),
                 },
-                "timeout" => {
-                    s.timeout = self.timer(n, 0, Duration::from_micros(1), Duration::from_secs(u32::MAX as u64))
-                }
+                "timeout" => match self.unsigned(n, 0, 0, u64::from(u32::MAX / 1_000_000)) {
+                    Some(0) => {
+                        self.bad(n, &format!("({}): vrrp script timeout must be greater than 0, setting to 1", s.name));
+                        s.timeout = Some(Duration::from_secs(1));
+                    }
+                    Some(t) => s.timeout = Some(Duration::from_secs(t)),
+                    None => self.bad(
+                        n,
+                        &format!("({}): vrrp script timeout '{}' invalid - ignoring", s.name, n.arg(0).unwrap_or("")),
+                    ),
+                },
                 "weight" => {
                     match self.int(n, 0, -253, 253) {
                         Some(w) => s.weight = w as i32,
@@ -76,11 +85,22 @@ impl Builder {
                         None => {}
                     }
                 }
-                "rise" => s.rise = self.unsigned(n, 0, 1, u64::from(u32::MAX)).map_or(s.rise, |v| v as u32),
-                "fall" => s.fall = self.unsigned(n, 0, 1, u64::from(u32::MAX)).map_or(s.fall, |v| v as u32),
+                kw @ ("rise" | "fall") => match self.unsigned(n, 0, 1, i32::MAX as u64) {
+                    Some(v) if kw == "rise" => s.rise = v as u32,
+                    Some(v) => s.fall = v as u32,
+                    None => {
+                        let m = format!(
+                            "({}): vrrp script {kw} value '{}' invalid, defaulting to 1",
+                            s.name,
+                            n.arg(0).unwrap_or("")
+                        );
+                        self.bad(n, &m);
+                    }
+                },
                 "user" => {
                     if let Some(u) = self.need(n, 0) {
                         s.user = Some(ScriptUser { user: u.to_string(), group: n.arg(1).map(str::to_string) });
+                        s.user_pos = Some(n.pos().clone());
                     }
                 }
                 "init_fail" => s.init_fail = true,
@@ -100,7 +120,10 @@ impl Builder {
         g: &GlobalDefs,
         scripts: &[VrrpScript],
     ) -> Option<VrrpInstance> {
-        let name = self.need(node, 0)?.to_string();
+        let Some(name) = node.arg(0).map(str::to_string) else {
+            self.bad(node, "vrrp_instance must have a name");
+            return None;
+        };
         let children = self.block(node)?;
         let mut v = VrrpInstance {
             name,
@@ -142,6 +165,7 @@ impl Builder {
         let mut auth_type: Option<bool> = None; // Some(true) = PASS, Some(false) = AH
         let mut garp = g.garp;
         let mut garp_set = false;
+        let mut unicast_ttl_set = false;
         for n in children {
             let takes_block = matches!(
                 n.keyword(),
@@ -263,17 +287,41 @@ impl Builder {
                         }
                     }
                 }
-                "unicast_src_ip" => v.unicast_src_ip = self.ip(n, 0, "unicast_src_ip"),
-                "mcast_src_ip" => v.mcast_src_ip = self.ip(n, 0, "mcast_src_ip"),
-                "mcast_dst_ip" => match self.ip(n, 0, "mcast_dst_ip") {
-                    Some(a) if a.is_multicast() => v.mcast_dst_ip = Some(a),
-                    Some(_) => self.bad(n, &format!("({iname}) mcast_dst_ip must be a multicast address - ignoring")),
-                    None => {}
+                kw @ ("unicast_src_ip" | "mcast_src_ip") => match n.arg(0).map(|t| (t, parse_ip(t))) {
+                    Some((_, Some(a))) if kw == "unicast_src_ip" => v.unicast_src_ip = Some(a),
+                    Some((_, Some(a))) => v.mcast_src_ip = Some(a),
+                    Some((t, None)) => self.bad(
+                        n,
+                        &format!("Configuration error: VRRP instance[{iname}] malformed src address[{t}]. Skipping..."),
+                    ),
+                    None => {
+                        self.need(n, 0);
+                    }
                 },
-                "unicast_ttl" => v.unicast_ttl = self.unsigned(n, 0, 1, 255).map_or(v.unicast_ttl, |t| t as u8),
+                "mcast_dst_ip" => match n.arg(0).map(|t| (t, parse_ip(t))) {
+                    Some((_, Some(a))) if a.is_multicast() => v.mcast_dst_ip = Some(a),
+                    Some((_, Some(_))) => {
+                        self.bad(n, &format!("({iname}) mcast_dst_ip must be a multicast address - ignoring"))
+                    }
+                    Some((t, None)) => self.bad(n, &format!("({iname}) malformed mcast dest address {t}. Skipping...")),
+                    None => {
+                        self.need(n, 0);
+                    }
+                },
+                "unicast_ttl" => {
+                    v.unicast_ttl = self.unsigned(n, 0, 1, 255).map_or(v.unicast_ttl, |t| t as u8);
+                    unicast_ttl_set = true;
+                }
                 "check_unicast_src" => v.check_unicast_src = Some(true),
-                "skip_check_adv_addr" => v.skip_check_adv_addr = Some(self.flag(n)),
                 "native_ipv6" => v.native_ipv6 = true,
+                "lvs_sync_daemon_interface" => {
+                    self.bad(
+                        n,
+                        &format!("({iname}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
+                    );
+                    self.bad(n, &format!("    {:width$}Please use global lvs_sync_daemon", "", width = iname.len()));
+                    self.other(BlockKind::VrrpInstance, n);
+                }
                 "dont_track_primary" => v.dont_track_primary = true,
                 "track_interface" => {
                     if let Some(kids) = self.block(n) {
@@ -301,56 +349,151 @@ impl Builder {
                 },
                 "accept" => v.accept = Some(true),
                 "no_accept" => v.accept = Some(false),
-                "strict_mode" => v.strict_mode = Some(self.flag(n)),
-                "notify_backup" => v.notify.backup = self.notify(n),
-                "notify_master" => v.notify.master = self.notify(n),
-                "notify_fault" => v.notify.fault = self.notify(n),
-                "notify_stop" => v.notify.stop = self.notify(n),
-                "notify_deleted" => v.notify.deleted = self.notify(n),
-                "notify" => v.notify.any = self.notify(n),
-                "notify_master_rx_lower_pri" => v.notify.master_rx_lower_pri = self.notify(n),
-                "notify_priority_changes" => v.notify_priority_changes = Some(self.flag(n)),
-                "garp_master_delay" => {
-                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(86400)) {
-                        garp.master_delay = d;
-                        garp_set = true;
+                kw @ ("strict_mode"
+                | "skip_check_adv_addr"
+                | "lower_prio_no_advert"
+                | "higher_prio_send_advert"
+                | "notify_priority_changes") => {
+                    let value = match n.arg(0).map(str::to_ascii_lowercase).as_deref() {
+                        None | Some("true" | "on" | "yes") => Some(true),
+                        Some("false" | "off" | "no") => Some(false),
+                        Some(_) => {
+                            let t = n.arg(0).unwrap_or("");
+                            let m = if kw == "notify_priority_changes" {
+                                format!("({iname}) Invalid value '{t}' for notify_priority_changes specified")
+                            } else {
+                                format!("({iname}) invalid {kw} {t} specified")
+                            };
+                            self.bad(n, &m);
+                            None
+                        }
+                    };
+                    if let Some(b) = value {
+                        match kw {
+                            "strict_mode" => v.strict_mode = Some(b),
+                            "skip_check_adv_addr" => v.skip_check_adv_addr = Some(b),
+                            "lower_prio_no_advert" => v.lower_prio_no_advert = Some(b),
+                            "higher_prio_send_advert" => v.higher_prio_send_advert = Some(b),
+                            _ => v.notify_priority_changes = Some(b),
+                        }
                     }
                 }
+                kw @ ("notify_backup"
+                | "notify_master"
+                | "notify_fault"
+                | "notify_stop"
+                | "notify_deleted"
+                | "notify"
+                | "notify_master_rx_lower_pri") => {
+                    let slot = match kw {
+                        "notify_backup" => &mut v.notify.backup,
+                        "notify_master" => &mut v.notify.master,
+                        "notify_fault" => &mut v.notify.fault,
+                        "notify_stop" => &mut v.notify.stop,
+                        "notify_deleted" => &mut v.notify.deleted,
+                        "notify" => &mut v.notify.any,
+                        _ => &mut v.notify.master_rx_lower_pri,
+                    };
+                    if slot.is_some() {
+                        let what =
+                            if kw == "notify_deleted" { "notify_deleted".to_string() } else { format!("{kw} script") };
+                        let m = format!("({iname}) {what} already specified - ignoring {}", n.arg(0).unwrap_or(""));
+                        self.bad(n, &m);
+                    } else {
+                        let s = self.notify(n);
+                        match kw {
+                            "notify_backup" => v.notify.backup = s,
+                            "notify_master" => v.notify.master = s,
+                            "notify_fault" => v.notify.fault = s,
+                            "notify_stop" => v.notify.stop = s,
+                            "notify_deleted" => v.notify.deleted = s,
+                            "notify" => v.notify.any = s,
+                            _ => v.notify.master_rx_lower_pri = s,
+                        }
+                    }
+                }
+                "garp_master_delay" => match self.unsigned(n, 0, 0, u64::from(u32::MAX / 1_000_000)) {
+                    Some(d) => {
+                        garp.master_delay = Duration::from_secs(d);
+                        garp_set = true;
+                    }
+                    None => self.bad(
+                        n,
+                        &format!("({iname}): garp_master_delay '{}' invalid - ignoring", n.arg(0).unwrap_or("")),
+                    ),
+                },
                 "garp_master_repeat" => {
                     if let Some(r) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
                         garp.master_repeat = r as u32;
                         garp_set = true;
                     }
                 }
-                "garp_master_refresh" => {
-                    if let Some(d) = self.timer(n, 0, Duration::ZERO, Duration::from_secs(86400)) {
-                        garp.master_refresh = d;
+                "garp_master_refresh" => match self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                    Some(d) => {
+                        garp.master_refresh = Duration::from_secs(d);
                         garp_set = true;
                     }
-                }
+                    None => self.bad(
+                        n,
+                        &format!("({iname}): Invalid garp_master_refresh '{}' - ignoring", n.arg(0).unwrap_or("")),
+                    ),
+                },
                 "garp_master_refresh_repeat" => {
                     if let Some(r) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
                         garp.master_refresh_repeat = r as u32;
                         garp_set = true;
                     }
                 }
-                "garp_lower_prio_delay" => {
-                    garp.lower_prio_delay = self.timer(n, 0, Duration::ZERO, Duration::from_secs(86400));
-                    garp_set = true;
-                }
-                "garp_lower_prio_repeat" => {
-                    garp.lower_prio_repeat = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|r| r as u32);
-                    garp_set = true;
-                }
-                "down_timer_adverts" => v.down_timer_adverts = self.unsigned(n, 0, 1, 100).map(|r| r as u32),
-                "lower_prio_no_advert" => v.lower_prio_no_advert = Some(self.flag(n)),
-                "higher_prio_send_advert" => v.higher_prio_send_advert = Some(self.flag(n)),
-                "debug" => v.debug = n.arg(0).and_then(|d| d.parse().ok()).unwrap_or(1),
+                "garp_lower_prio_delay" => match self.unsigned(n, 0, 0, u64::from(u32::MAX / 1_000_000)) {
+                    Some(d) => {
+                        garp.lower_prio_delay = Some(Duration::from_secs(d));
+                        garp_set = true;
+                    }
+                    None => self.bad(
+                        n,
+                        &format!("({iname}): garp_lower_prio_delay '{}' invalid - ignoring", n.arg(0).unwrap_or("")),
+                    ),
+                },
+                "garp_lower_prio_repeat" => match self.unsigned(n, 0, 0, i32::MAX as u64) {
+                    Some(r) => {
+                        garp.lower_prio_repeat = Some(r as u32);
+                        garp_set = true;
+                    }
+                    None => {
+                        self.bad(n, &format!("({iname}): Invalid garp_lower_prio_repeat '{}'", n.arg(0).unwrap_or("")))
+                    }
+                },
+                "down_timer_adverts" => match self.unsigned(n, 0, 1, 100) {
+                    Some(r) => v.down_timer_adverts = Some(r as u32),
+                    None => self
+                        .bad(n, &format!("({iname}): Invalid down_timer_adverts [1:100] '{}'", n.arg(0).unwrap_or(""))),
+                },
+                "debug" => match n.arg(0) {
+                    None => v.debug = 1,
+                    Some(_) => match self.unsigned(n, 0, 0, 4) {
+                        Some(d) => v.debug = d as u32,
+                        None => self.bad(
+                            n,
+                            &format!(
+                                "({iname}) Debug value '{}' not valid; must be between 0-4",
+                                n.arg(0).unwrap_or("")
+                            ),
+                        ),
+                    },
+                },
                 _ => self.other(BlockKind::VrrpInstance, n),
             }
         }
         if garp_set {
             v.garp = Some(garp);
+        }
+        // keepalived's vrrp_end_handler, at the closing brace.
+        if unicast_ttl_set && v.unicast_peers.is_empty() {
+            let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+            self.diags.push(Diag::warning(
+                &end,
+                format!("({iname}): Cannot use unicast_ttl without unicast peers - resetting"),
+            ));
         }
         self.complete_instance(&mut v, g, auth_type, auth_pass)
     }
@@ -377,9 +520,11 @@ impl Builder {
             return None;
         }
         // keepalived takes the family of the first address it reads, a
-        // VIP or a unicast peer, and drops the others of the other family.
+        // VIP or a unicast peer (or native_ipv6), and drops the others of the
+        // other family.
         let at = |p: &crate::Pos| (p.line, p.col);
         let v6 = match (v.vips.first(), v.unicast_peers.first()) {
+            _ if v.native_ipv6 => true,
             (Some(a), Some(p)) if at(&p.pos) < at(&a.pos) => p.addr.is_ipv6(),
             (Some(a), _) => a.addr.is_ipv6(),
             (None, Some(p)) => p.addr.is_ipv6(),
@@ -407,10 +552,8 @@ impl Builder {
         }
         let strict = v.strict_mode.unwrap_or(g.strict);
         let version = match (v6, v.version) {
-            (true, Some(2)) => {
-                err(self, format!("({iname}) cannot use IPv6 with VRRP version 2; setting version 3"));
-                3
-            }
+            // keepalived quietly runs IPv6 instances as version 3.
+            (true, Some(2)) => 3,
             (true, _) => 3,
             (false, Some(ver)) => ver,
             (false, None) => g.version,

@@ -13,7 +13,7 @@ mod vrrp;
 
 pub use check::check_data;
 pub use global::global_defs;
-pub use vrrp::{vrrp_data, vrrp_json};
+pub use vrrp::{cmd_str, vrrp_data, vrrp_json};
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
