@@ -223,7 +223,8 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         };
         let syncd = sync_config.map(|c| {
             let roles = vrrp_handle.as_ref().map(|v| ((v.status.clone(), v.changed.clone()), v.commands.clone()));
-            tokio::spawn(crate::syncd::run(c, handle.clone(), roles, syncd_stop))
+            let installed = checkers.as_ref().map(|(h, _)| h.installed.clone());
+            tokio::spawn(crate::syncd::run(c, handle.clone(), roles, syncd_stop, installed))
         });
         let served =
             serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref(), checkers.as_ref().map(|c| &c.0)).await;

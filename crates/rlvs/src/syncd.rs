@@ -40,8 +40,16 @@ pub async fn run(
     engine: EngineHandle,
     vrrp: Option<(crate::vrrp::StatusWatch, tokio::sync::mpsc::UnboundedSender<crate::vrrp::Command>)>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    table_installed: Option<tokio::sync::watch::Receiver<bool>>,
 ) {
     let Some(c) = config.global.lvs_sync_daemon.clone() else { return };
+    // Connections a backup learns are bound to their real servers as they
+    // arrive: the virtual servers must be in the table first (a director
+    // that restarts would otherwise take a bulk resync for services it
+    // does not have yet, and lose it).
+    if let Some(mut installed) = table_installed {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), installed.wait_for(|done| *done)).await;
+    }
     let vrid = c.instance.as_ref().and_then(|n| config.instances.iter().find(|i| &i.name == n)).map(|i| i.vrid);
     let syncid = c.syncid.or(vrid).unwrap_or(0);
     let mut running: Vec<u32> = Vec::new();

@@ -371,7 +371,11 @@ impl Director {
     /// Finds the real server and makes the entry, or keeps it aside.
     fn bind_synced(&mut self, key: ConnKey, s: &SyncConn, state: ConnState, expires: Time, now: Time) {
         let Some(sid) = self.find_service(key.protocol, key.vaddr, key.vport) else {
+            // Kept aside as for an unknown real server: a director that is
+            // still installing its table (a restart taking a bulk resync)
+            // binds it once the service and its servers are in.
             self.sync.counters.no_service += 1;
+            self.keep_unbound(s, expires);
             return;
         };
         let svc = self.services[sid.0 as usize].as_ref().expect("found service");
@@ -381,14 +385,7 @@ impl Director {
                 && (d.port == s.dport || matches!(d.fwd, FwdMethod::DirectRoute | FwdMethod::Tunnel) || d.port == 0)
         });
         let Some(dest) = dest else {
-            if self.sync.unbound.len() >= UNBOUND_MAX {
-                self.sync.counters.unbound_full += 1;
-            } else {
-                let same = |u: &SyncConn| (u.protocol, u.caddr, u.cport, u.vaddr, u.vport);
-                self.sync.unbound.retain(|(u, _)| same(u) != same(s));
-                self.sync.unbound.push((s.clone(), expires));
-                self.sync.counters.unbound += 1;
-            }
+            self.keep_unbound(s, expires);
             return;
         };
         let a = Adopted {
@@ -493,6 +490,18 @@ impl Director {
             };
             self.events.push_back(e);
         }
+    }
+
+    /// Keeps a synced connection aside until its real server is known.
+    fn keep_unbound(&mut self, s: &SyncConn, expires: Time) {
+        if self.sync.unbound.len() >= UNBOUND_MAX {
+            self.sync.counters.unbound_full += 1;
+            return;
+        }
+        let same = |u: &SyncConn| (u.protocol, u.caddr, u.cport, u.vaddr, u.vport);
+        self.sync.unbound.retain(|(u, _)| same(u) != same(s));
+        self.sync.unbound.push((s.clone(), expires));
+        self.sync.counters.unbound += 1;
     }
 
     /// Forgets waiting connections whose time ran out.

@@ -353,3 +353,19 @@ fn a_backup_keeps_a_clients_later_connections_where_the_masters_template_put_it(
     };
     assert_ne!(first_pick, ours, "the test must be able to fail");
 }
+
+#[test]
+fn a_connection_for_a_service_not_yet_installed_waits_for_it() {
+    // A restarting director takes a bulk resync while its checkers are
+    // still installing the table.
+    let mut backup = Director::new();
+    backup.apply_sync(&announced(42000, 244), Time::ZERO);
+    assert_eq!((backup.sync_unbound(), backup.conns.len()), (1, 0));
+    backup.add_service(svc(), ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
+    backup.add_dest(&svc(), DestConfig::new(rs(244), 80, DirectRoute, 1), Time::from_secs(1)).unwrap();
+    assert_eq!((backup.sync_unbound(), backup.conns.len()), (0, 1));
+    match backup.process_ipv4(&segment(42000, ACK), None, Time::from_secs(2)) {
+        Verdict::Forward(f) => assert_eq!(f.daddr, rs(244)),
+        v => panic!("{v:?}"),
+    }
+}
