@@ -210,6 +210,8 @@ impl Builder {
                     return None;
                 };
                 let port = match port {
+                    // keepalived takes 0 (a persistent service of every port).
+                    Some("0") => 0,
                     Some(p) => match self.unsigned(node, 1, 1, 65535) {
                         Some(v) => v as u16,
                         None => {
@@ -509,6 +511,7 @@ impl Builder {
                 vs.real_servers.push(rs);
             }
         }
+        self.complete_virtual_server(node, &mut vs, proto);
         if vs.real_servers.is_empty() {
             self.diags.push(
                 Diag::warning(
@@ -1068,6 +1071,77 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
 const DNS_TYPES: &[&str] = &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
 
 impl Builder {
+    /// keepalived's validate_check_config for one virtual server: one-packet
+    /// scheduling, port 0, quorum and hysteresis, and real and sorry server
+    /// ports that DR and TUN cannot change (reset to the service's).
+    fn complete_virtual_server(&mut self, node: &Node, vs: &mut VirtualServer, proto: Option<VsProtocol>) {
+        let name = vs_name(vs, proto);
+        let warn = |b: &mut Self, m: String| b.diags.push(Diag::warning(node.pos(), m));
+        let vport = match vs.target {
+            VsTarget::Addr { port, .. } => Some(port),
+            _ => None,
+        };
+        if vport.is_some() {
+            if vs.ops && vs.protocol != VsProtocol::Udp {
+                warn(self, format!("Virtual server {name}: one packet scheduling requires UDP - resetting"));
+                vs.ops = false;
+            }
+            if vport == Some(0) && vs.persistence_timeout.is_none() {
+                warn(self, format!("Virtual server {name}: zero port only valid for persistent services - setting"));
+                vs.persistence_timeout = Some(360);
+            }
+        }
+        let weight_sum: u64 = vs.real_servers.iter().map(|r| r.weight.max(0) as u64).sum();
+        if u64::from(vs.quorum) > weight_sum && !vs.real_servers.is_empty() {
+            warn(
+                self,
+                format!(
+                    "Warning - quorum {} for {name} exceeds total weight of real servers {weight_sum}, reducing quorum to {weight_sum}",
+                    vs.quorum
+                ),
+            );
+            vs.quorum = weight_sum as u32;
+        }
+        if vs.hysteresis >= vs.quorum && !vs.real_servers.is_empty() {
+            let h = vs.quorum.saturating_sub(1);
+            warn(
+                self,
+                format!(
+                    "Virtual server {name}: hysteresis {} >= quorum {}; setting hysteresis to {h}",
+                    vs.hysteresis, vs.quorum
+                ),
+            );
+            vs.hysteresis = h;
+        }
+        if let Some(vp) = vport {
+            let p = proto_name(proto);
+            for rs in vs.real_servers.iter_mut().filter(|r| r.lvs_method != LbKind::Nat) {
+                if rs.port == 0 {
+                    rs.port = vp;
+                } else if rs.port != vp {
+                    let m = format!(
+                        "WARNING - virtual server {name} and real server [{}]:{p}:{} ports don't match - resetting",
+                        rs.addr, rs.port
+                    );
+                    self.diags.push(Diag::warning(&rs.pos, m));
+                    rs.port = vp;
+                }
+            }
+            let sorry_nat = vs.sorry_server_lvs_method.unwrap_or(vs.lb_kind) == LbKind::Nat;
+            if let Some((a, sp)) = vs.sorry_server.filter(|_| !sorry_nat) {
+                if sp == 0 {
+                    vs.sorry_server = Some((a, vp));
+                } else if sp != vp {
+                    warn(
+                        self,
+                        format!("WARNING - virtual server {name} and sorry server ports don't match - resetting"),
+                    );
+                    vs.sorry_server = Some((a, vp));
+                }
+            }
+        }
+    }
+
     /// An address argument, or keepalived's message for one that does not
     /// read.
     fn address(&mut self, n: &Node, message: impl Fn(&str) -> String) -> Option<IpAddr> {
@@ -1082,31 +1156,34 @@ impl Builder {
     /// Once every group is read: a fwmark service balances by mark, so a
     /// real server's port means nothing there (keepalived warns and drops
     /// it).
-    pub(super) fn check_fwmark_ports(&mut self, c: &Config) {
-        for vs in &c.virtual_servers {
-            let by_mark = match &vs.target {
-                VsTarget::Fwmark(_) => true,
-                VsTarget::Group(name) => c
-                    .vs_groups
-                    .iter()
-                    .find(|g| &g.name == name)
-                    .is_some_and(|g| g.entries.iter().any(|(e, _)| matches!(e, VsgEntry::Fwmark(_)))),
-                VsTarget::Addr { .. } => false,
+    pub(super) fn check_fwmark_ports(&mut self, c: &mut Config) {
+        for vs in &mut c.virtual_servers {
+            let (by_mark, group) = match &vs.target {
+                VsTarget::Fwmark(_) => (true, false),
+                VsTarget::Group(name) => (
+                    c.vs_groups
+                        .iter()
+                        .find(|g| &g.name == name)
+                        .is_some_and(|g| g.entries.iter().any(|(e, _)| matches!(e, VsgEntry::Fwmark(_)))),
+                    true,
+                ),
+                VsTarget::Addr { .. } => (false, false),
             };
             if !by_mark {
                 continue;
             }
-            for rs in vs.real_servers.iter().filter(|r| r.port != 0) {
-                self.diags.push(Diag::warning(
-                    &rs.pos,
-                    format!(
-                        "WARNING - fwmark virtual server {}, real server [{}]:{}:{} has port specified - port will be ignored",
-                        vs_name(vs, Some(vs.protocol)),
-                        rs.addr,
-                        proto_name(Some(vs.protocol)),
-                        rs.port
-                    ),
-                ));
+            let name = vs_name(vs, Some(vs.protocol));
+            let p = proto_name(Some(vs.protocol));
+            for rs in vs.real_servers.iter_mut().filter(|r| r.port != 0 && r.lvs_method != LbKind::Nat) {
+                let tail = if group { "port will be ignored" } else { "clearing" };
+                let m = format!(
+                    "WARNING - fwmark virtual server {name}, real server [{}]:{p}:{} has port specified - {tail}",
+                    rs.addr, rs.port
+                );
+                self.diags.push(Diag::warning(&rs.pos, m));
+                if !group {
+                    rs.port = 0;
+                }
             }
         }
     }

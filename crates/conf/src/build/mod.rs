@@ -102,7 +102,7 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>, Vec<String>) {
         }
     }
     b.check_references(&mut config);
-    b.check_fwmark_ports(&config);
+    b.check_fwmark_ports(&mut config);
     (config, b.diags, b.dropped_instances)
 }
 

@@ -617,6 +617,16 @@ impl Builder {
                 err(self, format!("({iname}) Ignoring track_interface {own} since own interface"));
             }
         }
+        // An address owner's priority cannot move: weights on its tracked
+        // scripts are dropped with the scripts (keepalived).
+        if v.priority == PRIO_OWNER {
+            let weighted: Vec<String> =
+                v.track_scripts.iter().filter(|t| t.weight != 0).map(|t| t.name.clone()).collect();
+            for name in &weighted {
+                err(self, format!("({iname}) ignoring tracked script {name} with weights due to address_owner"));
+            }
+            v.track_scripts.retain(|t| t.weight == 0);
+        }
         if v.priority == PRIO_OWNER && v.nopreempt {
             err(self, format!("({iname}) nopreempt is incompatible with priority 255. resetting nopreempt"));
             v.nopreempt = false;
