@@ -1115,7 +1115,8 @@ impl Builder {
         }
         if let Some(vp) = vport {
             let p = proto_name(proto);
-            for rs in vs.real_servers.iter_mut().filter(|r| r.lvs_method != LbKind::Nat) {
+            // NAT and rlvs's FULLNAT map ports; DR and TUN cannot.
+            for rs in vs.real_servers.iter_mut().filter(|r| matches!(r.lvs_method, LbKind::Dr | LbKind::Tun)) {
                 if rs.port == 0 {
                     rs.port = vp;
                 } else if rs.port != vp {
@@ -1127,7 +1128,7 @@ impl Builder {
                     rs.port = vp;
                 }
             }
-            let sorry_nat = vs.sorry_server_lvs_method.unwrap_or(vs.lb_kind) == LbKind::Nat;
+            let sorry_nat = !matches!(vs.sorry_server_lvs_method.unwrap_or(vs.lb_kind), LbKind::Dr | LbKind::Tun);
             if let Some((a, sp)) = vs.sorry_server.filter(|_| !sorry_nat) {
                 if sp == 0 {
                     vs.sorry_server = Some((a, vp));
@@ -1174,7 +1175,9 @@ impl Builder {
             }
             let name = vs_name(vs, Some(vs.protocol));
             let p = proto_name(Some(vs.protocol));
-            for rs in vs.real_servers.iter_mut().filter(|r| r.port != 0 && r.lvs_method != LbKind::Nat) {
+            for rs in
+                vs.real_servers.iter_mut().filter(|r| r.port != 0 && matches!(r.lvs_method, LbKind::Dr | LbKind::Tun))
+            {
                 let tail = if group { "port will be ignored" } else { "clearing" };
                 let m = format!(
                     "WARNING - fwmark virtual server {name}, real server [{}]:{p}:{} has port specified - {tail}",
