@@ -30,10 +30,11 @@ struct Director {
     pid_file: PathBuf,
 }
 
-fn start(lab: &mut Lab, keepalived: &str, ns: &str, tag: &str) -> Director {
+/// rlvs as keepalived in `ns` with `conf`, metrics on and its own TMPDIR.
+fn start(lab: &mut Lab, keepalived: &str, ns: &str, tag: &str, conf: &str) -> Director {
     let d = lab.dir().to_path_buf();
     let file = d.join(format!("{tag}.conf"));
-    std::fs::write(&file, golden(&format!("seed-{tag}.conf"))).unwrap();
+    std::fs::write(&file, conf).unwrap();
     let tmp = d.join(format!("tmp-{tag}"));
     std::fs::create_dir_all(&tmp).unwrap();
     let pid_file = d.join(format!("{tag}.pid"));
@@ -309,8 +310,8 @@ fn seed_section_3_scraped_drained_dumped_and_moved() {
     for web in ["web1", "web2"] {
         std::fs::write(lab.dir().join(format!("www-{web}/big")), &big).unwrap();
     }
-    let c2 = start(&mut lab, &tools.keepalived, &h.c2, "c2");
-    let c5 = start(&mut lab, &tools.keepalived, &h.c5, "c5");
+    let c2 = start(&mut lab, &tools.keepalived, &h.c2, "c2", &golden("seed-c2.conf"));
+    let c5 = start(&mut lab, &tools.keepalived, &h.c5, "c5", &golden("seed-c5.conf"));
     wait_metric(&lab, &h.c2, &state("MASTER"), 1.0);
     wait_metric(&lab, &h.c5, &state("BACKUP"), 1.0);
     let m = wait_metric(&lab, &h.c2, &format!("rlvs_checker_last_result{{{RS1},checker=\"HTTP_GET\"}}"), 1.0);
@@ -446,35 +447,9 @@ fn a_unicast_instance_with_trackers_dumps_as_keepalived_does() {
         lab.ok(&ns, &["ip", "link", "set", i, "up"]).unwrap();
     }
     lab.ok(&ns, &["ip", "addr", "add", "10.2.2.1/24", "dev", "eth0"]).unwrap();
-    let d = lab.dir().to_path_buf();
-    let file = d.join("script-pair.conf");
-    std::fs::write(&file, golden("signals/script-pair.conf")).unwrap();
-    let tmp = d.join("tmp-ks");
-    std::fs::create_dir_all(&tmp).unwrap();
-    let pid_file = d.join("ks.pid");
-    let s = |p: &Path| p.to_string_lossy().into_owned();
-    let (tmp_env, f, p) = (format!("TMPDIR={}", s(&tmp)), s(&file), s(&pid_file));
-    let (r, c) = (s(&d.join("ks-vrrp.pid")), s(&d.join("ks-check.pid")));
-    let argv = [
-        "env",
-        "RLVS_METRICS=127.0.0.1:9650",
-        &tmp_env,
-        &tools.keepalived,
-        "-n",
-        "-l",
-        "-f",
-        &f,
-        "-p",
-        &p,
-        "-r",
-        &r,
-        "-c",
-        &c,
-    ];
-    lab.spawn(&ns, "ks", &argv).unwrap();
+    let dir = start(&mut lab, &tools.keepalived, &ns, "ks", &golden("signals/script-pair.conf"));
     let inst = r#"rlvs_vrrp_state{instance="VI_2",state="MASTER"}"#;
     wait_metric(&lab, &ns, inst, 1.0);
-    let dir = Director { ns: ns.clone(), tmp, pid_file };
     let files = dump(&lab, &tools.keepalived, &dir, &["DATA", "JSON"], &["keepalived.data", "keepalived.json"]);
     same_fields("unicast keepalived.data", &golden("signals/script-up.keepalived.data"), &files["keepalived.data"]);
     assert_eq!(exporter_data(&golden("signals/script-up.keepalived.data")), exporter_data(&files["keepalived.data"]));
