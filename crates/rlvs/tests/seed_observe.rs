@@ -70,19 +70,7 @@ fn scrape(lab: &Lab, ns: &str) -> String {
 /// As [`scrape`]; None while the daemon does not listen yet.
 fn try_scrape(lab: &Lab, ns: &str) -> Option<String> {
     let text = lab.ok(ns, &["curl", "-sS", "--max-time", "3", "http://127.0.0.1:9650/metrics"]).ok()?;
-    let file = lab.dir().join(format!("scrape-{ns}.txt"));
-    std::fs::write(&file, &text).unwrap();
-    let check = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("promtool check metrics < {}", file.display()))
-        .output()
-        .expect("promtool (Debian's prometheus package)");
-    assert!(
-        check.status.success(),
-        "promtool: {}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    common::promtool_accepts(lab, &format!("scrape-{ns}.txt"), &text);
     Some(text)
 }
 

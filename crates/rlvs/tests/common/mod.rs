@@ -150,3 +150,21 @@ pub fn resets(lab: &Lab, ns: &str) -> u64 {
         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .sum()
 }
+
+/// `promtool check metrics` (Debian's prometheus package) on one scrape;
+/// panics with what promtool says.
+pub fn promtool_accepts(lab: &Lab, name: &str, metrics: &str) {
+    let file = lab.dir().join(name);
+    std::fs::write(&file, metrics).unwrap();
+    let check = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("promtool check metrics < {}", file.display()))
+        .output()
+        .expect("promtool (Debian's prometheus package)");
+    assert!(
+        check.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
