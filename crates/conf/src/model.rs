@@ -506,6 +506,8 @@ pub struct MiscCheck {
     pub user: Option<ScriptUser>,
     /// Where `user` is set.
     pub user_pos: Option<Pos>,
+    /// The block's closing brace, where keepalived judges the script's user.
+    pub end: Option<Pos>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

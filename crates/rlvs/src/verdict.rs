@@ -124,8 +124,12 @@ fn vrrp_scripts(c: &Config, v: &mut HostVerdict) {
             continue;
         }
         let r = scripts::prepare(&s.script, s.user.as_ref(), g.script_user.as_ref(), security);
-        if matches!(r, Err(Refused::NotFound(_) | Refused::NotExecutable(_))) {
-            warn(v, None, format!("Disabling track script {} since not found/accessible", s.name));
+        match &r {
+            Err(Refused::NotFound(_) | Refused::NotExecutable(_)) => {
+                warn(v, None, format!("Disabling track script {} since not found/accessible", s.name))
+            }
+            Err(Refused::Insecure(_)) => warn(v, None, format!("Disabling track script {} due to insecure", s.name)),
+            _ => {}
         }
         seen.see(&r);
     }
@@ -149,6 +153,7 @@ fn check_scripts(c: &Config, v: &mut HostVerdict) {
     let g = &c.global;
     let mut seen = Scripts::default();
     let prep = |argv: &[String], user| scripts::prepare(argv, user, g.script_user.as_ref(), g.enable_script_security);
+    let default_user_bad = g.script_user.as_ref().is_some_and(|u| scripts::lookup_user(&u.user).is_none());
     for vs in &c.virtual_servers {
         for n in vs.quorum_up.iter().chain(&vs.quorum_down) {
             seen.see(&prep(&n.command, n.user.as_ref()));
@@ -159,6 +164,11 @@ fn check_scripts(c: &Config, v: &mut HostVerdict) {
             }
             for ck in &rs.checkers {
                 if let rlvs_conf::model::CheckKind::Misc(m) = &ck.kind {
+                    if m.user.is_none() && default_user_bad {
+                        let cmd = crate::dumps::cmd_str(&m.path);
+                        warn(v, m.end.as_ref(), format!("Unable to set default user for misc script {cmd} - removing"));
+                        continue;
+                    }
                     if m.user.as_ref().is_some_and(|u| scripts::lookup_user(&u.user).is_none()) {
                         let cmd = crate::dumps::cmd_str(&m.path);
                         warn(

@@ -109,7 +109,7 @@ impl Builder {
                 "vrrp_min_garp" => {
                     // keepalived: one gratuitous ARP at transition, no
                     // repeats or refresh.
-                    if self.flag(n) {
+                    if self.flag(n, false) {
                         g.garp.master_delay = Duration::ZERO;
                         g.garp.master_repeat = 1;
                         g.garp.master_refresh = Duration::ZERO;
@@ -122,8 +122,8 @@ impl Builder {
                         self.bad(n, &format!("Invalid vrrp_down_timer_adverts [1:100] '{}'", n.arg(0).unwrap_or("")))
                     }
                 },
-                "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = self.flag(n),
-                "vrrp_higher_prio_send_advert" => g.higher_prio_send_advert = self.flag(n),
+                "vrrp_lower_prio_no_advert" => g.lower_prio_no_advert = self.flag(n, g.lower_prio_no_advert),
+                "vrrp_higher_prio_send_advert" => g.higher_prio_send_advert = self.flag(n, g.higher_prio_send_advert),
                 "vrrp_version" => match self.int(n, 0, 2, 3) {
                     Some(v) => g.version = v as u8,
                     None => self.bad(n, "VRRP Error: Version must be either 2 or 3"),
@@ -168,7 +168,7 @@ impl Builder {
                         }
                     }
                 }
-                "checker_log_all_failures" => g.checker_log_all_failures = self.flag(n),
+                "checker_log_all_failures" => g.checker_log_all_failures = self.flag(n, g.checker_log_all_failures),
                 "default_interface" => match n.arg(0) {
                     Some(i) => g.default_interface = Some(i.to_string()),
                     None => self.bad(n, "default_interface requires interface name"),
@@ -179,8 +179,8 @@ impl Builder {
                         self.bad(n, &format!("Unknown dynamic_interfaces option '{o}'"));
                     }
                 }
-                "rs_init_notifies" => g.rs_init_notifies = true,
-                "vrrp_notify_priority_changes" => g.notify_priority_changes = self.flag(n),
+                "rs_init_notifies" => g.rs_init_notifies = self.flag(n, g.rs_init_notifies),
+                "vrrp_notify_priority_changes" => g.notify_priority_changes = self.flag(n, g.notify_priority_changes),
                 // A list of addresses in a block: read only to be ignored.
                 _ => self.other(BlockKind::GlobalDefs, n),
             }
@@ -234,62 +234,94 @@ impl Builder {
     /// [ttl N] [group ADDR]`, as keepalived reads it: the instance may be
     /// the second word without `inst`.
     fn lvs_sync_daemon(&mut self, n: &Node) -> Option<LvsSyncDaemon> {
-        let interface = self.need(n, 0)?.to_string();
+        let Some(interface) = n.arg(0).map(str::to_string) else {
+            self.bad(n, "lvs_sync_daemon requires interface");
+            return None;
+        };
         if interface.len() >= 16 {
             self.bad(n, &format!("lvs_sync_daemon interface name '{interface}' too long - ignoring"));
             return None;
         }
         let mut d =
             LvsSyncDaemon { interface, instance: None, syncid: None, maxlen: None, port: None, ttl: None, group: None };
+        // A bad value gets the number's own complaint, then keepalived's
+        // word on the option; the rest of the line still counts.
         let mut i = 1;
         while i < n.args().len() {
             let word = n.arg(i).unwrap_or_default().to_string();
+            let value = n.arg(i + 1);
+            let shown = value.unwrap_or("");
+            let missing = |b: &mut Self, what: &str| {
+                b.bad(n, &format!("No value specified for lvs_sync_daemon {what} - ignoring"));
+            };
             match word.as_str() {
-                "id" => d.syncid = self.unsigned(n, i + 1, 0, 255).map(|v| v as u8),
-                "maxlen" => {
-                    d.maxlen = self.unsigned(n, i + 1, 1, 65535 - 20 - 8).map(|v| v as u16);
-                    if d.maxlen.is_none() {
-                        self.bad(
-                            n,
-                            &format!("Invalid lvs_sync_daemon maxlen ({}) - ignoring", n.arg(i + 1).unwrap_or("")),
-                        );
+                "inst" => match &d.instance {
+                    Some(old) => {
+                        let m = format!("lvs_sync_daemon vrrp instance has already been specified as {old} - ignoring");
+                        self.bad(n, &m);
+                    }
+                    None => d.instance = value.map(str::to_string),
+                },
+                "id" if value.is_none() => {
+                    self.bad(n, "No value specified for lvs_sync_daemon id, defaulting to vrid");
+                    i += 1;
+                    continue;
+                }
+                "id" => match self.unsigned(n, i + 1, 0, 255) {
+                    Some(v) => d.syncid = Some(v as u8),
+                    None => self.bad(n, &format!("Invalid syncid ({shown}) - defaulting to vrid")),
+                },
+                kw @ ("maxlen" | "port" | "ttl") if value.is_none() => {
+                    missing(self, kw);
+                    i += 1;
+                    continue;
+                }
+                kw @ ("maxlen" | "port" | "ttl") => {
+                    let max = match kw {
+                        "maxlen" => 65535 - 20 - 8,
+                        "port" => 65535,
+                        _ => 255,
+                    };
+                    match self.unsigned(n, i + 1, 1, max) {
+                        Some(v) if kw == "maxlen" => d.maxlen = Some(v as u16),
+                        Some(v) if kw == "port" => d.port = Some(v as u16),
+                        Some(v) => d.ttl = Some(v as u8),
+                        None => self.bad(n, &format!("Invalid lvs_sync_daemon {kw} ({shown}) - ignoring")),
                     }
                 }
-                "port" => {
-                    d.port = self.unsigned(n, i + 1, 1, 65535).map(|v| v as u16);
-                    if d.port.is_none() {
-                        self.bad(
-                            n,
-                            &format!("Invalid lvs_sync_daemon port ({}) - ignoring", n.arg(i + 1).unwrap_or("")),
-                        );
-                    }
-                }
-                "ttl" => {
-                    d.ttl = self.unsigned(n, i + 1, 1, 255).map(|v| v as u8);
-                    if d.ttl.is_none() {
-                        self.bad(
-                            n,
-                            &format!("Invalid lvs_sync_daemon ttl ({}) - ignoring", n.arg(i + 1).unwrap_or("")),
-                        );
-                    }
-                }
-                "group" => match n.arg(i + 1).map(|t| (t, t.parse::<IpAddr>().ok())) {
+                "group" => match value.map(|t| (t, t.parse::<IpAddr>().ok())) {
                     Some((_, Some(a))) if a.is_multicast() => d.group = Some(a),
                     Some((t, Some(_))) => {
                         self.bad(n, &format!("lvs_sync_daemon group address {t} is not multicast - ignoring"))
                     }
                     Some((t, None)) => self.bad(n, &format!("Invalid lvs_sync_daemon group ({t}) - ignoring")),
-                    None => self.bad(n, "No value specified for lvs_sync_daemon group - ignoring"),
+                    None => {
+                        missing(self, "group");
+                        i += 1;
+                        continue;
+                    }
                 },
-                "inst" => d.instance = n.arg(i + 1).map(str::to_string),
+                // The 1.x form: `lvs_sync_daemon IF INSTANCE [SYNCID]`.
                 _ if i == 1 => {
                     d.instance = Some(word);
                     i += 1;
                     continue;
                 }
+                _ if i == 2 => {
+                    match self.unsigned(n, i, 0, 255) {
+                        Some(v) => {
+                            self.bad(n, "Please use keyword \"id\" before lvs_sync_daemon SYNCID");
+                            d.syncid = Some(v as u8);
+                        }
+                        None => self.bad(n, &format!("Invalid syncid ({word}) - defaulting to vrid")),
+                    }
+                    i += 1;
+                    continue;
+                }
                 other => {
                     self.bad(n, &format!("Unknown option {other} specified for lvs_sync_daemon"));
-                    return None;
+                    i += 1;
+                    continue;
                 }
             }
             i += 2;

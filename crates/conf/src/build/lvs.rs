@@ -3,7 +3,7 @@
 //! server, else virtual server, else the checker type's default.
 
 use super::values::parse_ip;
-use super::Builder;
+use super::{Builder, IFNAME_MAX};
 use crate::diag::Diag;
 use crate::model::*;
 use crate::schema::BlockKind;
@@ -147,40 +147,52 @@ impl Builder {
         let name = self.need(node, 0)?.to_string();
         let children = self.block(node)?;
         let mut g = VirtualServerGroup { name, pos: node.pos().clone(), entries: Vec::new() };
+        let (mut have_v4, mut have_v6, mut fwmark_no_family) = (false, false, false);
         for n in children {
             self.no_block(n);
             let first = n.keyword();
             if first == "fwmark" {
-                match self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
-                    Some(m) => g.entries.push((VsgEntry::Fwmark(m as u32), n.pos().clone())),
-                    None => self.bad(
-                        n,
-                        &format!(
-                            "({}): fwmark '{}' must be in [0, {}] - ignoring",
-                            g.name,
-                            n.arg(0).unwrap_or(""),
-                            u32::MAX
-                        ),
-                    ),
+                let Some(m) = self.unsigned(n, 0, 0, u64::from(u32::MAX)) else {
+                    let m = format!(
+                        "({}): fwmark '{}' must be in [0, {}] - ignoring",
+                        g.name,
+                        n.arg(0).unwrap_or(""),
+                        u32::MAX
+                    );
+                    self.bad(n, &m);
+                    continue;
+                };
+                match n.arg(1) {
+                    None => fwmark_no_family = true,
+                    Some("inet") => have_v4 = true,
+                    Some("inet6") => have_v6 = true,
+                    Some(f) => {
+                        self.bad(n, &format!("({}): fwmark '{m}' family {f} unknown - ignoring", g.name));
+                        continue;
+                    }
                 }
+                g.entries.push((VsgEntry::Fwmark(m as u32), n.pos().clone()));
                 continue;
             }
-            let port = match n.arg(0) {
-                Some(_) => match self.port(n, 0) {
-                    Some(p) => p,
-                    None => continue,
-                },
-                None => 0,
-            };
-            match parse_range(first) {
-                Some((a, b)) if a > b || (a == b && first.contains('-')) => self
-                    .bad(n, &format!("Address range end is not greater than address range start - {first} - skipping")),
-                Some((a, b)) => g.entries.push((VsgEntry::Range { first: a, last: b, port }, n.pos().clone())),
-                None if first.contains('/') && parse_ip(first.split('/').next().unwrap_or("")).is_some() => {
-                    self.bad(n, &format!("Invalid netmask - {first} - skipping"))
+            // keepalived reads a port of 0 (or 00...) as none.
+            let port_text = n.arg(0).filter(|p| !p.chars().all(|c| c == '0'));
+            match vsg_range(first, port_text) {
+                Ok((first, last, port)) => {
+                    if first.is_ipv4() {
+                        have_v4 = true;
+                    } else {
+                        have_v6 = true;
+                    }
+                    g.entries.push((VsgEntry::Range { first, last, port }, n.pos().clone()));
                 }
-                None => self.bad(n, &format!("Invalid virtual server group IP address {first} - skipping")),
+                Err(m) => self.bad(n, &m),
             }
+        }
+        if have_v4 && have_v6 && fwmark_no_family {
+            let m =
+                format!("virtual server group {} cannot have IPv4, IPv6 and fwmark without family - removing", g.name);
+            self.bad(node, &m);
+            return None;
         }
         if g.entries.is_empty() {
             let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
@@ -193,9 +205,14 @@ impl Builder {
     pub(super) fn virtual_server(&mut self, node: &Node) -> Option<VirtualServer> {
         let target = match (node.arg(0), node.arg(1)) {
             (Some("group"), Some(name)) => VsTarget::Group(name.to_string()),
-            (Some("fwmark"), Some(_)) => match self.unsigned(node, 1, 1, u64::from(u32::MAX)) {
-                Some(m) => VsTarget::Fwmark(m as u32),
+            (Some("fwmark"), Some(text)) => match self.unsigned(node, 1, 0, u64::from(u32::MAX)) {
+                Some(m) if m > 0 => VsTarget::Fwmark(m as u32),
                 None => {
+                    let m = format!("virtual server fwmark '{text}' must be in [0, {}] - ignoring", u32::MAX);
+                    self.diags.push(Diag::error(node.pos(), m));
+                    return None;
+                }
+                Some(_) => {
                     self.diags.push(
                         Diag::error(node.pos(), "virtual server fwmark must be between 1 and 4294967295 - skipping")
                             .with_hint("a mark of 0 marks nothing; keepalived 2.2.7 reads it as an address service with no address"),
@@ -323,34 +340,67 @@ impl Builder {
                     }
                 }
                 "persistence_granularity" => {
-                    let g = self.need(n, 0).and_then(|s| {
-                        if s.contains('.') {
-                            parse_ip(s)
-                        } else {
-                            s.parse::<u8>()
-                                .ok()
-                                .filter(|p| (1..=128).contains(p))
-                                .map(|p| IpAddr::from(std::net::Ipv6Addr::from(u128::MAX << (128 - p))))
-                        }
-                    });
+                    let Some(text) = self.need(n, 0) else { continue };
+                    // The service's family, else the value's: a dotted mask
+                    // is IPv4, a prefix length IPv6.
+                    let v6 = match vs.target {
+                        VsTarget::Addr { addr, .. } => addr.is_ipv6(),
+                        _ => vs.ip_family.map_or(!text.contains('.'), |f| f == 6),
+                    };
+                    let g = if v6 {
+                        text.parse::<u8>()
+                            .ok()
+                            .filter(|p| (1..=128).contains(p))
+                            .map(|p| IpAddr::from(std::net::Ipv6Addr::from(u128::MAX << (128 - p))))
+                    } else {
+                        inet_aton(text).map(IpAddr::V4)
+                    };
                     match g {
                         Some(m) => {
                             vs.persistence_granularity = Some(m);
                             vs.persistence_timeout.get_or_insert(360);
                         }
                         None => {
-                            let t = n.arg(0).unwrap_or("");
-                            let fam = if t.contains(':') { "IPv6" } else { "IPv4" };
-                            self.bad(n, &format!("Invalid {fam} persistence_granularity specified - {t}"))
+                            let fam = if v6 { "IPv6" } else { "IPv4" };
+                            self.bad(n, &format!("Invalid {fam} persistence_granularity specified - {text}"))
                         }
                     }
                 }
-                "persistence_engine" => vs.persistence_engine = self.need(n, 0).map(str::to_string),
-                "ip_family" => match n.arg(0) {
-                    Some("inet") => vs.ip_family = Some(4),
-                    Some("inet6") => vs.ip_family = Some(6),
-                    other => self.bad(n, &format!("unknown address family {}", other.unwrap_or(""))),
-                },
+                "persistence_engine" => {
+                    if let Some(pe) = self.need(n, 0) {
+                        // The kernel's IP_VS_PENAME_MAXLEN, with its NUL.
+                        let pe = if pe.len() > 15 {
+                            self.bad(n, &format!("persistence_name too long, truncating - {pe}"));
+                            &pe[..15]
+                        } else {
+                            pe
+                        };
+                        vs.persistence_engine = Some(pe.to_string());
+                    }
+                }
+                "ip_family" => {
+                    let family = match n.arg(0) {
+                        Some("inet") => 4,
+                        Some("inet6") => 6,
+                        other => {
+                            self.bad(n, &format!("unknown address family {}", other.unwrap_or("")));
+                            continue;
+                        }
+                    };
+                    let known = match vs.target {
+                        VsTarget::Addr { addr, .. } => Some(if addr.is_ipv4() { 4 } else { 6 }),
+                        _ => vs.ip_family,
+                    };
+                    if known.is_some_and(|k| k != family) {
+                        let m = format!(
+                            "Virtual server specified family {} conflicts with server family",
+                            n.arg(0).unwrap_or("")
+                        );
+                        self.bad(n, &m);
+                    } else {
+                        vs.ip_family = Some(family);
+                    }
+                }
                 "ops" => vs.ops = true,
                 "flag-1" | "flag-2" | "flag-3" => vs.sched_flags.push(n.keyword().to_string()),
                 // keepalived takes these only after `lb_algo sh` (or mh).
@@ -362,7 +412,7 @@ impl Builder {
                         _ => self.bad(n, &format!("{kw} only applies to sh scheduler - ignoring")),
                     }
                 }
-                "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(n),
+                "inhibit_on_failure" => vs.inhibit_on_failure = self.flag(n, vs.inhibit_on_failure),
                 "ha_suspend" => {
                     vs.ha_suspend = true;
                     ha_suspend_at = Some(node.pos().clone());
@@ -371,7 +421,7 @@ impl Builder {
                     Some(h) => vs.virtualhost = Some(h.to_string()),
                     None => self.bad(n, "virtual server virtualhost missing"),
                 },
-                "alpha" => vs.alpha = self.flag(n),
+                "alpha" => vs.alpha = self.flag(n, vs.alpha),
                 "omega" => vs.omega = true,
                 "quorum" => match self.unsigned(n, 0, 1, u64::from(u32::MAX)) {
                     Some(q) => vs.quorum = q as u32,
@@ -425,7 +475,7 @@ impl Builder {
                     if vs.sorry_server.is_none() {
                         self.bad(n, "Ignoring sorry_server inhibit used before or without sorry_server");
                     } else {
-                        vs.sorry_server_inhibit = self.flag(n);
+                        vs.sorry_server_inhibit = self.flag(n, vs.sorry_server_inhibit);
                     }
                 }
                 "sorry_server_lvs_method" => {
@@ -538,44 +588,51 @@ impl Builder {
                 return None;
             }
         };
-        let mut tun = None;
-        if kind == LbKind::Tun && n.args().len() > 1 {
-            let mut t = TunOpts { kind: "ipip".into(), port: None, csum: None };
-            let mut i = 1;
-            while i < n.args().len() {
-                match n.arg(i).unwrap_or_default() {
-                    "type" => {
-                        match n.arg(i + 1) {
-                            Some(k @ ("ipip" | "gue" | "gre")) => t.kind = k.to_string(),
-                            Some(k) => self.bad(n, &format!("Unknown tunnel type {k} for {s_type} server.")),
-                            None => self.bad(n, &format!("Missing tunnel type for {s_type} server.")),
-                        }
-                        i += 2;
-                    }
-                    "port" => {
-                        t.port = self.port(n, i + 1);
-                        i += 2;
-                    }
-                    c @ ("nocsum" | "csum" | "remcsum") => {
-                        t.csum = Some(c.to_string());
-                        i += 1;
-                    }
-                    other => {
-                        self.bad(n, &format!("Unknown tunnel option {other} for {s_type} server."));
-                        i += 1;
-                    }
+        // keepalived reads the options after any method, and stops at the
+        // first bad one with the method set and the tunnel left as it was.
+        let mut t = TunOpts { kind: "ipip".into(), port: None, csum: None };
+        let mut i = 1;
+        while i < n.args().len() {
+            let word = n.arg(i).unwrap_or_default();
+            let err = match (word, n.arg(i + 1)) {
+                ("type", Some(k @ ("ipip" | "gue" | "gre"))) => {
+                    t.kind = k.to_string();
+                    None
                 }
+                ("type", Some(k)) => Some(format!("Unknown tunnel type {k} for {s_type} server.")),
+                ("type", None) => Some(format!("Missing tunnel type for {s_type} server.")),
+                ("port", Some(p)) => match self.unsigned(n, i + 1, 1, 65535) {
+                    Some(v) => {
+                        t.port = Some(v as u16);
+                        None
+                    }
+                    None => Some(format!("Invalid gue tunnel port {p} for {s_type} server.")),
+                },
+                ("port", None) => Some(format!("Missing port for {s_type} server gue tunnel.")),
+                (c @ ("nocsum" | "csum" | "remcsum"), _) => {
+                    t.csum = Some(c.to_string());
+                    i -= 1;
+                    None
+                }
+                (other, _) => Some(format!("Invalid tunnel option {other} for {s_type} server.")),
+            };
+            if let Some(m) = err {
+                self.bad(n, &m);
+                return Some((kind, None));
             }
-            if (t.kind == "gue") != t.port.is_some() {
-                self.bad(n, "gue tunnels require port, otherwise cannot have port.");
-            }
-            match (t.kind.as_str(), t.csum.as_deref()) {
-                ("ipip", Some("csum" | "remcsum")) => self.bad(n, "ipip tunnels do not support checksum option."),
-                ("gre", Some("remcsum")) => self.bad(n, "gre tunnels do not support remote checksum option."),
-                _ => {}
-            }
-            tun = Some(t);
+            i += 2;
         }
+        let err = match (t.kind.as_str(), t.csum.as_deref()) {
+            (k, _) if (k == "gue") != t.port.is_some() => Some("gue tunnels require port, otherwise cannot have port."),
+            ("ipip", Some("csum" | "remcsum")) => Some("ipip tunnels do not support checksum option."),
+            ("gre", Some("remcsum")) => Some("gre tunnels do not support remote checksum option."),
+            _ => None,
+        };
+        if let Some(m) = err {
+            self.bad(n, m);
+            return Some((kind, None));
+        }
+        let tun = (kind == LbKind::Tun && n.args().len() > 1).then_some(t);
         Some((kind, tun))
     }
 
@@ -673,7 +730,7 @@ impl Builder {
                         rs.lthreshold = v;
                     }
                 }
-                "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(n),
+                "inhibit_on_failure" => rs.inhibit_on_failure = self.flag(n, rs.inhibit_on_failure),
                 kw @ ("notify_up" | "notify_down")
                     if (if kw == "notify_up" { &rs.notify_up } else { &rs.notify_down }).is_some() =>
                 {
@@ -685,7 +742,7 @@ impl Builder {
                 }
                 "notify_up" => rs.notify_up = self.notify(n),
                 "notify_down" => rs.notify_down = self.notify(n),
-                "alpha" => rs.alpha = self.flag(n),
+                "alpha" => rs.alpha = self.flag(n, rs.alpha),
                 "virtualhost" => match n.arg(0) {
                     Some(h) => rs.virtualhost = Some(h.to_string()),
                     None => self.bad(n, "real server virtualhost missing"),
@@ -702,14 +759,14 @@ impl Builder {
             warmup: timing.warmup.or(vs_timing.warmup),
         };
         for n in checker_nodes {
-            if let Some(c) = self.checker(n, rs_timing) {
+            if let Some(c) = self.checker(n, rs_timing, addr) {
                 rs.checkers.push(c);
             }
         }
         Some(rs)
     }
 
-    fn checker(&mut self, node: &Node, rs: Timing) -> Option<Checker> {
+    fn checker(&mut self, node: &Node, rs: Timing, rs_addr: IpAddr) -> Option<Checker> {
         let children = self.block(node)?;
         let (block_kind, default_retry, default_dbr) = match node.keyword() {
             "HTTP_GET" | "SSL_GET" => (BlockKind::HttpGet, 1, Some(Duration::from_secs(3))),
@@ -749,7 +806,8 @@ impl Builder {
             enable_sni: false,
             fast_recovery: false,
         };
-        let mut misc = MiscCheck { path: Vec::new(), timeout: None, dynamic: false, user: None, user_pos: None };
+        let end = node.block.as_ref().and_then(|b| b.close.clone());
+        let mut misc = MiscCheck { path: Vec::new(), timeout: None, dynamic: false, user: None, user_pos: None, end };
         let mut udp = UdpCheck { payload: None, require_reply: None, min_reply_length: None, max_reply_length: None };
         let (mut helo, mut dns_type, mut dns_name, mut file, mut file_weight) = (None, None, None, None, None);
         for n in children {
@@ -765,26 +823,62 @@ impl Builder {
             let connection = !matches!(block_kind, BlockKind::MiscCheck | BlockKind::FileCheck);
             match (block_kind, n.keyword()) {
                 (_, "connect_ip") if connection => {
-                    c.connect_ip = self.address(n, |a| format!("Invalid connect_ip address {a} - ignoring"))
+                    let a = self.address(n, |a| format!("Invalid connect_ip address {a} - ignoring"));
+                    if a.zip(c.bindto).is_some_and(|(a, b)| a.is_ipv4() != b.is_ipv4()) {
+                        let m = format!(
+                            "connect_ip address {} does not match address family of bindto - skipping",
+                            n.arg(0).unwrap_or("")
+                        );
+                        self.bad(n, &m);
+                        c.connect_ip = None;
+                    } else if a.is_some() {
+                        c.connect_ip = a;
+                    }
                 }
                 (_, "connect_port") if connection => match self.unsigned(n, 0, 1, 65535) {
                     Some(p) => c.connect_port = Some(p as u16),
                     None => self.bad(n, &format!("Invalid checker connect_port '{}'", n.arg(0).unwrap_or(""))),
                 },
                 (_, "bindto") if connection => {
-                    c.bindto = self.address(n, |a| format!("Invalid bindto address {a} - ignoring"))
+                    let a = self.address(n, |a| format!("Invalid bindto address {a} - ignoring"));
+                    if a.zip(c.connect_ip).is_some_and(|(a, d)| a.is_ipv4() != d.is_ipv4()) {
+                        let m = format!(
+                            "bindto address {} does not match address family of connect_ip - skipping",
+                            n.arg(0).unwrap_or("")
+                        );
+                        self.bad(n, &m);
+                        c.bindto = None;
+                    } else if a.is_some() {
+                        c.bindto = a;
+                    }
                 }
-                (_, "bind_port") if connection => c.bind_port = self.port(n, 0),
-                (_, "bind_if") if connection => c.bind_if = self.need(n, 0).map(str::to_string),
-                (_, "fwmark") if connection => c.fwmark = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32),
-                (k, "alpha") if k != BlockKind::FileCheck => c.alpha = self.flag(n),
-                (k, "log_all_failures") if k != BlockKind::FileCheck => c.log_all_failures = self.flag(n),
+                (_, "bind_port") if connection => match self.unsigned(n, 0, 1, 65535) {
+                    Some(p) => c.bind_port = Some(p as u16),
+                    None => self.bad(n, &format!("Invalid checker bind_port '{}'", n.arg(0).unwrap_or(""))),
+                },
+                (_, "bind_if") if connection => match self.need(n, 0) {
+                    Some(i) if i.len() > IFNAME_MAX => {
+                        self.bad(n, &format!("Interface name {i} is too long - ignoring"))
+                    }
+                    i => c.bind_if = i.map(str::to_string).or(c.bind_if.take()),
+                },
+                (_, "fwmark") if connection => match self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                    Some(m) => c.fwmark = Some(m as u32),
+                    None => self.bad(n, &format!("Invalid fwmark connection value '{}'", n.arg(0).unwrap_or(""))),
+                },
+                (k, "alpha") if k != BlockKind::FileCheck => c.alpha = self.flag(n, c.alpha),
+                (k, "log_all_failures") if k != BlockKind::FileCheck => {
+                    c.log_all_failures = self.flag(n, c.log_all_failures)
+                }
                 (BlockKind::HttpGet, "nb_get_retry") => {
                     self.diags.push(
                         Diag::warning(n.pos(), "nb_get_retry is deprecated - please use 'retry'")
                             .with_hint("read as 'retry'"),
                     );
-                    t.retry = self.unsigned(n, 0, 0, u64::from(u32::MAX)).map(|v| v as u32).or(t.retry);
+                    match self.unsigned(n, 0, 0, u64::from(u32::MAX)) {
+                        Some(v) => t.retry = Some(v as u32),
+                        None => self.bad(n, &format!("Invalid nb_get_retry value '{}'", n.arg(0).unwrap_or(""))),
+                    }
                 }
                 (BlockKind::HttpGet, "virtualhost") => match n.arg(0) {
                     Some(h) => http.virtualhost = Some(h.to_string()),
@@ -795,8 +889,8 @@ impl Builder {
                     Some(v) => self.bad(n, &format!("Invalid http_protocol version {v}")),
                     None => self.bad(n, "Missing http_protocol version"),
                 },
-                (BlockKind::HttpGet, "enable_sni") => http.enable_sni = self.flag(n),
-                (BlockKind::HttpGet, "fast_recovery") => http.fast_recovery = self.flag(n),
+                (BlockKind::HttpGet, "enable_sni") => http.enable_sni = self.flag(n, http.enable_sni),
+                (BlockKind::HttpGet, "fast_recovery") => http.fast_recovery = self.flag(n, http.fast_recovery),
                 (BlockKind::HttpGet, "url") => {
                     if let Some(u) = self.url(n) {
                         http.urls.push(u);
@@ -936,6 +1030,18 @@ impl Builder {
             },
             _ => CheckKind::Tcp,
         };
+        if !matches!(block_kind, BlockKind::MiscCheck | BlockKind::FileCheck) {
+            let dst = c.connect_ip.unwrap_or(rs_addr);
+            let link_local = matches!(dst, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80);
+            if link_local && c.bind_if.is_none() {
+                let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+                self.diags.push(
+                    Diag::warning(&end, format!("Checker link local address {dst} requires a bind_if"))
+                        .with_hint("a link-local address means nothing without its interface; the checker is dropped"),
+                );
+                return None;
+            }
+        }
         Some(c)
     }
 
@@ -1000,44 +1106,85 @@ impl Builder {
     }
 }
 
-/// `A`, `A-B` (last IPv4 octet or a full address) or `A/MASK`.
-fn parse_range(s: &str) -> Option<(IpAddr, IpAddr)> {
-    if let Some((a, m)) = s.split_once('/') {
-        let a = parse_ip(a)?;
-        let m: u32 = m.parse().ok()?;
-        return match a {
-            IpAddr::V4(v) if (1..=32).contains(&m) => {
-                let host = if m == 32 { 0 } else { u32::MAX >> m };
-                let base = u32::from(v);
-                (base & host == 0).then(|| (a, IpAddr::from(std::net::Ipv4Addr::from(base | host))))
-            }
-            IpAddr::V6(v) if (1..=128).contains(&m) => {
-                let host = if m == 128 { 0 } else { u128::MAX >> m };
-                let base = u128::from(v);
-                (base & host == 0).then(|| (a, IpAddr::from(std::net::Ipv6Addr::from(base | host))))
-            }
-            _ => None,
-        };
+/// A virtual_server_group entry, read as keepalived's alloc_vsg_entry reads
+/// it, with its message for each way it can be wrong.
+fn vsg_range(s: &str, port_text: Option<&str>) -> Result<(IpAddr, IpAddr, u16), String> {
+    let v6 = s.contains(':');
+    let parse = |t: &str| -> Option<IpAddr> {
+        if v6 {
+            t.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6)
+        } else {
+            t.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
+        }
+    };
+    let cut = s.find('-').or_else(|| s.find('/')).unwrap_or(s.len());
+    let port = match port_text {
+        None => Some(0),
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p >= 1),
+    };
+    let (Some(first), Some(port)) = (parse(&s[..cut]), port) else {
+        let p = port_text.map(|p| format!("/port/{p}")).unwrap_or_default();
+        return Err(format!("Invalid virtual server group IP address {s} {p} - skipping"));
+    };
+    let bits = if v6 { 128 } else { 32 };
+    let as_int = |a: IpAddr| match a {
+        IpAddr::V4(v) => u128::from(u32::from(v)),
+        IpAddr::V6(v) => u128::from(v),
+    };
+    let from_int = |v: u128| -> IpAddr {
+        if v6 {
+            IpAddr::from(std::net::Ipv6Addr::from(v))
+        } else {
+            IpAddr::from(std::net::Ipv4Addr::from(v as u32))
+        }
+    };
+    if let Some((_, mask)) = s.split_once('/') {
+        let mask: u32 = mask
+            .parse()
+            .ok()
+            .filter(|&m| m >= 1 && m <= bits)
+            .ok_or_else(|| format!("Invalid netmask - {s} - skipping"))?;
+        if mask == bits {
+            return Ok((first, first, port));
+        }
+        let host = (1u128 << (bits - mask)) - 1;
+        if as_int(first) & host != 0 {
+            return Err(format!("Address mask bits not empty - {s} - skipping"));
+        }
+        return Ok((first, from_int(as_int(first) | host), port));
     }
-    if let Some((a, b)) = s.split_once('-') {
-        let first = parse_ip(a)?;
-        let last = match (first, parse_ip(b)) {
-            (_, Some(full)) => full,
-            (IpAddr::V4(v), None) => {
-                let o = v.octets();
-                IpAddr::from([o[0], o[1], o[2], b.parse().ok()?])
-            }
-            (IpAddr::V6(v), None) => {
-                let mut seg = v.segments();
-                seg[7] = u16::from_str_radix(b, 16).ok()?;
-                IpAddr::from(seg)
-            }
-        };
-        // A backwards range reads; the caller says keepalived's words on it.
-        return (first.is_ipv4() == last.is_ipv4()).then_some((first, last));
+    let Some((_, end)) = s.split_once('-') else {
+        return Ok((first, first, port));
+    };
+    if end.contains(if v6 { ':' } else { '.' }) {
+        let last = match (end.contains(':'), end) {
+            (true, e) => e.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+            (false, e) => e.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+        }
+        .ok_or_else(|| format!("Invalid range end {s} - skipping"))?;
+        if last.is_ipv4() != first.is_ipv4() {
+            return Err(format!("Range address families do not match {s} - skipping"));
+        }
+        if as_int(last) < as_int(first) {
+            return Err(format!("Address range end is less than address range start - {s} - skipping"));
+        }
+        return Ok((first, last, port));
     }
-    let a = parse_ip(s)?;
-    Some((a, a))
+    // keepalived's inet_stor: the last octet (decimal) or group (hex).
+    let digits_end = end.find(|c: char| !c.is_ascii_hexdigit() || (!v6 && !c.is_ascii_digit())).unwrap_or(end.len());
+    if digits_end < end.len() {
+        return Err(format!("Virtual server group range '{s}' has extra characters at end '{}'", &end[digits_end..]));
+    }
+    let range = if end.is_empty() { Some(0) } else { u64::from_str_radix(end, if v6 { 16 } else { 10 }).ok() };
+    let low_max: u64 = if v6 { 0xffff } else { 0xff };
+    let range = range
+        .filter(|&r| r <= low_max)
+        .ok_or_else(|| format!("Virtual server group range '{s}' end '{end}' too large"))?;
+    let start = as_int(first) & u128::from(low_max);
+    if start >= u128::from(range) {
+        return Err(format!("Address range end is not greater than address range start - {s} - skipping"));
+    }
+    Ok((first, from_int((as_int(first) & !u128::from(low_max)) | u128::from(range)), port))
 }
 
 /// A hex string as keepalived's read_hex_str reads it: pairs of digits
@@ -1067,6 +1214,40 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
     (!out.is_empty() && out.last() != Some(&0xff)).then_some(out)
 }
 
+/// An IPv4 address as inet_aton reads it (and so getaddrinfo with
+/// AI_NUMERICHOST): one to four parts, each decimal, octal (0…) or hex
+/// (0x…), the last filling the remaining bytes.
+fn inet_aton(s: &str) -> Option<std::net::Ipv4Addr> {
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.len() > 4 {
+        return None;
+    }
+    let mut vals = Vec::with_capacity(parts.len());
+    for p in &parts {
+        let v = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            u32::from_str_radix(h, 16).ok()?
+        } else if p.len() > 1 && p.starts_with('0') {
+            u32::from_str_radix(&p[1..], 8).ok()?
+        } else {
+            p.parse::<u32>().ok()?
+        };
+        vals.push(v);
+    }
+    let (last, head) = vals.split_last()?;
+    if head.iter().any(|&v| v > 255) {
+        return None;
+    }
+    let room = 8 * (4 - head.len()) as u32;
+    if room < 32 && *last >= 1u32 << room {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for (i, h) in head.iter().enumerate() {
+        v |= h << (24 - 8 * i);
+    }
+    Some(std::net::Ipv4Addr::from(v | last))
+}
+
 /// DNS_CHECK's query types (check_dns.c).
 const DNS_TYPES: &[&str] = &["A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA"];
 
@@ -1089,6 +1270,20 @@ impl Builder {
             if vport == Some(0) && vs.persistence_timeout.is_none() {
                 warn(self, format!("Virtual server {name}: zero port only valid for persistent services - setting"));
                 vs.persistence_timeout = Some(360);
+            }
+        }
+        if let Some((sa, sp)) = vs.sorry_server {
+            let p = proto_name(proto);
+            if let Some(rs) = vs.real_servers.iter().find(|r| r.addr == sa && r.port == sp) {
+                if rs.inhibit_on_failure != vs.sorry_server_inhibit {
+                    let verb = if rs.inhibit_on_failure { "sett" } else { "clear" };
+                    let m = format!(
+                        "Virtual server {name}: real server [{}]:{p}:{} matches sorry server, but inhibit setting differs, {verb}ing on sorry server",
+                        rs.addr, rs.port
+                    );
+                    warn(self, m);
+                    vs.sorry_server_inhibit = rs.inhibit_on_failure;
+                }
             }
         }
         let weight_sum: u64 = vs.real_servers.iter().map(|r| r.weight.max(0) as u64).sum();
@@ -1159,34 +1354,68 @@ impl Builder {
     /// it).
     pub(super) fn check_fwmark_ports(&mut self, c: &mut Config) {
         for vs in &mut c.virtual_servers {
-            let (by_mark, group) = match &vs.target {
-                VsTarget::Fwmark(_) => (true, false),
-                VsTarget::Group(name) => (
-                    c.vs_groups
-                        .iter()
-                        .find(|g| &g.name == name)
-                        .is_some_and(|g| g.entries.iter().any(|(e, _)| matches!(e, VsgEntry::Fwmark(_)))),
-                    true,
-                ),
-                VsTarget::Addr { .. } => (false, false),
-            };
-            if !by_mark {
-                continue;
-            }
             let name = vs_name(vs, Some(vs.protocol));
             let p = proto_name(Some(vs.protocol));
-            for rs in
-                vs.real_servers.iter_mut().filter(|r| r.port != 0 && matches!(r.lvs_method, LbKind::Dr | LbKind::Tun))
-            {
-                let tail = if group { "port will be ignored" } else { "clearing" };
-                let m = format!(
-                    "WARNING - fwmark virtual server {name}, real server [{}]:{p}:{} has port specified - {tail}",
-                    rs.addr, rs.port
-                );
-                self.diags.push(Diag::warning(&rs.pos, m));
-                if !group {
-                    rs.port = 0;
+            let sorry_port = vs
+                .sorry_server
+                .filter(|_| matches!(vs.sorry_server_lvs_method.unwrap_or(vs.lb_kind), LbKind::Dr | LbKind::Tun))
+                .map(|(_, port)| port)
+                .filter(|&port| port != 0);
+            let rs_name = |rs: &RealServer| format!("[{}]:{p}:{}", rs.addr, rs.port);
+            let fixed_port = |rs: &&mut RealServer| rs.port != 0 && matches!(rs.lvs_method, LbKind::Dr | LbKind::Tun);
+            match &vs.target {
+                VsTarget::Fwmark(_) => {
+                    for rs in vs.real_servers.iter_mut().filter(fixed_port) {
+                        let m = format!(
+                            "WARNING - fwmark virtual server {name}, real server {} has port specified - clearing",
+                            rs_name(rs)
+                        );
+                        self.diags.push(Diag::warning(&rs.pos, m));
+                        rs.port = 0;
+                    }
+                    if sorry_port.is_some() {
+                        let m = format!("WARNING - virtual server {name}, sorry server has port specified - clearing");
+                        self.diags.push(Diag::warning(&vs.pos, m));
+                        if let Some(s) = vs.sorry_server.as_mut() {
+                            s.1 = 0;
+                        }
+                    }
                 }
+                VsTarget::Group(g) => {
+                    let Some(group) = c.vs_groups.iter().find(|x| &x.name == g) else { continue };
+                    if group.entries.iter().any(|(e, _)| matches!(e, VsgEntry::Fwmark(_))) {
+                        for rs in vs.real_servers.iter_mut().filter(fixed_port) {
+                            let m = format!(
+                                "WARNING - fwmark virtual server {name}, real server {} has port specified - port will be ignored",
+                                rs_name(rs)
+                            );
+                            self.diags.push(Diag::warning(&rs.pos, m));
+                        }
+                        if sorry_port.is_some() {
+                            let m = format!(
+                                "WARNING - fwmark virtual server {name}, sorry server has port specified - port will be ignored"
+                            );
+                            self.diags.push(Diag::warning(&vs.pos, m));
+                        }
+                    }
+                    for (e, _) in &group.entries {
+                        let VsgEntry::Range { first, last, port } = e else { continue };
+                        let entry =
+                            if first == last { format!("{first},{port}") } else { format!("{first}-{last},{port}") };
+                        for rs in vs.real_servers.iter_mut().filter(fixed_port).filter(|r| r.port != *port) {
+                            let m = format!(
+                                "virtual server {name}:[{entry}] and real server {} ports don't match",
+                                rs_name(rs)
+                            );
+                            self.diags.push(Diag::warning(&rs.pos, m));
+                        }
+                        if sorry_port.is_some_and(|sp| sp != *port) {
+                            let m = format!("WARNING - virtual server {name}, sorry server has port specified - port will be ignored");
+                            self.diags.push(Diag::warning(&vs.pos, m));
+                        }
+                    }
+                }
+                VsTarget::Addr { .. } => {}
             }
         }
     }

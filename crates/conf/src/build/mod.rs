@@ -15,6 +15,9 @@ use crate::model::{Config, GlobalDefs};
 use crate::schema::{self, BlockKind};
 use crate::tree::Node;
 
+/// The longest interface name Linux takes (IFNAMSIZ less the NUL).
+pub(super) const IFNAME_MAX: usize = 15;
+
 pub(crate) struct Builder {
     pub diags: Vec<Diag>,
     /// VRRP instances dropped for an error keepalived's VRRP process
@@ -84,6 +87,9 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>, Vec<String>) {
                 }
             }
             "SSL" => {
+                if config.ssl.is_some() {
+                    b.bad(n, "SSL context already specified - replacing");
+                }
                 if let Some(children) = b.block(n) {
                     config.ssl = Some(b.ssl(children));
                 }

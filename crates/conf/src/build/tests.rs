@@ -247,7 +247,10 @@ fn random_text_never_panics() {
 
 #[test]
 fn lvs_sync_daemon_is_read_as_keepalived_reads_it() {
-    let l = load("global_defs {\n  lvs_sync_daemon eth0 VI_1 id 9 maxlen 1200 port 9000 ttl 2 group 239.1.1.1\n}\n");
+    let inst =
+        "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n";
+    let with = |g: &str| load(&format!("global_defs {{\n  {g}\n}}\n{inst}"));
+    let l = with("lvs_sync_daemon eth0 VI_1 id 9 maxlen 1200 port 9000 ttl 2 group 239.1.1.1");
     assert!(l.diags.is_empty(), "{:#?}", messages(&l));
     let d = l.config.global.lvs_sync_daemon.clone().unwrap();
     assert_eq!((d.interface.as_str(), d.instance.as_deref()), ("eth0", Some("VI_1")));
@@ -257,10 +260,19 @@ fn lvs_sync_daemon_is_read_as_keepalived_reads_it() {
     assert_eq!(l.config.global.lvs_sync_daemon.unwrap().instance.as_deref(), Some("VI_2"));
     let l = load("global_defs {\n  lvs_sync_daemon eth1\n}\n");
     assert_eq!(l.config.global.lvs_sync_daemon.unwrap().instance, None, "no instance: both roles");
-    let l = load("global_defs {\n  lvs_sync_daemon eth0 VI_1 colour blue\n}\n");
-    assert_eq!(messages(&l), ["k.conf:2:3: warning: Unknown option colour specified for lvs_sync_daemon"]);
-    assert!(l.config.global.lvs_sync_daemon.is_none());
-    let l = load("global_defs {\n  lvs_sync_daemon eth0 VI_1 group 10.0.0.1\n}\n");
+    // The third word of the 1.x form is a sync id; what follows is unknown,
+    // and keepalived keeps the rest of the line.
+    let l = with("lvs_sync_daemon eth0 VI_1 colour blue");
+    assert_eq!(
+        messages(&l),
+        [
+            "k.conf:2:3: warning: Invalid syncid (colour) - defaulting to vrid",
+            "k.conf:2:3: warning: Unknown option blue specified for lvs_sync_daemon",
+            "k.conf:2:29: warning: invalid number 'colour'"
+        ]
+    );
+    assert!(l.config.global.lvs_sync_daemon.is_some());
+    let l = with("lvs_sync_daemon eth0 VI_1 group 10.0.0.1");
     assert_eq!(
         messages(&l),
         ["k.conf:2:3: warning: lvs_sync_daemon group address 10.0.0.1 is not multicast - ignoring"]

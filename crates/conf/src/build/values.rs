@@ -112,8 +112,9 @@ impl Builder {
         Some((argv, user))
     }
 
-    /// Keywords that take a yes/no/true/false/on/off argument or none.
-    pub(super) fn flag(&mut self, node: &Node) -> bool {
+    /// Keywords that take a yes/no/true/false/on/off argument or none; a
+    /// value that is none of those leaves the setting as it was.
+    pub(super) fn flag(&mut self, node: &Node, current: bool) -> bool {
         match node.arg(0) {
             None => true,
             Some(v) => match v.to_ascii_lowercase().as_str() {
@@ -122,7 +123,7 @@ impl Builder {
                 _ => {
                     let pos = self.arg_pos(node, 0).clone();
                     self.diags.push(Diag::warning(&pos, flag_message(node.keyword(), v)));
-                    true
+                    current
                 }
             },
         }

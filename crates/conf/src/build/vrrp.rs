@@ -166,6 +166,11 @@ impl Builder {
         let mut garp = g.garp;
         let mut garp_set = false;
         let mut unicast_ttl_set = false;
+        // keepalived fixes an instance's family with the first address it
+        // reads (VIP, peer, source, multicast group) or native_ipv6.
+        let mut family_v6: Option<bool> = None;
+        let mut unicast_configured = false;
+        let mut fault_no_peer = false;
         for n in children {
             let takes_block = matches!(
                 n.keyword(),
@@ -237,8 +242,15 @@ impl Builder {
                         ),
                     ),
                 },
-                "version" => match self.int(n, 0, 2, 3) {
-                    Some(ver) => v.version = Some(ver as u8),
+                "version" => match self.int(n, 0, 2, 3).map(|ver| ver as u8) {
+                    Some(ver) if v.version.is_some_and(|old| old != ver) || (ver == 2 && family_v6 == Some(true)) => {
+                        let deduced = v.version.unwrap_or(0);
+                        let m = format!(
+                            "({iname}) vrrp_version {ver} conflicts with configured or deduced version {deduced}; ignoring."
+                        );
+                        self.bad(n, &m);
+                    }
+                    Some(ver) => v.version = Some(ver),
                     None => self.bad(n, &format!("({iname}): Version must be either 2 or 3")),
                 },
                 "authentication" => {
@@ -272,6 +284,7 @@ impl Builder {
                     if let Some(kids) = self.block(n) {
                         v.vips.extend(kids.iter().filter_map(|k| self.vip(k)));
                     }
+                    family_v6 = family_v6.or(v.vips.first().map(|a| a.addr.is_ipv6()));
                 }
                 "virtual_ipaddress_excluded" => {
                     if let Some(kids) = self.block(n) {
@@ -286,10 +299,26 @@ impl Builder {
                             }
                         }
                     }
+                    unicast_configured = true;
+                    family_v6 = family_v6.or(v.unicast_peers.first().map(|a| a.addr.is_ipv6()));
                 }
                 kw @ ("unicast_src_ip" | "mcast_src_ip") => match n.arg(0).map(|t| (t, parse_ip(t))) {
-                    Some((_, Some(a))) if kw == "unicast_src_ip" => v.unicast_src_ip = Some(a),
-                    Some((_, Some(a))) => v.mcast_src_ip = Some(a),
+                    Some((t, Some(a))) if family_v6.is_some_and(|f| f != a.is_ipv6()) => {
+                        unicast_configured |= kw == "unicast_src_ip";
+                        let m = format!(
+                            "Configuration error: VRRP instance[{iname}] and src address[{t}] MUST be of the same family !!! Skipping..."
+                        );
+                        self.bad(n, &m);
+                    }
+                    Some((_, Some(a))) if kw == "unicast_src_ip" => {
+                        unicast_configured = true;
+                        family_v6 = Some(a.is_ipv6());
+                        v.unicast_src_ip = Some(a)
+                    }
+                    Some((_, Some(a))) => {
+                        family_v6 = Some(a.is_ipv6());
+                        v.mcast_src_ip = Some(a)
+                    }
                     Some((t, None)) => self.bad(
                         n,
                         &format!("Configuration error: VRRP instance[{iname}] malformed src address[{t}]. Skipping..."),
@@ -299,9 +328,24 @@ impl Builder {
                     }
                 },
                 "mcast_dst_ip" => match n.arg(0).map(|t| (t, parse_ip(t))) {
-                    Some((_, Some(a))) if a.is_multicast() => v.mcast_dst_ip = Some(a),
-                    Some((_, Some(_))) => {
-                        self.bad(n, &format!("({iname}) mcast_dst_ip must be a multicast address - ignoring"))
+                    Some((t, Some(a))) if family_v6.is_some_and(|f| f != a.is_ipv6()) => {
+                        let m =
+                            format!("({iname}) mcast dest address {t} MUST match VRRP instance family. Skipping...");
+                        self.bad(n, &m);
+                    }
+                    Some((t, Some(a))) => {
+                        family_v6 = Some(a.is_ipv6());
+                        // IPv6 wants a link-local scope group (ff02::/16 and the like).
+                        let ok = match a {
+                            IpAddr::V4(x) => x.is_multicast(),
+                            IpAddr::V6(x) => x.segments()[0] & 0xff0f == 0xff02,
+                        };
+                        if ok {
+                            v.mcast_dst_ip = Some(a);
+                        } else {
+                            let ll = if a.is_ipv6() { " link-local" } else { "" };
+                            self.bad(n, &format!("({iname}) mcast_dst_ip {t} not{ll} multicast. Skipping..."));
+                        }
                     }
                     Some((t, None)) => self.bad(n, &format!("({iname}) malformed mcast dest address {t}. Skipping...")),
                     None => {
@@ -309,11 +353,33 @@ impl Builder {
                     }
                 },
                 "unicast_ttl" => {
-                    v.unicast_ttl = self.unsigned(n, 0, 1, 255).map_or(v.unicast_ttl, |t| t as u8);
+                    match self.unsigned(n, 0, 0, 255) {
+                        Some(t) => v.unicast_ttl = t as u8,
+                        None => self.bad(
+                            n,
+                            &format!("({iname}): TTL '{}' not valid - must be between 0 & 255", n.arg(0).unwrap_or("")),
+                        ),
+                    }
                     unicast_ttl_set = true;
                 }
-                "check_unicast_src" => v.check_unicast_src = Some(true),
-                "native_ipv6" => v.native_ipv6 = true,
+                "check_unicast_src" => {
+                    unicast_configured = true;
+                    v.check_unicast_src = Some(true)
+                }
+                kw @ ("unicast_fault_no_peer" | "old_unicast_checksum") => {
+                    unicast_configured = true;
+                    fault_no_peer |= kw == "unicast_fault_no_peer";
+                    self.other(BlockKind::VrrpInstance, n);
+                }
+                "native_ipv6" => {
+                    if family_v6 == Some(false) {
+                        self.bad(n, &format!("({iname}) Cannot specify native_ipv6 with IPv4 addresses"));
+                    } else {
+                        family_v6 = Some(true);
+                        v.native_ipv6 = true;
+                        v.version = Some(3);
+                    }
+                }
                 "lvs_sync_daemon_interface" => {
                     self.bad(
                         n,
@@ -495,7 +561,8 @@ impl Builder {
                 format!("({iname}): Cannot use unicast_ttl without unicast peers - resetting"),
             ));
         }
-        self.complete_instance(&mut v, g, auth_type, auth_pass)
+        let unicast_without_peers = unicast_configured && v.unicast_peers.is_empty() && !fault_no_peer;
+        self.complete_instance(&mut v, g, (auth_type, auth_pass), family_v6.unwrap_or(false), unicast_without_peers)
     }
 
     /// vrrp_complete_instance's rules that do not need the host's
@@ -504,8 +571,9 @@ impl Builder {
         &mut self,
         v: &mut VrrpInstance,
         g: &GlobalDefs,
-        auth_type: Option<bool>,
-        auth_pass: Option<[u8; 8]>,
+        (auth_type, auth_pass): (Option<bool>, Option<[u8; 8]>),
+        v6: bool,
+        unicast_without_peers: bool,
     ) -> Option<VrrpInstance> {
         let iname = v.name.clone();
         let pos = v.pos.clone();
@@ -519,17 +587,9 @@ impl Builder {
             fatal(self, format!("({iname}) the virtual router id must be set"));
             return None;
         }
-        // keepalived takes the family of the first address it reads, a
-        // VIP or a unicast peer (or native_ipv6), and drops the others of the
-        // other family.
-        let at = |p: &crate::Pos| (p.line, p.col);
-        let v6 = match (v.vips.first(), v.unicast_peers.first()) {
-            _ if v.native_ipv6 => true,
-            (Some(a), Some(p)) if at(&p.pos) < at(&a.pos) => p.addr.is_ipv6(),
-            (Some(a), _) => a.addr.is_ipv6(),
-            (None, Some(p)) => p.addr.is_ipv6(),
-            (None, None) => false,
-        };
+        // keepalived takes the family of the first address it reads (a
+        // VIP, a unicast peer, a source or group address) or native_ipv6, and
+        // drops the others of the other family.
         for p in v.unicast_peers.iter().filter(|p| p.addr.is_ipv6() != v6) {
             self.diags.push(Diag::warning(
                 &p.pos,
@@ -552,7 +612,12 @@ impl Builder {
         }
         let strict = v.strict_mode.unwrap_or(g.strict);
         let version = match (v6, v.version) {
-            // keepalived quietly runs IPv6 instances as version 3.
+            (true, Some(2)) if strict => {
+                err(self, format!("({iname}) cannot use IPv6 with VRRP version 2; setting version 3"));
+                3
+            }
+            // keepalived would send VRRPv2 over IPv6, which no RFC defines;
+            // rlvs runs IPv6 instances as version 3.
             (true, Some(2)) => 3,
             (true, _) => 3,
             (false, Some(ver)) => ver,
@@ -594,6 +659,15 @@ impl Builder {
                 None
             }
             (Some(true), Some(p)) => Some(Auth::Pass(p)),
+            (Some(false), Some(_)) if v6 => {
+                err(self, format!("({iname}) Cannot use AH authentication with IPv6. ignoring"));
+                None
+            }
+            (Some(false), Some(_)) if v.state == Some(InitialState::Master) && v.priority != PRIO_OWNER => {
+                err(self, format!("({iname}) Initial state master is incompatible with AH authentication - clearing"));
+                v.state = Some(InitialState::Backup);
+                Some(Auth::Ah)
+            }
             (Some(false), Some(_)) => {
                 self.diags.push(
                     Diag::warning(&pos, format!("({iname}) AH authentication is not implemented in rlvs"))
@@ -609,6 +683,47 @@ impl Builder {
             }
             fatal(self, format!("({iname}) Unknown interface!"));
             return None;
+        }
+        if strict && !v.unicast_peers.is_empty() && v.interface.is_some() {
+            fatal(self, format!("({iname}) Unicast peers are not supported in strict mode"));
+            return None;
+        }
+        let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(x) if x.segments()[0] & 0xffc0 == 0xfe80);
+        if v.interface.is_none()
+            && g.default_interface.is_none()
+            && v6
+            && v.unicast_src_ip.or(v.mcast_src_ip).is_some_and(|a| link_local(&a))
+        {
+            fatal(self, format!("({iname}) Non link-local address required if interface omitted"));
+            return None;
+        }
+        if unicast_without_peers {
+            self.diags.push(Diag::warning(
+                &pos,
+                format!("({iname}) A unicast keyword has been specified without any unicast peers. Defaulting to multicast. This usage is deprecated - please update your configuration."),
+            ));
+        }
+        if strict && v6 && v.unicast_peers.is_empty() && v.vips.first().is_some_and(|a| !link_local(&a.addr)) {
+            err(self, format!("({iname}) the first IPv6 VIP address must be link local"));
+        }
+        // The count field is 8 bits, and the advert must fit a 1500-byte
+        // frame: the rest are kept as excluded addresses, not advertised.
+        let max_addr = if v6 {
+            (1500 - 14 - 40 - 8) / 16
+        } else {
+            let auth = if version == 2 { 8 + if matches!(v.auth, Some(Auth::Ah)) { 24 } else { 0 } } else { 0 };
+            ((1500 - 14 - 20 - 8 - auth) / 4).min(255)
+        };
+        if v.vips.len() > max_addr {
+            err(
+                self,
+                format!(
+                    "({iname}) Number of VIPs ({}) exceeds maximum/space available in packet (max {max_addr} addresses) - excess moved to eVIPs",
+                    v.vips.len()
+                ),
+            );
+            let excess = v.vips.split_off(max_addr);
+            v.excluded_vips.splice(0..0, excess);
         }
         if let Some((own, _)) = v.interface.clone() {
             let before = v.track_interfaces.len();
@@ -643,6 +758,10 @@ impl Builder {
                 );
                 v.preempt_delay = Duration::ZERO;
             }
+        }
+        if !v.preempt_delay.is_zero() && strict {
+            err(self, format!("({iname}) preempt_delay is incompatible with strict mode - resetting"));
+            v.preempt_delay = Duration::ZERO;
         }
         if !v.preempt_delay.is_zero() && v.nopreempt {
             err(self, format!("({iname}) preempt_delay is incompatible with nopreempt mode - resetting"));
@@ -679,9 +798,40 @@ impl Builder {
             );
             v.advert_int = Duration::from_millis(40_950);
         }
+        if strict && v.down_timer_adverts.is_some_and(|d| d != 3) {
+            err(self, format!("({iname}) down_timer_adverts is incompatible with strict mode - resetting"));
+            v.down_timer_adverts = None;
+        }
+        if strict && version == 2 && v.priority != PRIO_OWNER && v.accept == Some(true) {
+            err(
+                self,
+                format!("({iname}) warning - accept mode for VRRP version 2 does not comply with RFC3768 - resetting"),
+            );
+            v.accept = Some(false);
+        }
         if v.mcast_dst_ip.is_some() && !v.unicast_peers.is_empty() {
             err(self, format!("({iname}) multicast destination specified with unicast - ignoring"));
             v.mcast_dst_ip = None;
+        }
+        if strict {
+            if let Some(garp) = v.garp.as_mut() {
+                if garp.lower_prio_repeat.is_some_and(|r| r != 0) {
+                    err(self, format!("({iname}) Strict mode requires no repeat garps. resetting"));
+                    garp.lower_prio_repeat = Some(0);
+                }
+                if garp.lower_prio_delay.is_some_and(|d| !d.is_zero()) {
+                    err(self, format!("({iname}) Strict mode requires no repeat garp delay. resetting"));
+                    garp.lower_prio_delay = Some(Duration::ZERO);
+                }
+            }
+            if v.lower_prio_no_advert == Some(false) {
+                err(self, format!("({iname}) Strict mode requires no lower priority advert. resetting"));
+                v.lower_prio_no_advert = Some(true);
+            }
+            if v.higher_prio_send_advert == Some(true) {
+                err(self, format!("({iname}) strict mode requires higher_prio_send_advert to be clear. resetting"));
+                v.higher_prio_send_advert = Some(false);
+            }
         }
         Some(v.clone())
     }
@@ -1052,7 +1202,7 @@ impl Builder {
                     g.global_tracking = true;
                 }
                 "sync_group_tracking_weight" => g.sync_group_tracking_weight = true,
-                "notify_priority_changes" => g.notify_priority_changes = self.flag(n),
+                "notify_priority_changes" => g.notify_priority_changes = self.flag(n, g.notify_priority_changes),
                 _ => self.other(BlockKind::SyncGroup, n),
             }
         }
@@ -1062,63 +1212,149 @@ impl Builder {
     /// Cross-references: sync group members must be instances, each in at
     /// most one group.
     pub(super) fn check_references(&mut self, c: &mut Config) {
+        self.check_sync_groups(c);
+        self.check_vrids(c);
+        // keepalived -t stops before it resolves lvs_sync_daemon's instance
+        // and drops unused scripts (vrrp_complete_init returns early in a
+        // config test), so neither is a verdict here.
+    }
+
+    fn check_sync_groups(&mut self, c: &mut Config) {
         let mut seen: Vec<String> = Vec::new();
         for g in &mut c.sync_groups {
+            let had_members = !g.members.is_empty();
             let mut kept = Vec::new();
+            // keepalived's group state as it adds members: an address owner
+            // first, then a member that starts as backup, cannot work.
+            let mut owner_so_far: Option<bool> = None;
             for (m, pos) in g.members.drain(..) {
-                if !c.instances.iter().any(|i| i.name == m) {
+                let Some(inst) = c.instances.iter().find(|i| i.name == m) else {
                     self.diags.push(Diag::warning(
                         &pos,
                         format!("Virtual router {m} specified in sync group {} doesn't exist - ignoring", g.name),
                     ));
-                } else if seen.contains(&m) {
+                    continue;
+                };
+                if seen.contains(&m) {
                     self.diags.push(Diag::warning(
                         &pos,
-                        format!("VRRP instance {m} cannot be in more than one sync group - ignoring"),
+                        format!("Virtual router {m} cannot exist in more than one sync group; ignoring {}", g.name),
                     ));
-                } else {
-                    seen.push(m.clone());
-                    kept.push((m, pos));
+                    continue;
                 }
+                let owner = inst.priority == PRIO_OWNER && inst.state == Some(InitialState::Master);
+                if owner_so_far == Some(true) && !owner {
+                    self.diags.push(Diag::warning(
+                        &g.pos,
+                        format!(
+                            "Sync group {} has some member(s) as address owner and some not as address owner. This won't work.",
+                            g.name
+                        ),
+                    ));
+                }
+                if owner_so_far != Some(false) {
+                    owner_so_far = Some(owner);
+                }
+                seen.push(m.clone());
+                kept.push((m, pos));
             }
             g.members = kept;
-            if g.members.is_empty() {
+            if !had_members {
                 self.diags
                     .push(Diag::warning(&g.pos, format!("Sync group {} has no virtual router(s). removing", g.name)));
-            } else if g.members.len() < 2 {
+            } else if g.members.is_empty() {
                 self.diags.push(Diag::warning(
                     &g.pos,
-                    format!(
-                        "Sync group {} has only {} virtual router(s) - this probably isn't what you want",
-                        g.name,
-                        g.members.len()
-                    ),
+                    format!("Sync group {}, no matching virtual router found in group declaration - removing", g.name),
                 ));
+            } else if g.members.len() == 1 {
+                self.diags.push(Diag::warning(
+                    &g.pos,
+                    format!("Sync group {} has only 1 virtual router(s) - this probably isn't what you want", g.name),
+                ));
+            }
+            let has_owner =
+                g.members.iter().any(|(m, _)| c.instances.iter().any(|i| &i.name == m && i.priority == PRIO_OWNER));
+            if has_owner {
+                for t in g.track_scripts.iter_mut().filter(|t| t.weight != 0) {
+                    let m = format!(
+                        "({}) Cannot have weighted track script '{}' with member having priority {PRIO_OWNER} - clearing weight",
+                        g.name, t.name
+                    );
+                    self.diags.push(Diag::warning(&t.pos, m));
+                    t.weight = 0;
+                }
+                for t in g.track_interfaces.iter_mut().filter(|t| t.weight != 0) {
+                    let m = format!(
+                        "({}) Cannot have weighted track interface '{}' with member having priority {PRIO_OWNER} - clearing weight",
+                        g.name, t.name
+                    );
+                    self.diags.push(Diag::warning(&t.pos, m));
+                    t.weight = 0;
+                }
             }
         }
         c.sync_groups.retain(|g| !g.members.is_empty());
-        let mut seen_ids: Vec<(Option<String>, u8, bool, &str)> = Vec::new();
-        for i in &c.instances {
-            let key = (
-                i.interface.as_ref().map(|x| x.0.clone()),
-                i.vrid,
-                i.vips.first().is_some_and(|v| v.addr.is_ipv6()),
-                i.name.as_str(),
-            );
-            if let Some(other) = seen_ids.iter().find(|s| s.0 == key.0 && s.1 == key.1 && s.2 == key.2) {
-                let (family, ifname) = (if key.2 { "IPv6" } else { "IPv4" }, key.0.as_deref().unwrap_or("(none)"));
+    }
+
+    /// keepalived's check_vrid_conflicts: multicast instances on one link
+    /// with one group, and unicast instances with one source that share a
+    /// peer, cannot use one VRID.
+    fn check_vrids(&mut self, c: &Config) {
+        let v6 = |i: &VrrpInstance| {
+            i.native_ipv6
+                || i.vips.first().map(|a| a.addr.is_ipv6()).or(i.unicast_peers.first().map(|p| p.addr.is_ipv6()))
+                    == Some(true)
+        };
+        let ifname =
+            |i: &VrrpInstance| i.interface.as_ref().map(|x| x.0.clone()).or(c.global.default_interface.clone());
+        let group = |i: &VrrpInstance| {
+            i.mcast_dst_ip.unwrap_or(if v6(i) {
+                IpAddr::V6(c.global.mcast_group6)
+            } else {
+                IpAddr::V4(c.global.mcast_group4)
+            })
+        };
+        for (n, a) in c.instances.iter().enumerate() {
+            for b in &c.instances[n + 1..] {
+                let unicast = !a.unicast_peers.is_empty();
+                if v6(a) != v6(b) || a.vrid != b.vrid || unicast != !b.unicast_peers.is_empty() {
+                    continue;
+                }
+                if unicast {
+                    let (ia, ib) = (a.interface.as_ref().map(|x| &x.0), b.interface.as_ref().map(|x| &x.0));
+                    if ia.is_some() && ib.is_some() && ia != ib {
+                        continue;
+                    }
+                    let (sa, sb) = (a.unicast_src_ip.or(a.mcast_src_ip), b.unicast_src_ip.or(b.mcast_src_ip));
+                    let same_source = match (sa, sb) {
+                        (Some(x), Some(y)) => x == y,
+                        (None, None) => ia.is_some() && ia == ib,
+                        _ => false,
+                    };
+                    let shared_peer = a.unicast_peers.iter().any(|p| b.unicast_peers.iter().any(|q| q.addr == p.addr));
+                    if same_source && shared_peer {
+                        let m = format!("({}) duplicate VRID conflict with {} VRID {}", a.name, b.name, a.vrid);
+                        self.diags.push(Diag::error(&b.pos, m));
+                    }
+                    continue;
+                }
+                let (Some(ia), Some(ib)) = (ifname(a), ifname(b)) else { continue };
+                if ia != ib || group(a) != group(b) {
+                    continue;
+                }
+                let family = if v6(a) { 6 } else { 4 };
                 self.diags.push(
                     Diag::warning(
-                        &i.pos,
+                        &b.pos,
                         format!(
-                            "{} and {} both use VRID {} with {family} on interface {ifname}",
-                            other.3, i.name, i.vrid
+                            "{} and {} both use VRID {} with IPv{family} on interface {ia}",
+                            a.name, b.name, a.vrid
                         ),
                     )
                     .with_hint("two routers with one VRID on one link fight over the same virtual MAC"),
                 );
             }
-            seen_ids.push(key);
         }
     }
 }
