@@ -1318,7 +1318,7 @@ impl Builder {
         for (n, a) in c.instances.iter().enumerate() {
             for b in &c.instances[n + 1..] {
                 let unicast = !a.unicast_peers.is_empty();
-                if v6(a) != v6(b) || a.vrid != b.vrid || unicast != !b.unicast_peers.is_empty() {
+                if v6(a) != v6(b) || a.vrid != b.vrid || unicast == b.unicast_peers.is_empty() {
                     continue;
                 }
                 if unicast {
