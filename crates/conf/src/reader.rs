@@ -382,6 +382,8 @@ impl<'d> Reader<'d> {
         let bad = |this: &mut Self, what: &str| {
             this.diags.push(Diag::warning(&src.at(0), format!("Invalid {what} specification '{text}'")));
         };
+        // keepalived says what is wrong first, then that the line is bad.
+        let why = |this: &mut Self, m: String| this.diags.push(Diag::warning(&src.at(0), m));
         let hex = text.starts_with("~SEQx");
         let is_seq = text.starts_with("~SEQ");
         let what = if is_seq { "~SEQ" } else { "~LST" };
@@ -390,22 +392,43 @@ impl<'d> Reader<'d> {
         let spec = &text[open + 1..close];
         let rest = text[close + 1..].trim_start();
         let sets: Vec<(Vec<String>, Vec<String>)> = if is_seq {
-            let parts: Vec<&str> = spec.split(',').map(str::trim).collect();
+            // keepalived's add_seq: the name runs to a blank, comma or
+            // parenthesis; one character (meant to be the comma) is skipped
+            // after it, whatever it is; then one to three numbers.
+            let spec_t = spec.trim_start_matches([' ', '\t']);
+            let var_len = spec_t.find([' ', '\t', ',', ')']).unwrap_or(spec_t.len());
+            let var = &spec_t[..var_len];
+            let after = spec_t[var_len..].trim_start_matches([' ', '\t']);
+            let numbers = after.get(1..).unwrap_or("");
+            let parts: Vec<&str> =
+                if after.is_empty() { Vec::new() } else { numbers.split(',').map(str::trim).collect() };
             let num = |s: &str| -> Option<i64> {
                 match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
                     Some(h) => i64::from_str_radix(h, 16).ok(),
                     None => s.parse().ok(),
                 }
             };
-            let (var, nums): (&str, Option<Vec<i64>>) = (parts[0], parts[1..].iter().map(|p| num(p)).collect());
-            let Some(nums) = nums else { return bad(self, what) };
+            let nums: Option<Vec<i64>> = if parts.is_empty() { None } else { parts.iter().map(|p| num(p)).collect() };
+            let definition = format!("Invalid ~SEQ definition '{text}'");
+            let nums = match nums {
+                Some(n) if !var.is_empty() && (1..=3).contains(&n.len()) => n,
+                _ => {
+                    why(self, definition);
+                    return bad(self, what);
+                }
+            };
             let (start, step, end) = match nums[..] {
-                [end] => (if end >= 0 { 1 } else { -1 }, if end >= 0 { 1 } else { -1 }, end),
+                [end] => (if end < 0 { -1 } else { 1 }, if end < 1 { -1 } else { 1 }, end),
                 [start, end] => (start, if end >= start { 1 } else { -1 }, end),
                 [start, step, end] => (start, step, end),
-                _ => return bad(self, what),
+                _ => unreachable!("one to three numbers"),
             };
-            if var.is_empty() || step == 0 || (end - start).signum() * step.signum() < 0 {
+            if step == 0 || (start < end && step < 0) || (start > end && step > 0) {
+                why(self, format!("Invalid ~SEQ values '{text}'"));
+                return bad(self, what);
+            }
+            if hex && (start < 0 || end < 0) {
+                why(self, format!("~SEQx is only valid for positive numbers '{text}'"));
                 return bad(self, what);
             }
             let count = (end - start) / step + 1;
@@ -425,7 +448,19 @@ impl<'d> Reader<'d> {
                 return bad(self, what);
             }
             let vars = items[0].clone();
-            items[1..].iter().filter(|v| v.len() == vars.len()).map(|v| (vars.clone(), v.clone())).collect()
+            if items[1..].iter().any(|v| v.len() > vars.len()) {
+                why(self, format!("~LST specification has too many values '{text}'"));
+                return bad(self, what);
+            }
+            // Values not given are blank.
+            items[1..]
+                .iter()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v.resize(vars.len(), String::new());
+                    (vars.clone(), v)
+                })
+                .collect()
         };
         let esrc = src.expanded();
         for (vars, values) in sets {

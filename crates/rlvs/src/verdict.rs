@@ -22,6 +22,10 @@ pub struct HostVerdict {
 pub fn check(c: &Config) -> HostVerdict {
     let mut v = HostVerdict::default();
     interfaces(c, &mut v);
+    let g = &c.global;
+    if g.script_user.as_ref().is_some_and(|u| scripts::lookup_user(&u.user).is_none()) {
+        warn(&mut v, g.script_user_pos.as_ref(), "Error setting global script uid/gid".into());
+    }
     if !c.instances.is_empty() {
         vrrp_scripts(c, &mut v);
     }
@@ -64,7 +68,28 @@ fn interfaces(c: &Config, v: &mut HostVerdict) {
     if missing {
         v.lines.push("Non-existent interface specified in configuration".into());
         v.missing_interface = true;
+        return;
     }
+    for i in c.instances.iter().filter(|i| i.unicast_peers.is_empty()) {
+        let Some((ifname, pos)) = &i.interface else { continue };
+        if !supports_multicast(ifname) {
+            let m = format!(
+                "({}) interface {ifname} does not support multicast, specify unicast peers - disabling",
+                i.name
+            );
+            warn(v, Some(pos), m);
+        }
+    }
+}
+
+/// IFF_MULTICAST in the interface's flags (a tunnel or point-to-point link
+/// may lack it; then VRRP must be unicast).
+fn supports_multicast(ifname: &str) -> bool {
+    const IFF_MULTICAST: u32 = 0x1000;
+    std::fs::read_to_string(format!("/sys/class/net/{ifname}/flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_none_or(|flags| flags & IFF_MULTICAST != 0)
 }
 
 fn notifies(n: &Notifies) -> impl Iterator<Item = &NotifyScript> {
@@ -103,9 +128,6 @@ fn vrrp_scripts(c: &Config, v: &mut HostVerdict) {
     let g = &c.global;
     let security = g.enable_script_security;
     let default_user_bad = g.script_user.as_ref().is_some_and(|u| scripts::lookup_user(&u.user).is_none());
-    if default_user_bad {
-        warn(v, g.script_user_pos.as_ref(), "Error setting global script uid/gid".into());
-    }
     let mut seen = Scripts::default();
     let mut removed = Vec::new();
     for s in &c.scripts {

@@ -103,13 +103,17 @@ const DIVERGES: &[(&str, &str)] = &[
 fn keepalived_t_verdicts_agree_with_keepalived_2_2_7() {
     let mut lab = Lab::new().unwrap();
     let ns = lab.bare_host("kc").unwrap();
-    for (a, b) in [("eth0", "p0"), ("eth1", "p1"), ("bond0", "p2")] {
+    for (a, b) in [("eth0", "p0"), ("eth1", "p1"), ("bond0", "p2"), ("nomc0", "p3")] {
         lab.ok(&ns, &["ip", "link", "add", a, "type", "veth", "peer", "name", b]).unwrap();
     }
-    for i in ["lo", "eth0", "p0", "eth1", "p1", "bond0", "p2"] {
+    // A link without multicast (as some tunnels are): VRRP there must be unicast.
+    lab.ok(&ns, &["ip", "link", "set", "nomc0", "multicast", "off"]).unwrap();
+    for i in ["lo", "eth0", "p0", "eth1", "p1", "bond0", "p2", "nomc0", "p3"] {
         lab.ok(&ns, &["ip", "link", "set", i, "up"]).unwrap();
     }
-    for (a, dev) in [("10.1.1.243/24", "eth0"), ("192.168.10.2/24", "eth1"), ("172.16.0.2/24", "bond0")] {
+    for (a, dev) in
+        [("10.1.1.243/24", "eth0"), ("192.168.10.2/24", "eth1"), ("172.16.0.2/24", "bond0"), ("10.9.9.2/24", "nomc0")]
+    {
         lab.ok(&ns, &["ip", "addr", "add", a, "dev", dev]).unwrap();
     }
     lab.ok(&ns, &["ip", "addr", "add", "2001:db8::2/64", "dev", "eth0", "nodad"]).unwrap();

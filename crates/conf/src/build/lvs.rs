@@ -145,7 +145,7 @@ impl Builder {
 
     pub(super) fn vs_group(&mut self, node: &Node) -> Option<VirtualServerGroup> {
         let name = self.need(node, 0)?.to_string();
-        let children = self.block(node)?;
+        let children = self.value_block(node, 1)?;
         let mut g = VirtualServerGroup { name, pos: node.pos().clone(), entries: Vec::new() };
         let (mut have_v4, mut have_v6, mut fwmark_no_family) = (false, false, false);
         for n in children {
@@ -174,8 +174,15 @@ impl Builder {
                 g.entries.push((VsgEntry::Fwmark(m as u32), n.pos().clone()));
                 continue;
             }
-            // keepalived reads a port of 0 (or 00...) as none.
+            // keepalived reads a port of 0 (or 00...) as none, and judges
+            // the port (with the number's own complaint) before the address.
             let port_text = n.arg(0).filter(|p| !p.chars().all(|c| c == '0'));
+            if let Some(p) = port_text {
+                if self.unsigned(n, 0, 1, 65535).is_none() {
+                    self.bad(n, &format!("Invalid virtual server group IP address {first} /port/{p} - skipping"));
+                    continue;
+                }
+            }
             match vsg_range(first, port_text) {
                 Ok((first, last, port)) => {
                     if first.is_ipv4() {
@@ -191,7 +198,8 @@ impl Builder {
         if have_v4 && have_v6 && fwmark_no_family {
             let m =
                 format!("virtual server group {} cannot have IPv4, IPv6 and fwmark without family - removing", g.name);
-            self.bad(node, &m);
+            let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+            self.diags.push(Diag::warning(&end, m));
             return None;
         }
         if g.entries.is_empty() {
@@ -348,9 +356,7 @@ impl Builder {
                         _ => vs.ip_family.map_or(!text.contains('.'), |f| f == 6),
                     };
                     let g = if v6 {
-                        text.parse::<u8>()
-                            .ok()
-                            .filter(|p| (1..=128).contains(p))
+                        self.unsigned(n, 0, 1, 128)
                             .map(|p| IpAddr::from(std::net::Ipv6Addr::from(u128::MAX << (128 - p))))
                     } else {
                         inet_aton(text).map(IpAddr::V4)
@@ -1361,7 +1367,9 @@ impl Builder {
                 .filter(|_| matches!(vs.sorry_server_lvs_method.unwrap_or(vs.lb_kind), LbKind::Dr | LbKind::Tun))
                 .map(|(_, port)| port)
                 .filter(|&port| port != 0);
-            let rs_name = |rs: &RealServer| format!("[{}]:{p}:{}", rs.addr, rs.port);
+            // A fwmark service has no protocol of its own (keepalived: none).
+            let rs_proto = if matches!(vs.target, VsTarget::Fwmark(_)) { "none" } else { p };
+            let rs_name = |rs: &RealServer| format!("[{}]:{rs_proto}:{}", rs.addr, rs.port);
             let fixed_port = |rs: &&mut RealServer| rs.port != 0 && matches!(rs.lvs_method, LbKind::Dr | LbKind::Tun);
             match &vs.target {
                 VsTarget::Fwmark(_) => {

@@ -23,12 +23,27 @@ pub(crate) struct Builder {
     /// VRRP instances dropped for an error keepalived's VRRP process
     /// stops on (vrrp_complete_instance failing).
     pub dropped_instances: Vec<String>,
+    /// The interface a (deprecated) instance-level
+    /// lvs_sync_daemon_interface named, which keepalived keeps globally.
+    pub instance_syncd_interface: Option<String>,
+    /// keepalived's vrrp_complete_init failed on an instance: it checks
+    /// nothing after that (sync group weights, VRID conflicts).
+    pub vrrp_complete_failed: bool,
+    /// Its first check (vrid and interface of every instance) failed: it
+    /// says nothing of sync groups either.
+    pub vrrp_min_cfg_failed: bool,
 }
 
 /// The configuration, what was said about it, and the VRRP instances
 /// dropped for errors.
 pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>, Vec<String>) {
-    let mut b = Builder { diags: Vec::new(), dropped_instances: Vec::new() };
+    let mut b = Builder {
+        diags: Vec::new(),
+        dropped_instances: Vec::new(),
+        instance_syncd_interface: None,
+        vrrp_complete_failed: false,
+        vrrp_min_cfg_failed: false,
+    };
     let mut config = Config {
         global: GlobalDefs::default(),
         scripts: Vec::new(),
@@ -57,15 +72,16 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>, Vec<String>) {
             _ => {}
         }
     }
+    let mut pending: Vec<vrrp::PendingInstance> = Vec::new();
     for n in nodes {
         match n.keyword() {
             "global_defs" | "vrrp_script" => {}
-            "vrrp_instance" if n.arg(0).is_some_and(|name| config.instances.iter().any(|i| i.name == name)) => {
+            "vrrp_instance" if n.arg(0).is_some_and(|name| pending.iter().any(|p| p.v.name == name)) => {
                 b.bad(n, &format!("vrrp instance {} already defined", n.arg(0).unwrap_or("")));
             }
             "vrrp_instance" => {
                 if let Some(i) = b.vrrp_instance(n, &config.global, &config.scripts) {
-                    config.instances.push(i);
+                    pending.push(i);
                 }
             }
             "vrrp_sync_group" if n.arg(0).is_some_and(|name| config.sync_groups.iter().any(|g| g.name == name)) => {
@@ -107,6 +123,7 @@ pub fn build(nodes: &[Node]) -> (Config, Vec<Diag>, Vec<String>) {
             _ => b.other(BlockKind::Root, n),
         }
     }
+    config.instances = b.complete_instances(&config.global, pending);
     b.check_references(&mut config);
     b.check_fwmark_ports(&mut config);
     (config, b.diags, b.dropped_instances)
@@ -126,6 +143,17 @@ impl Builder {
                 None
             }
         }
+    }
+
+    /// A block of values (addresses, peers, tracked names): keepalived
+    /// reads it even with words between the keyword and its brace, and says
+    /// so. `skip` words (a group's name) are the keyword's own.
+    pub(super) fn value_block<'n>(&mut self, node: &'n Node, skip: usize) -> Option<&'n [Node]> {
+        if let Some(extra) = node.arg(skip) {
+            let m = format!("Block {} has extra parameters {extra} ...", node.keyword());
+            self.diags.push(Diag::warning(node.pos(), m));
+        }
+        self.block(node)
     }
 
     /// A keyword that takes no block was given one: its contents are not

@@ -36,6 +36,10 @@ impl Builder {
         } else {
             match t.parse::<u64>() {
                 Ok(v) if v >= min && v <= max => return Some(v),
+                // keepalived reads into an unsigned int first.
+                Ok(v) if v > u64::from(u32::MAX) && max <= u64::from(u32::MAX) => {
+                    format!("number '{s}' outside unsigned integer range")
+                }
                 Ok(_) => format!("number '{s}' outside range [{min}, {max}]"),
                 Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => {
                     format!("number '{s}' outside unsigned integer range")

@@ -13,6 +13,17 @@ use std::time::Duration;
 const PRIO_OWNER: u8 = 255;
 const PRIO_DEFAULT: u8 = 100;
 
+/// An instance as read, before keepalived's completion judges it.
+pub(super) struct PendingInstance {
+    pub v: VrrpInstance,
+    /// auth_type (PASS: true, AH: false) and auth_pass as given.
+    pub auth: (Option<bool>, Option<[u8; 8]>),
+    /// The family its first address (or native_ipv6) fixed.
+    pub v6: bool,
+    /// A unicast keyword without any peer (a deprecated form).
+    pub unicast_without_peers: bool,
+}
+
 impl Builder {
     pub(super) fn vrrp_script(&mut self, node: &Node) -> Option<VrrpScript> {
         let name = self.need(node, 0)?.to_string();
@@ -119,7 +130,7 @@ impl Builder {
         node: &Node,
         g: &GlobalDefs,
         scripts: &[VrrpScript],
-    ) -> Option<VrrpInstance> {
+    ) -> Option<PendingInstance> {
         let Some(name) = node.arg(0).map(str::to_string) else {
             self.bad(node, "vrrp_instance must have a name");
             return None;
@@ -281,18 +292,18 @@ impl Builder {
                     }
                 }
                 "virtual_ipaddress" => {
-                    if let Some(kids) = self.block(n) {
+                    if let Some(kids) = self.value_block(n, 0) {
                         v.vips.extend(kids.iter().filter_map(|k| self.vip(k)));
                     }
                     family_v6 = family_v6.or(v.vips.first().map(|a| a.addr.is_ipv6()));
                 }
                 "virtual_ipaddress_excluded" => {
-                    if let Some(kids) = self.block(n) {
+                    if let Some(kids) = self.value_block(n, 0) {
                         v.excluded_vips.extend(kids.iter().filter_map(|k| self.vip(k)));
                     }
                 }
                 "unicast_peer" => {
-                    if let Some(kids) = self.block(n) {
+                    if let Some(kids) = self.value_block(n, 0) {
                         for k in kids {
                             if let Some(p) = self.unicast_peer(k, &iname) {
                                 v.unicast_peers.push(p);
@@ -352,16 +363,16 @@ impl Builder {
                         self.need(n, 0);
                     }
                 },
-                "unicast_ttl" => {
-                    match self.unsigned(n, 0, 0, 255) {
-                        Some(t) => v.unicast_ttl = t as u8,
-                        None => self.bad(
-                            n,
-                            &format!("({iname}): TTL '{}' not valid - must be between 0 & 255", n.arg(0).unwrap_or("")),
-                        ),
+                "unicast_ttl" => match self.unsigned(n, 0, 0, 255) {
+                    Some(t) => {
+                        v.unicast_ttl = t as u8;
+                        unicast_ttl_set = true;
                     }
-                    unicast_ttl_set = true;
-                }
+                    None => self.bad(
+                        n,
+                        &format!("({iname}): TTL '{}' not valid - must be between 0 & 255", n.arg(0).unwrap_or("")),
+                    ),
+                },
                 "check_unicast_src" => {
                     unicast_configured = true;
                     v.check_unicast_src = Some(true)
@@ -386,11 +397,32 @@ impl Builder {
                         &format!("({iname}) Specifying lvs_sync_daemon_interface against a vrrp is deprecated."),
                     );
                     self.bad(n, &format!("    {:width$}Please use global lvs_sync_daemon", "", width = iname.len()));
+                    let set = g
+                        .lvs_sync_daemon
+                        .as_ref()
+                        .map(|d| d.interface.clone())
+                        .or(self.instance_syncd_interface.clone());
+                    match set {
+                        Some(i) => self.bad(
+                            n,
+                            &format!(
+                                "({iname}) lvs_sync_daemon_interface has already been specified as {i} - ignoring"
+                            ),
+                        ),
+                        None => self.instance_syncd_interface = n.arg(0).map(str::to_string),
+                    }
                     self.other(BlockKind::VrrpInstance, n);
                 }
                 "dont_track_primary" => v.dont_track_primary = true,
+                "linkbeat_use_polling" => {
+                    let m = format!(
+                        "({iname}) 'linkbeat_use_polling' in vrrp instance deprecated - use linkbeat_interfaces block"
+                    );
+                    self.bad(n, &m);
+                    self.other(BlockKind::VrrpInstance, n);
+                }
                 "track_interface" => {
-                    if let Some(kids) = self.block(n) {
+                    if let Some(kids) = self.value_block(n, 0) {
                         for k in kids {
                             if let Some(t) = self.track_interface(k, &iname, &v.track_interfaces) {
                                 v.track_interfaces.push(t);
@@ -399,7 +431,7 @@ impl Builder {
                     }
                 }
                 "track_script" => {
-                    if let Some(kids) = self.block(n) {
+                    if let Some(kids) = self.value_block(n, 0) {
                         for k in kids {
                             if let Some(t) = self.track_script(k, &iname, scripts, &v.track_scripts) {
                                 v.track_scripts.push(t);
@@ -562,31 +594,7 @@ impl Builder {
             ));
         }
         let unicast_without_peers = unicast_configured && v.unicast_peers.is_empty() && !fault_no_peer;
-        self.complete_instance(&mut v, g, (auth_type, auth_pass), family_v6.unwrap_or(false), unicast_without_peers)
-    }
-
-    /// vrrp_complete_instance's rules that do not need the host's
-    /// interfaces.
-    fn complete_instance(
-        &mut self,
-        v: &mut VrrpInstance,
-        g: &GlobalDefs,
-        (auth_type, auth_pass): (Option<bool>, Option<[u8; 8]>),
-        v6: bool,
-        unicast_without_peers: bool,
-    ) -> Option<VrrpInstance> {
-        let iname = v.name.clone();
-        let pos = v.pos.clone();
-        let err = |b: &mut Self, msg: String| b.diags.push(Diag::warning(&pos, msg));
-        // The instance is dropped: an error (a reload is refused over it).
-        let fatal = |b: &mut Self, msg: String| {
-            b.diags.push(Diag::error(&pos, msg));
-            b.dropped_instances.push(iname.clone());
-        };
-        if v.vrid == 0 {
-            fatal(self, format!("({iname}) the virtual router id must be set"));
-            return None;
-        }
+        let v6 = family_v6.unwrap_or(false);
         // keepalived takes the family of the first address it reads (a
         // VIP, a unicast peer, a source or group address) or native_ipv6, and
         // drops the others of the other family.
@@ -610,20 +618,97 @@ impl Builder {
             }
             v.vips.retain(|a| a.addr.is_ipv6() == v6);
         }
+        let _ = g;
+        Some(PendingInstance { v, auth: (auth_type, auth_pass), v6: family_v6.unwrap_or(false), unicast_without_peers })
+    }
+
+    /// keepalived's vrrp_complete_init over every instance once all are
+    /// read: the minimal checks for all (vrid, interface), then each
+    /// instance's completion in order. keepalived stops at the first
+    /// instance that fails either; rlvs goes on with the others (they run)
+    /// but, as keepalived, says nothing more about them.
+    pub(super) fn complete_instances(&mut self, g: &GlobalDefs, pending: Vec<PendingInstance>) -> Vec<VrrpInstance> {
+        let mut quiet = false;
+        let mut keep = Vec::new();
+        let mut ready = Vec::new();
+        for p in pending {
+            let mark = self.diags.len();
+            let pos = p.v.pos.clone();
+            let msg = if p.v.vrid == 0 {
+                Some(format!("({}) the virtual router id must be set", p.v.name))
+            } else if p.v.interface.is_none() {
+                Some(format!("({}) Unknown interface!", p.v.name))
+            } else {
+                None
+            };
+            match msg {
+                Some(m) => {
+                    self.diags.push(Diag::error(&pos, m));
+                    self.dropped_instances.push(p.v.name.clone());
+                    if quiet {
+                        self.diags.truncate(mark);
+                    }
+                    quiet = true;
+                }
+                None => ready.push(p),
+            }
+        }
+        self.vrrp_min_cfg_failed = quiet;
+        self.vrrp_complete_failed = quiet;
+        for mut p in ready {
+            let mark = self.diags.len();
+            let before = self.dropped_instances.len();
+            let done = self.complete_instance(&mut p.v, g, p.auth, p.v6, p.unicast_without_peers);
+            if quiet {
+                self.diags.truncate(mark);
+            }
+            if self.dropped_instances.len() > before {
+                quiet = true;
+                self.vrrp_complete_failed = true;
+            }
+            keep.extend(done);
+        }
+        keep
+    }
+
+    /// vrrp_complete_instance's rules that do not need the host's
+    /// interfaces.
+    fn complete_instance(
+        &mut self,
+        v: &mut VrrpInstance,
+        g: &GlobalDefs,
+        (auth_type, auth_pass): (Option<bool>, Option<[u8; 8]>),
+        v6: bool,
+        unicast_without_peers: bool,
+    ) -> Option<VrrpInstance> {
+        let iname = v.name.clone();
+        let pos = v.pos.clone();
+        let err = |b: &mut Self, msg: String| b.diags.push(Diag::warning(&pos, msg));
+        // The instance is dropped: an error (a reload is refused over it).
+        let fatal = |b: &mut Self, msg: String| {
+            b.diags.push(Diag::error(&pos, msg));
+            b.dropped_instances.push(iname.clone());
+        };
+        // (The virtual router id and the interface were checked first, for
+        // every instance: keepalived's chk_min_cfg, which runs before it
+        // knows an instance is unicast, so every instance needs an
+        // interface and its later unicast checks without one are never
+        // reached.)
         let strict = v.strict_mode.unwrap_or(g.strict);
+        // keepalived keeps an IPv6 instance at version 2 when told so before
+        // its first address (and not strict); its checks below judge it as
+        // that. rlvs runs every IPv6 instance as version 3, as RFC 5798 has it.
         let version = match (v6, v.version) {
             (true, Some(2)) if strict => {
                 err(self, format!("({iname}) cannot use IPv6 with VRRP version 2; setting version 3"));
                 3
             }
-            // keepalived would send VRRPv2 over IPv6, which no RFC defines;
-            // rlvs runs IPv6 instances as version 3.
-            (true, Some(2)) => 3,
+            (true, Some(2)) => 2,
             (true, _) => 3,
             (false, Some(ver)) => ver,
             (false, None) => g.version,
         };
-        v.version = Some(version);
+        v.version = Some(if v6 { 3 } else { version });
         if v.vips.is_empty() {
             if version == 3 || strict {
                 fatal(self, format!("({iname}) No VIP specified; at least one is required"));
@@ -676,27 +761,7 @@ impl Builder {
                 Some(Auth::Ah)
             }
         };
-        if v.interface.is_none() && v.unicast_src_ip.is_none() && g.default_interface.is_none() {
-            if !v.unicast_peers.is_empty() {
-                fatal(self, format!("({iname}): Unicast instances must have unicast_src_ip or interface"));
-                return None;
-            }
-            fatal(self, format!("({iname}) Unknown interface!"));
-            return None;
-        }
-        if strict && !v.unicast_peers.is_empty() && v.interface.is_some() {
-            fatal(self, format!("({iname}) Unicast peers are not supported in strict mode"));
-            return None;
-        }
         let link_local = |a: &IpAddr| matches!(a, IpAddr::V6(x) if x.segments()[0] & 0xffc0 == 0xfe80);
-        if v.interface.is_none()
-            && g.default_interface.is_none()
-            && v6
-            && v.unicast_src_ip.or(v.mcast_src_ip).is_some_and(|a| link_local(&a))
-        {
-            fatal(self, format!("({iname}) Non link-local address required if interface omitted"));
-            return None;
-        }
         if unicast_without_peers {
             self.diags.push(Diag::warning(
                 &pos,
@@ -907,6 +972,9 @@ impl Builder {
                             let host = u32::MAX >> prefix;
                             vip.brd = Some((u32::from(a) & !host).into());
                         }
+                        ("+" | "-", _) => {
+                            self.bad(n, &format!("Address prefix length {prefix} too long for broadcast"))
+                        }
                         _ => match b.parse() {
                             Ok(x) => vip.brd = Some(x),
                             Err(_) => {
@@ -1068,13 +1136,21 @@ impl Builder {
     ) -> Option<(i32, bool)> {
         let mut weight = dflt;
         let mut reverse = rev;
+        // keepalived's words differ between the two (its typo included).
+        let script = what == "track_script";
         if let Some(opt) = n.arg(0) {
             if opt != "weight" {
-                self.bad(n, &format!("({owner}) unknown {what} {name} option {opt} - ignoring"));
+                let m = if script {
+                    format!("({owner}) unknown track script option {opt} - ignoring")
+                } else {
+                    format!("({owner}) unknown track_interface {name} option {opt} - ignoring")
+                };
+                self.bad(n, &m);
                 return None;
             }
             if n.arg(1).is_none() {
-                self.bad(n, &format!("({owner}) weight without value specified for {what} {name} - ignoring"));
+                let which = if script { "track script" } else { "track_interface" };
+                self.bad(n, &format!("({owner}) weight without value specified for {which} {name} - ignoring"));
                 return None;
             }
             match self.int(n, 1, -254, 254) {
@@ -1083,24 +1159,30 @@ impl Builder {
                     weight = if w < 0 { -253 } else { 253 };
                 }
                 Some(w) => weight = w as i32,
-                None if what == "track_script" => self.bad(
+                None if script => self.bad(
                     n,
                     &format!(
                         "({owner}) track script {name}: weight must be between [-253..253] inclusive, ignoring..."
                     ),
                 ),
-                None => self.bad(
-                    n,
-                    &format!(
+                None => {
+                    let m = format!(
                         "({owner}) weight {} for {name} must be between [-253..253] inclusive. Ignoring...",
                         n.arg(1).unwrap_or("")
-                    ),
-                ),
+                    );
+                    self.bad(n, &m);
+                    weight = 0;
+                }
             }
             match n.arg(2) {
                 Some("reverse") => reverse = true,
-                Some("noreverse") => reverse = false,
-                Some(o) => self.bad(n, &format!("({owner}) unknown {what} {name} weight option {o} - ignoring")),
+                Some("noreverse") if script => reverse = false,
+                Some(o) if script => {
+                    self.bad(n, &format!("({owner}) unknown track_script {name} weight option {o} - ignoring"))
+                }
+                Some(o) => {
+                    self.bad(n, &format!("({owner}) unknown track_interace {name} weight option {o} - ignoring"))
+                }
                 None => {}
             }
         }
@@ -1129,11 +1211,26 @@ impl Builder {
             sync_group_tracking_weight: false,
             notify_priority_changes: false,
         };
+        // keepalived 2.2.7 leaves the sync group at a second group list:
+        // what follows it is read at the top level, its own closing brace
+        // included.
+        let mut left = false;
         for n in children {
+            if left {
+                self.diags.push(
+                    Diag::warning(n.pos(), format!("Unknown keyword '{}'", n.keyword()))
+                        .with_hint(format!("keepalived stopped reading sync group {name} at its second group list")),
+                );
+                continue;
+            }
             if !matches!(n.keyword(), "group" | "track_interface" | "track_script") {
                 self.no_block(n);
             }
             match n.keyword() {
+                "group" if !g.members.is_empty() => {
+                    self.bad(n, &format!("Group list already specified for sync group {name}"));
+                    left = true;
+                }
                 "group" => {
                     if let Some(kids) = self.block(n) {
                         if kids.is_empty() {
@@ -1151,7 +1248,7 @@ impl Builder {
                     }
                 }
                 "track_interface" => {
-                    if let Some(kids) = self.block(n) {
+                    if let Some(kids) = self.value_block(n, 0) {
                         for k in kids {
                             if let Some(t) = self.track_interface(k, &name, &g.track_interfaces) {
                                 g.track_interfaces.push(t);
@@ -1160,7 +1257,7 @@ impl Builder {
                     }
                 }
                 "track_script" => {
-                    if let Some(kids) = self.block(n) {
+                    if let Some(kids) = self.value_block(n, 0) {
                         for k in kids {
                             if let Some(t) = self.track_script(k, &name, scripts, &g.track_scripts) {
                                 g.track_scripts.push(t);
@@ -1191,6 +1288,13 @@ impl Builder {
                         }
                     }
                 }
+                "notify" if g.notify.any.is_some() => {
+                    let m = format!(
+                        "vrrp group {name}: notify script already specified - ignoring {}",
+                        n.arg(0).unwrap_or("")
+                    );
+                    self.bad(n, &m);
+                }
                 "notify" => g.notify.any = self.notify(n),
                 "global_tracking" => {
                     self.bad(
@@ -1202,9 +1306,23 @@ impl Builder {
                     g.global_tracking = true;
                 }
                 "sync_group_tracking_weight" => g.sync_group_tracking_weight = true,
-                "notify_priority_changes" => g.notify_priority_changes = self.flag(n, g.notify_priority_changes),
+                "notify_priority_changes" => match n.arg(0).map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("true" | "on" | "yes") => g.notify_priority_changes = true,
+                    Some("false" | "off" | "no") => g.notify_priority_changes = false,
+                    Some(_) => {
+                        let m = format!(
+                            "({name}) Invalid value '{}' for sync group notify_priority_changes specified",
+                            n.arg(0).unwrap_or("")
+                        );
+                        self.bad(n, &m);
+                    }
+                },
                 _ => self.other(BlockKind::SyncGroup, n),
             }
+        }
+        if left {
+            let end = node.block.as_ref().and_then(|b| b.close.clone()).unwrap_or_else(|| node.pos().clone());
+            self.diags.push(Diag::warning(&end, "Unknown keyword '}'"));
         }
         Some(g)
     }
@@ -1212,8 +1330,19 @@ impl Builder {
     /// Cross-references: sync group members must be instances, each in at
     /// most one group.
     pub(super) fn check_references(&mut self, c: &mut Config) {
+        let mark = self.diags.len();
         self.check_sync_groups(c);
-        self.check_vrids(c);
+        if self.vrrp_min_cfg_failed {
+            self.diags.truncate(mark);
+        }
+        let mark = self.diags.len();
+        // A VRID conflict fails the load before the sync groups' tracking.
+        if !self.check_vrids(c) {
+            self.sync_group_tracking(c);
+        }
+        if self.vrrp_complete_failed {
+            self.diags.truncate(mark);
+        }
         // keepalived -t stops before it resolves lvs_sync_daemon's instance
         // and drops unused scripts (vrrp_complete_init returns early in a
         // config test), so neither is a verdict here.
@@ -1273,6 +1402,26 @@ impl Builder {
                     format!("Sync group {} has only 1 virtual router(s) - this probably isn't what you want", g.name),
                 ));
             }
+        }
+        c.sync_groups.retain(|g| !g.members.is_empty());
+    }
+
+    /// keepalived's sync_group_tracking_init, after every instance is
+    /// complete: a sync group's tracking added to its members.
+    fn sync_group_tracking(&mut self, c: &mut Config) {
+        for g in &mut c.sync_groups {
+            for inst in c.instances.iter().filter(|i| g.members.iter().any(|(m, _)| m == &i.name)) {
+                let own = inst.interface.as_ref().filter(|_| !inst.dont_track_primary).map(|x| x.0.as_str());
+                for t in &g.track_interfaces {
+                    if own == Some(t.name.as_str()) || inst.track_interfaces.iter().any(|x| x.name == t.name) {
+                        let m = format!(
+                            "({}) track_interface {} is configured on VRRP instance and sync group. Remove vrrp instance or sync group config",
+                            inst.name, t.name
+                        );
+                        self.diags.push(Diag::warning(&t.pos, m));
+                    }
+                }
+            }
             let has_owner =
                 g.members.iter().any(|(m, _)| c.instances.iter().any(|i| &i.name == m && i.priority == PRIO_OWNER));
             if has_owner {
@@ -1294,13 +1443,13 @@ impl Builder {
                 }
             }
         }
-        c.sync_groups.retain(|g| !g.members.is_empty());
     }
 
     /// keepalived's check_vrid_conflicts: multicast instances on one link
     /// with one group, and unicast instances with one source that share a
     /// peer, cannot use one VRID.
-    fn check_vrids(&mut self, c: &Config) {
+    fn check_vrids(&mut self, c: &Config) -> bool {
+        let mut conflict = false;
         let v6 = |i: &VrrpInstance| {
             i.native_ipv6
                 || i.vips.first().map(|a| a.addr.is_ipv6()).or(i.unicast_peers.first().map(|p| p.addr.is_ipv6()))
@@ -1336,6 +1485,7 @@ impl Builder {
                     if same_source && shared_peer {
                         let m = format!("({}) duplicate VRID conflict with {} VRID {}", a.name, b.name, a.vrid);
                         self.diags.push(Diag::error(&b.pos, m));
+                        conflict = true;
                     }
                     continue;
                 }
@@ -1354,7 +1504,9 @@ impl Builder {
                     )
                     .with_hint("two routers with one VRID on one link fight over the same virtual MAC"),
                 );
+                conflict = true;
             }
         }
+        conflict
     }
 }
