@@ -76,6 +76,57 @@ DONE = {
     "max_length_handler": "build/lvs.rs UDP_CHECK lengths (corpus c22)",
     "vrrp_srcip_handler:malformed": "build/vrrp.rs unicast_src_ip / mcast_src_ip (corpus c05)",
     "handle_ssl_file": "build/global.rs ssl (corpus c27)",
+    "alpha_handler": "build/values.rs flag (one message per yes/no keyword; corpus e01)",
+    "log_all_failures_handler": "build/values.rs flag (corpus e01)",
+    "enable_sni_handler": "build/values.rs flag (corpus e08)",
+    "fast_recovery_handler": "build/values.rs flag (corpus e08)",
+    "rs_inhibit_handler": "build/values.rs flag (corpus e08)",
+    "rs_alpha_handler": "build/values.rs flag (corpus e08)",
+    "checker_log_all_failures_handler": "build/values.rs flag (corpus f10)",
+    "vrrp_min_garp_handler": "build/values.rs flag (corpus f10)",
+    "vrrp_notify_priority_changes": "build/values.rs flag (corpus f10)",
+    "rs_init_notifies_handler": "build/values.rs flag (corpus f10)",
+    "pgr_handler:Invalid IPv": "build/lvs.rs persistence_granularity (family in the message; corpus e10)",
+    "lvs_syncd_handler:No value specified for lvs_sync_daemon": "build/global.rs lvs_sync_daemon (one arm per option; corpus f10, f11, f13)",
+    "vrrp_lvs_syncd_handler:Please use global": "build/vrrp.rs lvs_sync_daemon_interface (indent computed; corpus f11, f12)",
+    "alloc_track_if:weight without value": "build/vrrp.rs track_weight (corpus f14)",
+    "alloc_track_script:weight without value": "build/vrrp.rs track_weight (corpus f14)",
+    "add_seq:Invalid ~SEQ definition": "reader.rs sequence (corpus g01)",
+    "add_seq:Invalid ~SEQ values": "reader.rs sequence (corpus g01)",
+    "add_seq:~SEQx is only valid": "reader.rs sequence (corpus g01)",
+    "add_lst": "reader.rs sequence (corpus g01)",
+    "read_line:Invalid ~SEQ specification": "reader.rs sequence (`Invalid {what} specification`; corpus g01)",
+    "read_line:Invalid ~LST specification": "reader.rs sequence (corpus g01)",
+    "alloc_value_block": "build/mod.rs value_block (corpus g02)",
+    "alloc_strvec_quoted_escaped": "reader.rs: rlvs reports the unterminated quote; keepalived 2.2.7 crashes on it under -t (corpus b37, a listed divergence)",
+    "check_conf_file:Unable to read": "reader.rs load: rlvs says it cannot read the file and why (exit 1, as keepalived's FILE_NOT_FOUND)",
+    "check_conf_file:Unable to find": "reader.rs load: as above",
+    "read_unsigned64_func": "build/values.rs unsigned (one reader for every width; its range message)",
+}
+
+# Limits of keepalived's own machinery, not checks of what a file means.
+OWN_LIMITS = {
+    "add_seq:parameter strings too long": "keepalived's fixed ~SEQ buffer; rlvs has no such buffer",
+    "check_conf_file:multiple configuration file matches": "keepalived takes a glob for -f; rlvs takes one path",
+}
+
+# Checks keepalived 2.2.7 never makes when it loads a file (or never
+# under -t): the reason is keepalived's own code path.
+UNREACHABLE = {
+    "pgr_handler:not solid": "inside `#if 0` in keepalived's source",
+    "vrrp_complete_instance:Unicast peers are not supported": "tested before keepalived sets the unicast flag (corpus f03: no message)",
+    "vrrp_complete_instance:Unicast instances must have": "chk_min_cfg has already refused every instance without an interface (corpus b85, f06)",
+    "vrrp_complete_instance:Non link-local address required": "as above: an instance without an interface never gets here (corpus f06)",
+    "vrrp_complete_instance:no interface for": "every instance has an interface by then (chk_min_cfg), and VIPs take it",
+    "vrrp_complete_instance:Cannot have weighted track script": "an address owner's weighted scripts were dropped just before (\"ignoring tracked script ... due to address_owner\", done)",
+    "vrrp_complete_instance:disabling ARP": "printed only with -D (detailed logging), not by -t",
+    "set_vrrp_src_addr": "needs a source address set before from the interface: only on a reload, never at -t",
+    "vrrp_complete_init:Unable to find vrrp instance": "after the point where -t returns (vrrp_complete_init returns early in a config test; corpus b33)",
+    "vrrp_complete_init:is not used": "after the point where -t returns (corpus d01)",
+    "c:is missing a parameter at word position": "this form is for word 0, which every line has; rlvs reports the other form (`after keyword`)",
+    "add_seq:multiline definition": "its parameters always end with ')', and a multi-line definition is expanded only at the end of a line (corpus g05: `$TWO)` stays unexpanded, an invalid definition)",
+    "disable_local_igmp_handler": "only on a kernel without the IGMP sysctl; Debian 12's kernels have it",
+    "check_include": "only in a build without GLOB_ALTDIRFUNC; Debian's has it",
 }
 
 NA_MARKERS = [
@@ -99,6 +150,23 @@ NA_MARKERS = [
     (re.compile(r"rcv_buf|rx_bufs|netlink_", re.I), "netlink buffer sizes: not used by rlvs"),
     (re.compile(r"random_seed|umask|child_wait|max_auto_priority|min_auto_priority", re.I),
      "process knobs: not in rlvs"),
+    (re.compile(r"save_process_name|get_priority|process priority|Process name", re.I),
+     "process names and priorities: rlvs is one process (noted by -t)"),
+    (re.compile(r"instance_handler|data_use_instance", re.I), "instances / namespaces options: not in rlvs (noted by -t)"),
+    (re.compile(r"start/shutdown scripts", re.I), "startup/shutdown scripts: not in rlvs (noted by -t)"),
+    (re.compile(r"use_disk_copy|read_conf_copy", re.I), "keepalived's copy of the configuration for its children: rlvs keeps none"),
+    (re.compile(r"tprocess|track process", re.I), "track_process: not in rlvs"),
+    (re.compile(r"tracked file|track file", re.I), "track_file in VRRP: not in rlvs"),
+    (re.compile(r"garp_group|garp group", re.I), "garp_group: not in rlvs (noted by -t)"),
+    (re.compile(r"linkbeat", re.I), "linkbeat: rlvs follows link state by netlink only (noted by -t)"),
+    (re.compile(r"vrf|VRF", re.I), "VRF: not in rlvs (noted by -t)"),
+    (re.compile(r"track_group|track group", re.I), "static track groups: not in rlvs (noted by -t)"),
+    (re.compile(r"Static address|Static route|static_", re.I), "static addresses and routes: not in rlvs (noted by -t)"),
+    (re.compile(r"MAC address|xmit_base|already exists as a non|garp_extra_if|vmac_garp", re.I), "use_vmac: not in rlvs"),
+    (re.compile(r"kernel_rx_buf_size", re.I), "socket buffer sizes: rlvs sizes its own (noted by -t)"),
+    (re.compile(r"up/down delay|up_down_delay", re.I), "interface up/down delays: not in rlvs (noted by -t)"),
+    (re.compile(r"include_check", re.I), "include_check (reload on change): not in rlvs (noted by -t)"),
+    (re.compile(r"^%\.\*s$"), "messages relayed from keepalived's copy of the configuration: rlvs keeps none"),
 ]
 
 
@@ -113,7 +181,7 @@ def calls(src):
             rel = os.path.relpath(path, src)
             text = open(path, errors="replace").read()
             func = ""
-            for m in re.finditer(r"^(\w[\w ]*\*?\s*)?(\w+)\(([^;{]*)\)\s*\n\{|report_config_error\s*\(", text, re.M):
+            for m in re.finditer(r"^(\w[\w ]*\*?\s*)?(\w+)\(([^;{]*)\)\s*\n\{|(?<!\w)report_config_error\s*\(", text, re.M):
                 if m.group(2):
                     func = m.group(2)
                     continue
@@ -195,8 +263,14 @@ def main():
     for rel, line, sev, fmt, func in rows:
         frags = fragments(fmt)
         key = next((k for k in DONE if k == func or (k.startswith(func + ":") and k.split(":", 1)[1] in fmt)), None)
+        own = next((k for k in OWN_LIMITS if k.startswith(func + ":") and k.split(":", 1)[1] in fmt), None)
+        dead = next((k for k in UNREACHABLE if k == func or (k.startswith(func + ":") and k.split(":", 1)[1] in fmt)), None)
         if key:
             status, why = "done", DONE[key]
+        elif dead:
+            status, why = "n/a", "unreachable in 2.2.7: " + UNREACHABLE[dead]
+        elif own:
+            status, why = "n/a", OWN_LIMITS[own]
         elif frags and all(f in ours for f in frags):
             status, why = "done", "same message in rlvs"
         else:
@@ -212,7 +286,8 @@ def main():
         f.write("its message, and whether rlvs makes the check. A row is **done** when rlvs reports the\n")
         f.write("same message (in keepalived's words, with rlvs's hint after them); **n/a** when the check\n")
         f.write("belongs to a feature rlvs does not have (why is given; `-t` notes those keywords as having\n")
-        f.write("no effect); **open** when rlvs does not make it yet. Severities: GENERAL_ERROR and\n")
+        f.write("no effect), or keepalived 2.2.7 never reaches it when it loads a file (\"unreachable\", with\n")
+        f.write("the code path that prevents it); **open** when rlvs does not make it yet. Severities: GENERAL_ERROR and\n")
         f.write("WARNING make `keepalived -t` exit 5, SECURITY_ERROR exit 6, FATAL stops keepalived.\n\n")
         f.write("The corpus test (`crates/rlvs/tests/keepalived_corpus.rs`, files and real keepalived's\n")
         f.write("verdicts in `tests/golden/keepalived/corpus/`) checks the verdicts themselves.\n\n")

@@ -110,7 +110,10 @@ impl<'d> Reader<'d> {
                 Ok(bytes) => self.read_text(&f, &String::from_utf8_lossy(&bytes)),
                 Err(e) => {
                     let pos = Pos { file: f.to_string_lossy().into(), line: 0, col: 0 };
-                    self.diags.push(Diag::error(&pos, format!("cannot read configuration file: {e}")));
+                    // keepalived's words, then the system's reason.
+                    let what = if e.kind() == std::io::ErrorKind::NotFound { "find" } else { "read" };
+                    let m = format!("Unable to {what} configuration file {} ({e})", f.display());
+                    self.diags.push(Diag::error(&pos, m));
                     return false;
                 }
             }
@@ -338,10 +341,21 @@ impl<'d> Reader<'d> {
                     None => (String::new(), Vec::new(), 0),
                 }
             } else {
-                let len = after.find([' ', '\t']).unwrap_or(after.len());
-                (after[..len].to_string(), Vec::new(), len)
+                // keepalived's find_definition: a name of letters, digits and
+                // '_' that ends at a blank, ',', ')' or the end of the text;
+                // anything else after it and it is not a reference.
+                let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+                let ends_well = after[len..].chars().next().is_none_or(|c| matches!(c, ' ' | '\t' | ',' | ')'));
+                let starts_well = after.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+                if ends_well && starts_well {
+                    (after[..len].to_string(), Vec::new(), len)
+                } else {
+                    (String::new(), Vec::new(), 0)
+                }
             };
-            match (used > 0).then(|| self.value_of(&name, &params, src)).flatten() {
+            // A multi-line definition stands only at the very end of a line.
+            let value = (used > 0).then(|| self.value_of(&name, &params, src)).flatten();
+            match value.filter(|v| !v.contains('\n') || after[used..].is_empty()) {
                 Some(v) => {
                     out.push_str(&v);
                     changed = true;
@@ -395,6 +409,12 @@ impl<'d> Reader<'d> {
             // keepalived's add_seq: the name runs to a blank, comma or
             // parenthesis; one character (meant to be the comma) is skipped
             // after it, whatever it is; then one to three numbers.
+            // Its parameters may use $definitions (not the name), read up
+            // to the closing parenthesis as keepalived reads them.
+            let spec = match spec.contains('$').then(|| self.substitute(&format!("{spec})"), src)).flatten() {
+                Some(expanded) => expanded.strip_suffix(')').unwrap_or(&expanded).to_string(),
+                None => spec.to_string(),
+            };
             let spec_t = spec.trim_start_matches([' ', '\t']);
             let var_len = spec_t.find([' ', '\t', ',', ')']).unwrap_or(spec_t.len());
             let var = &spec_t[..var_len];
