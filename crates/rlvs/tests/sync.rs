@@ -216,9 +216,15 @@ fn keepalived_conf(state: &str, priority: u8) -> String {
 /// Opens `n` keep-alive HTTP sessions to the VIP, one request each, then
 /// waits for the file `go` and asks each session once more, on the same
 /// socket (a reconnect counts as a failure). Writes "first second errors".
+/// Each file appears whole (written aside, then renamed): the test polls
+/// for it and must never read it half-written.
 const KEEPALIVE: &str = r#"
 import http.client, os, sys, time
 n, vip, go, out = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+def publish(path, text):
+    with open(path + ".part", "w") as f:
+        f.write(text)
+    os.rename(path + ".part", path)
 conns, first = [], 0
 for i in range(n):
     c = http.client.HTTPConnection(vip, 80, timeout=30)
@@ -226,7 +232,7 @@ for i in range(n):
     if c.getresponse().read() == b"ok\n":
         first += 1
     conns.append((c, c.sock.getsockname()))
-open(out + ".ready", "w").write(str(first))
+publish(out + ".ready", str(first))
 while not os.path.exists(go):
     time.sleep(0.05)
 second, errors = 0, []
@@ -239,7 +245,7 @@ for c, name in conns:
             second += 1
     except Exception as e:
         errors.append(repr(e))
-open(out, "w").write("%d %d %s" % (first, second, errors[:3]))
+publish(out, "%d %d %s" % (first, second, errors[:3]))
 "#;
 const SESSIONS: usize = 200;
 
