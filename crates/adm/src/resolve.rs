@@ -85,6 +85,7 @@ pub fn host_to_addr(name: &str) -> Option<Ipv4Addr> {
         });
     }
     let c = CString::new(name).ok()?;
+    // SAFETY: a plain C struct, for which all-zero bytes are a valid value.
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
     hints.ai_family = libc::AF_INET;
     let mut res: *mut libc::addrinfo = std::ptr::null_mut();
@@ -131,6 +132,7 @@ pub fn addr_to_host(addr: IpAddr) -> Option<String> {
             }
         }
         IpAddr::V6(a) => {
+            // SAFETY: a plain C struct, for which all-zero bytes are a valid value.
             let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
             sin6.sin6_family = libc::AF_INET6 as u16;
             sin6.sin6_addr.s6_addr = a.octets();

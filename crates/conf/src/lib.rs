@@ -3,6 +3,8 @@
 //! ([`schema`]) and a builder into the typed [`model`], with diagnostics
 //! that carry file:line:col.
 
+#![forbid(unsafe_code)]
+
 pub mod build;
 pub mod diag;
 pub mod model;

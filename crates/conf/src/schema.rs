@@ -97,11 +97,12 @@ impl Table {
 }
 
 const EMAIL: &str = "rlvs does not send e-mail alerts";
-const SNMP: &str = "rlvs has no SNMP or D-Bus agent (its JSON API and metrics cover the same ground)";
+const SNMP: &str =
+    "rlvs has no SNMP or D-Bus agent (`rlvs ctl status --json` and the Prometheus metrics cover the same ground)";
 const PROCESS: &str = "rlvs is one process; per-process names, priorities, CPU affinity and rlimits do not apply";
 const FIREWALL: &str = "rlvs does not manage iptables/nftables/ipsets rules for addresses";
 const VMAC: &str = "rlvs does not create VMAC, ipvlan or VRF interfaces";
-const FIFO: &str = "rlvs has no notify FIFO; use notify scripts or the JSON API";
+const FIFO: &str = "rlvs has no notify FIFO; use notify scripts, or `rlvs ctl status --json`";
 const NETNS: &str = "start rlvs inside the namespace instead (ip netns exec)";
 const BUFS: &str = "rlvs sizes its own socket and netlink buffers";
 const RELOAD: &str = "rlvs reloads on SIGHUP only; timed and file-triggered reloads are not implemented";

@@ -1,9 +1,11 @@
-//! The control protocol between the faces (ipvsadm, later keepalived and the
-//! JSON API) and the daemon: one JSON object per line over a Unix socket.
+//! The control protocol between the faces (ipvsadm, keepalived, `rlvs ctl`)
+//! and the daemon: one JSON object per line over a Unix socket.
 //!
 //! The socket lives in the abstract namespace, which Linux scopes per network
 //! namespace — exactly as kernel IPVS state is scoped — so `ip netns exec X
 //! ipvsadm` reaches the daemon of namespace X and no other.
+
+#![forbid(unsafe_code)]
 
 use rlvs_lvs::director::{ConnInfo, ServiceInfo, TimeoutTriple};
 use rlvs_lvs::{DestConfig, IpvsError, ServiceConfig, ServiceKey};

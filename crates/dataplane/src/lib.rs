@@ -1,12 +1,19 @@
 //! I/O shells around the sans-IO LVS core.
 //!
-//! - [`afpacket`]: TPACKET_V3 receive ring and batched sendmmsg, with
-//!   virtio-net headers so offloaded frames pass intact;
-//! - [`nft`]: the netdev ingress guard that silences the director's own
-//!   stack for VIP:port traffic;
+//! - [`engine`]: the control thread that owns the tables, answers control
+//!   requests and drives the packet workers;
+//! - receive and transmit: [`afpacket`] (TPACKET_V3 ring, batched sendmmsg
+//!   with virtio-net headers so offloaded frames pass intact) or AF_XDP
+//!   ([`xsk`] sockets fed by the XDP program, [`xdp`]);
+//! - the XDP fast path: [`fastpath`] installs established flows in the
+//!   pinned [`maps`] (mirroring bpf/rlvs_maps.h), [`pins`] keeps them
+//!   across restarts, [`state`] the tables a restarted daemon takes over;
+//! - the traffic filter ([`filter`]: the [`nft`] netdev guard, or the XDP
+//!   program's maps) that keeps the director's own stack off VIP traffic;
 //! - [`netlink`] and [`resolver`]: route and neighbour lookups for real
-//!   servers, off the packet path;
-//! - [`engine`]: the thread that owns the director and runs the loop.
+//!   servers, off the packet path; [`iface`]: the namespace's interfaces;
+//! - connection sync (the daemons around the core's sans-IO sync side) and
+//!   [`stats`]: what the workers did, for logs and metrics.
 
 pub mod afpacket;
 mod csum;

@@ -154,6 +154,11 @@ fn parent_bpffs(pid: &str) -> Result<OwnedFd> {
 }
 
 /// The child's work: exit status 0 once the descriptor is sent.
+///
+/// # Safety
+/// Runs in a child just forked from a threaded process: only
+/// async-signal-safe calls; `ns` and `dir` are NUL-terminated strings that
+/// outlive the call, and `sock` is an open socket.
 unsafe fn child_send_bpffs(ns: *const libc::c_char, dir: *const libc::c_char, sock: RawFd) -> i32 {
     let nsfd = libc::open(ns, libc::O_RDONLY | libc::O_CLOEXEC);
     if nsfd < 0 {

@@ -257,6 +257,7 @@ mod tests {
     /// bpffs at /sys/fs/bpf (skipped otherwise).
     #[test]
     fn pinned_maps_of_another_layout_are_refused() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
         if !built() || unsafe { libc::geteuid() } != 0 {
             return;
         }

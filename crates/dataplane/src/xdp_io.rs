@@ -21,6 +21,9 @@ pub(crate) struct XdpTx {
 }
 
 impl Transmit for XdpTx {
+    // SAFETY: the caller keeps Transmit::queue's contract: the frame is
+    // sent from the UMEM chunk it lies in (valid until the ring takes it),
+    // copied into another socket's chunk, or handed to the fallback.
     unsafe fn queue(&mut self, ifindex: i32, dst: [u8; 6], vnet_and_frame: &mut [u8]) {
         if !self.socks.iter().any(|s| s.ifindex as i32 == ifindex) {
             return self.fallback.queue(ifindex, dst, vnet_and_frame);

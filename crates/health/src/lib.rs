@@ -5,5 +5,7 @@
 //! quorum with hysteresis, sorry server), as keepalived's ipwrapper does.
 //! The shell runs the probes and applies the table operations.
 
+#![forbid(unsafe_code)]
+
 pub mod checker;
 pub mod pool;

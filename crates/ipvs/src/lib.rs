@@ -4,6 +4,8 @@
 //! that resolves the family and exchanges them with the kernel; `backend`
 //! and `engine` put kernel IPVS behind the control layer's boundary, and
 //! `conns` reads the connection table netlink does not carry.
+
+#![forbid(unsafe_code)]
 pub mod attr;
 pub mod backend;
 pub mod client;

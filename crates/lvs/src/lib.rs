@@ -1,6 +1,7 @@
 //! The LVS core, sans-IO: no sockets, no wall clock. Every entry point takes
 //! the current [`Time`] as an argument and returns decisions, so the same core
-//! serves the AF_PACKET and (later) AF_XDP shells and is tested with
+//! serves the AF_PACKET and AF_XDP shells (and the sync and state
+//! restore paths) and is tested with
 //! simulated time.
 //!
 //! The model follows the kernel's `net/netfilter/ipvs/` closely, because
@@ -15,6 +16,8 @@
 //!   `set_tcp_state` moves them;
 //! - a deleted destination that still carries connections goes to the
 //!   service's trash and is revived (stats kept) if it is added back.
+
+#![forbid(unsafe_code)]
 
 pub mod conn;
 pub mod dest;

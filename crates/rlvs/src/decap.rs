@@ -18,6 +18,7 @@ const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 fn open_tun() -> Result<std::fs::File> {
     let file =
         std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").context("opening /dev/net/tun")?;
+    // SAFETY: a plain C struct, for which all-zero bytes are a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in req.ifr_name.iter_mut().zip(DEVICE.bytes()) {
         *d = s as libc::c_char;

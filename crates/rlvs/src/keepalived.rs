@@ -325,6 +325,7 @@ fn apply(o: &mut Opts, short: &str, v: Option<String>) {
 
 /// The node name's first label, keepalived's default config id.
 fn node_name() -> Option<String> {
+    // SAFETY: a plain C struct, for which all-zero bytes are a valid value.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: uname fills the struct.
     if unsafe { libc::uname(&mut u) } != 0 {
@@ -457,6 +458,7 @@ pub fn main(argv: Vec<String>) -> ExitCode {
 
 /// `uname -srv`, as keepalived's "Running on" line gives it.
 fn kernel_release() -> Option<String> {
+    // SAFETY: a plain C struct, for which all-zero bytes are a valid value.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: uname fills the struct; its fields are NUL-terminated.
     if unsafe { libc::uname(&mut u) } != 0 {

@@ -5,6 +5,8 @@
 //! [`Action`]s (send an advert, add or remove addresses, gratuitous ARPs,
 //! notify scripts, log lines).
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod instance;
 pub mod router;

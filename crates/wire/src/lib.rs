@@ -6,6 +6,8 @@
 //! views: the hot path only rewrites in place, builders serve tests, the
 //! benchmark generator and control-plane packets.
 
+#![forbid(unsafe_code)]
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;

@@ -105,6 +105,7 @@ impl RxSocket {
     /// One datagram, or None when nothing is waiting.
     pub fn recv(&self) -> io::Result<Option<Received>> {
         let mut buf = vec![0u8; 2048];
+        // SAFETY: a plain C struct, for which all-zero bytes are a valid value.
         let mut name: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
         let mut ctrl = [0u64; 16];
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
