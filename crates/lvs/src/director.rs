@@ -234,7 +234,7 @@ impl Director {
     pub fn edit_service(&mut self, key: &ServiceKey, config: ServiceConfig, now: Time) -> Result<(), IpvsError> {
         let id = self.service_id(key)?;
         validate_service(key, &config)?;
-        let svc = self.services[id.0 as usize].as_mut().unwrap();
+        let svc = live(&mut self.services, id);
         if svc.config.scheduler != config.scheduler {
             svc.sched = sched::create(&config.scheduler, svc.dest_list(&self.dests), now).ok_or(IpvsError::NotFound)?;
         }
@@ -248,7 +248,7 @@ impl Director {
 
     pub fn del_service(&mut self, key: &ServiceKey, now: Time) -> Result<(), IpvsError> {
         let id = self.service_id(key)?;
-        let svc = self.services[id.0 as usize].take().unwrap();
+        let svc = self.services[id.0 as usize].take().expect("a live service id");
         self.free_services.push(id);
         self.by_key.remove(key);
         if let Some(i) = self.order.iter().position(|&o| o == id) {
@@ -293,7 +293,7 @@ impl Director {
             }
             None => self.dests.insert(Dest::new(&cfg, sid, *key)),
         };
-        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let svc = live(&mut self.services, sid);
         svc.dests.insert(0, id);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         svc.sched.dest_added(list, 0);
@@ -307,7 +307,7 @@ impl Director {
         let sid = self.service_id(key)?;
         validate_dest(&cfg)?;
         let idx = self.svc(sid).position(&self.dests, cfg.addr, cfg.port).ok_or(IpvsError::NotFound)?;
-        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let svc = live(&mut self.services, sid);
         let d = self.dests.get_mut(svc.dests[idx]);
         let old = d.config();
         d.update(&cfg, false);
@@ -323,7 +323,7 @@ impl Director {
     pub fn del_dest(&mut self, key: &ServiceKey, addr: IpAddr, port: u16, now: Time) -> Result<(), IpvsError> {
         let sid = self.service_id(key)?;
         let idx = self.svc(sid).position(&self.dests, addr, port).ok_or(IpvsError::NotFound)?;
-        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let svc = live(&mut self.services, sid);
         let id = svc.dests.remove(idx);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         svc.sched.dest_removed(list, idx);
@@ -344,7 +344,7 @@ impl Director {
             }
         };
         for id in ids {
-            let svc = self.services[id.0 as usize].as_mut().unwrap();
+            let svc = live(&mut self.services, id);
             svc.stats = Counters::default();
             svc.est.zero(&svc.stats);
             for &d in &svc.dests {
@@ -440,8 +440,15 @@ impl Director {
         self.by_key.get(key).copied().ok_or(IpvsError::NoService)
     }
 
+    /// The service an id names. Ids come from `by_key`, from a
+    /// connection or from a destination, and a service's slot is emptied
+    /// only with all three: an id in hand always names a live service.
     fn svc(&self, id: SvcId) -> &Service {
-        self.services[id.0 as usize].as_ref().unwrap()
+        live_ref(&self.services, id)
+    }
+
+    fn svc_mut(&mut self, id: SvcId) -> &mut Service {
+        live(&mut self.services, id)
     }
 
     fn service_info(&self, id: SvcId) -> ServiceInfo {
@@ -508,3 +515,14 @@ pub use fullnat::{LPORT_FIRST, LPORT_LAST};
 mod sync_tests;
 #[cfg(test)]
 mod tests;
+
+/// [`Director::svc_mut`] for code that borrows other tables of the director
+/// at the same time.
+fn live(services: &mut [Option<Service>], id: SvcId) -> &mut Service {
+    services[id.0 as usize].as_mut().expect("a live service id")
+}
+
+/// [`Director::svc`], likewise.
+fn live_ref(services: &[Option<Service>], id: SvcId) -> &Service {
+    services[id.0 as usize].as_ref().expect("a live service id")
+}

@@ -174,7 +174,7 @@ impl Director {
         let Some(d) = self.dests.try_get_mut(dest) else { return };
         add(&mut d.stats, c);
         if let Some(sid) = d.svc {
-            add(&mut self.services[sid.0 as usize].as_mut().unwrap().stats, c);
+            add(&mut self.svc_mut(sid).stats, c);
         }
         add(&mut self.stats, c);
     }

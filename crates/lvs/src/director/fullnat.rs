@@ -140,7 +140,7 @@ impl PortPool {
 impl Director {
     pub fn add_laddr(&mut self, key: &ServiceKey, laddr: IpAddr) -> Result<(), IpvsError> {
         let id = self.service_id(key)?;
-        let svc = self.services[id.0 as usize].as_mut().unwrap();
+        let svc = self.svc_mut(id);
         if svc.laddrs.contains(&laddr) {
             return Err(IpvsError::Exists);
         }
@@ -154,7 +154,7 @@ impl Director {
 
     pub fn del_laddr(&mut self, key: &ServiceKey, laddr: IpAddr) -> Result<(), IpvsError> {
         let id = self.service_id(key)?;
-        let svc = self.services[id.0 as usize].as_mut().unwrap();
+        let svc = self.svc_mut(id);
         let before = svc.laddrs.len();
         svc.laddrs.retain(|&a| a != laddr);
         if svc.laddrs.len() == before {
@@ -175,7 +175,7 @@ impl Director {
         rport: u16,
         now: Time,
     ) -> Option<(IpAddr, u16)> {
-        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let svc = live(&mut self.services, sid);
         let n = svc.laddrs.len();
         for k in 0..n {
             let laddr = svc.laddrs[(svc.next_laddr + k) % n];
@@ -219,7 +219,7 @@ impl Director {
         if protocol != Protocol::Tcp {
             return None;
         }
-        let laddrs = self.services[sid.0 as usize].as_ref().unwrap().laddrs.clone();
+        let laddrs = self.svc(sid).laddrs.clone();
         for laddr in laddrs {
             let key = LocalKey { laddr, protocol, raddr, rport };
             for port in self.ports.recycle_candidates(key, PROBES) {

@@ -94,7 +94,7 @@ impl Director {
         let d = self.dests.get_mut(dest);
         d.stats.count_out(bytes);
         if let Some(sid) = d.svc {
-            self.services[sid.0 as usize].as_mut().unwrap().stats.count_out(bytes);
+            self.svc_mut(sid).stats.count_out(bytes);
         }
         self.stats.count_out(bytes);
         Verdict::Reply(reply)
@@ -149,7 +149,7 @@ impl Director {
             vport: key.vport,
             svc_flags: 0,
         };
-        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let svc = live(&mut self.services, sid);
         let input = SchedInput { svc_flags: svc.config.flags, ..input };
         let (svc_port, svc_flags) = (svc.key.port, svc.config.flags);
         let (did, control) = if persist::is_persistent(&svc.config) {
@@ -237,7 +237,7 @@ impl Director {
         d.stats.conns += 1;
         d.check_overload_after_bind();
         let sid = d.svc.expect("scheduled destination is in a service");
-        self.services[sid.0 as usize].as_mut().unwrap().stats.conns += 1;
+        self.svc_mut(sid).stats.conns += 1;
         self.stats.conns += 1;
         Some(cid)
     }
@@ -272,7 +272,7 @@ impl Director {
         let d = self.dests.get_mut(did);
         d.stats.count_in(bytes);
         if let Some(sid) = d.svc {
-            self.services[sid.0 as usize].as_mut().unwrap().stats.count_in(bytes);
+            self.svc_mut(sid).stats.count_in(bytes);
         }
         self.stats.count_in(bytes);
         self.sync_after_packet(cid, now);
@@ -344,7 +344,7 @@ impl Director {
                 svc.est.tick(&svc.stats);
             }
             for &id in self.order.iter() {
-                let svc = self.services[id.0 as usize].as_ref().unwrap();
+                let svc = live_ref(&self.services, id);
                 for &d in &svc.dests {
                     let d = self.dests.get_mut(d);
                     d.est.tick(&d.stats);

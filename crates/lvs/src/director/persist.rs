@@ -109,7 +109,7 @@ impl Director {
         input: &SchedInput,
         now: Time,
     ) -> Option<(DestId, TemplateId)> {
-        let svc = self.services[sid.0 as usize].as_ref().unwrap();
+        let svc = self.svc(sid);
         let (svc_port, netmask) = (svc.key.port, svc.config.netmask);
         let timeout = Span::from_secs(u64::from(svc.config.timeout));
         let follows_port = key.vport == svc_port && svc_port != FTPPORT;
@@ -128,7 +128,7 @@ impl Director {
             // Its real server is gone: keep it for its connections only.
             self.templates.index.remove(&tkey);
         }
-        let svc = self.services[sid.0 as usize].as_mut().unwrap();
+        let svc = live(&mut self.services, sid);
         let list = crate::dest::DestList::new(&svc.dests, &self.dests);
         let idx = svc.sched.schedule(list, input, now)?;
         let did = svc.dests[idx];

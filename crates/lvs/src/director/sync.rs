@@ -378,7 +378,7 @@ impl Director {
             self.keep_unbound(s, expires);
             return;
         };
-        let svc = self.services[sid.0 as usize].as_ref().expect("found service");
+        let svc = self.svc(sid);
         let dest = svc.dests.iter().copied().find(|&d| {
             let d = self.dests.get(d);
             d.addr == s.daddr
@@ -453,7 +453,7 @@ impl Director {
             self.sync.counters.no_service += 1;
             return;
         };
-        let svc = self.services[sid.0 as usize].as_ref().expect("found service");
+        let svc = self.svc(sid);
         let timeout = Span::from_secs(u64::from(if s.timeout == 0 { svc.config.timeout } else { s.timeout }));
         let dest = svc.dests.iter().copied().find(|&d| {
             let d = self.dests.get(d);
