@@ -21,10 +21,12 @@ pub enum Drop {
     TooBig,
     /// A forwarding method the packet's family cannot take (TUN over IPv6).
     Unsupported,
+    /// AF_XDP: the transmit ring or the chunk pool was full.
+    TxFull,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 10] = [
+    pub const ALL: [Drop; 11] = [
         Drop::NoConnection,
         Drop::DestUnavailable,
         Drop::NoDestination,
@@ -35,6 +37,7 @@ impl Drop {
         Drop::TtlExceeded,
         Drop::TooBig,
         Drop::Unsupported,
+        Drop::TxFull,
     ];
 
     /// The `reason` label of rlvs_engine_drops_total.
@@ -50,6 +53,7 @@ impl Drop {
             Drop::TtlExceeded => "ttl_exceeded",
             Drop::TooBig => "too_big",
             Drop::Unsupported => "unsupported",
+            Drop::TxFull => "transmit_ring_full",
         }
     }
 }

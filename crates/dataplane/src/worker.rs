@@ -159,6 +159,9 @@ impl Worker {
                             }
                         }
                         c.block_done();
+                        for _ in 0..std::mem::take(&mut c.tx.tx_full) {
+                            c.stats.drop(crate::stats::Drop::TxFull);
+                        }
                         x.socks[si].recycle(&recycle[..kept]);
                     }
                 }

@@ -17,7 +17,9 @@ pub(crate) struct XdpTx {
     /// Set when the frame being handled was sent from where it was received,
     /// so its chunk is not recycled yet.
     pub taken: bool,
-    pub copies: u64,
+    /// Frames the transmit ring (or the chunk pool) had no room for since
+    /// the worker last took the count.
+    pub tx_full: u64,
 }
 
 impl Transmit for XdpTx {
@@ -38,14 +40,17 @@ impl Transmit for XdpTx {
             if let Some(addr) = s.offset_of(frame.as_ptr()) {
                 if s.send_in_place(addr, frame.len() as u32) {
                     self.taken = true;
+                } else {
+                    self.tx_full += 1;
                 }
                 return;
             }
             first.get_or_insert(i);
         }
         if let Some(i) = first {
-            self.socks[i].send_copy(frame);
-            self.copies += 1;
+            if !self.socks[i].send_copy(frame) {
+                self.tx_full += 1;
+            }
         }
     }
 
@@ -79,7 +84,7 @@ pub(crate) fn open(
     let mut sides = Vec::new();
     for _ in 0..workers {
         let fallback = TxBatch::new().context("opening the AF_PACKET transmit socket")?;
-        sides.push(XdpTx { socks: Vec::new(), fallback, taken: false, copies: 0 });
+        sides.push(XdpTx { socks: Vec::new(), fallback, taken: false, tx_full: 0 });
     }
     for q in 0..queues {
         let socks = open_sockets(&mut prog, &ifaces, q, zero_copy)?;

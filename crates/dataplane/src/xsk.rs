@@ -21,7 +21,6 @@ const XDP_TX_RING: i32 = 3;
 const XDP_UMEM_REG: i32 = 4;
 const XDP_UMEM_FILL_RING: i32 = 5;
 const XDP_UMEM_COMPLETION_RING: i32 = 6;
-const XDP_STATISTICS: i32 = 7;
 /// Linux 6.17+: how many frames one copy-mode send call may take (32 before).
 const XDP_MAX_TX_SKB_BUDGET: i32 = 9;
 const XDP_COPY: u16 = 1 << 1;
@@ -83,17 +82,6 @@ struct SockaddrXdp {
     ifindex: u32,
     queue_id: u32,
     shared_umem_fd: u32,
-}
-
-#[repr(C)]
-#[derive(Default, Debug, Clone, Copy)]
-pub struct XdpStatistics {
-    pub rx_dropped: u64,
-    pub rx_invalid_descs: u64,
-    pub tx_invalid_descs: u64,
-    pub rx_ring_full: u64,
-    pub rx_fill_ring_empty_descs: u64,
-    pub tx_ring_empty_descs: u64,
 }
 
 /// A single-producer/single-consumer ring shared with the kernel.
@@ -231,7 +219,6 @@ pub struct Xsk {
     pub ifindex: u32,
     pub queue: u32,
     pub mode: BindMode,
-    pub tx_dropped: u64,
 }
 
 // SAFETY: the raw pointers are this socket's own mappings, used by the one
@@ -328,7 +315,6 @@ impl Xsk {
             ifindex,
             queue,
             mode,
-            tx_dropped: 0,
         };
         // The receive half goes to the kernel before bind.
         for i in 0..RING as u64 {
@@ -400,7 +386,6 @@ impl Xsk {
         if self.tx.free(1) == 0 {
             self.reclaim();
             if self.tx.free(1) == 0 {
-                self.tx_dropped += 1;
                 return false;
             }
         }
@@ -412,18 +397,15 @@ impl Xsk {
     /// Copies `frame` into a pool chunk and queues it.
     pub fn send_copy(&mut self, frame: &[u8]) -> bool {
         if frame.len() > CHUNK as usize {
-            self.tx_dropped += 1;
             return false;
         }
         if self.pool.is_empty() || self.tx.free(1) == 0 {
             self.reclaim();
         }
         if self.tx.free(1) == 0 {
-            self.tx_dropped += 1;
             return false;
         }
         let Some(chunk) = self.pool.pop() else {
-            self.tx_dropped += 1;
             return false;
         };
         // SAFETY: the chunk came from the pool: nobody else uses it.
@@ -489,16 +471,6 @@ impl Xsk {
     /// Whether the kernel waits for a poll before it fills again.
     pub fn fill_needs_wakeup(&self) -> bool {
         self.fill.needs_wakeup()
-    }
-
-    pub fn statistics(&self) -> XdpStatistics {
-        let mut s = XdpStatistics::default();
-        let mut len = std::mem::size_of::<XdpStatistics>() as u32;
-        // SAFETY: s is a valid buffer of len bytes.
-        unsafe {
-            libc::getsockopt(self.fd(), SOL_XDP, XDP_STATISTICS, &mut s as *mut _ as *mut libc::c_void, &mut len)
-        };
-        s
     }
 }
 
