@@ -186,6 +186,15 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+impl<'a> Ipv4Packet<&'a mut [u8]> {
+    /// The payload, taken out of a view that borrows its buffer, so it
+    /// can outlive the view (to build the next layer's view on it).
+    pub fn into_payload_mut(self) -> &'a mut [u8] {
+        let (hl, tl) = (self.header_len(), usize::from(self.total_len()));
+        &mut self.buffer[hl..tl]
+    }
+}
+
 /// The fields of an option-less IPv4 header, for building one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Repr {

@@ -83,6 +83,14 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
     }
 }
 
+impl<'a> Ipv6Packet<&'a mut [u8]> {
+    /// As [`crate::Ipv4Packet::into_payload_mut`].
+    pub fn into_payload_mut(self) -> &'a mut [u8] {
+        let n = usize::from(self.payload_len());
+        &mut self.buffer[HEADER_LEN..HEADER_LEN + n]
+    }
+}
+
 /// The fields of an extension-less IPv6 header, for building one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Repr {

@@ -16,6 +16,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod ipvs_sync;
 pub mod tcp;
+pub mod transport;
 pub mod udp;
 pub mod vrrp;
 
@@ -24,6 +25,7 @@ pub use ethernet::{EtherType, EthernetAddress, EthernetFrame, EthernetRepr};
 pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
 pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use tcp::{TcpFlags, TcpPacket, TcpRepr};
+pub use transport::Transport;
 pub use udp::{UdpPacket, UdpRepr};
 
 /// Why a buffer could not be viewed as a packet.

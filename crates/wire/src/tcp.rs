@@ -5,6 +5,12 @@ use std::net::Ipv4Addr;
 
 pub const MIN_HEADER_LEN: usize = 20;
 
+/// Offsets of the fixed header's 32-bit fields, for [`TcpPacket::update_word32`].
+pub mod field {
+    pub const SEQ: usize = 4;
+    pub const ACK: usize = 8;
+}
+
 /// The TCP control bits IPVS looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TcpFlags(pub u8);
@@ -107,6 +113,11 @@ impl<T: AsRef<[u8]>> TcpPacket<T> {
         be16(self.buffer.as_ref(), 16)
     }
 
+    /// The header, options included (for [`options`]).
+    pub fn header(&self) -> &[u8] {
+        &self.buffer.as_ref()[..self.header_len()]
+    }
+
     /// The MSS option, if the segment carries one.
     pub fn mss(&self) -> Option<u16> {
         let b = self.buffer.as_ref();
@@ -173,6 +184,32 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
         let b = self.buffer.as_mut();
         let c = checksum::update32(be16(b, 16), old.into(), new.into());
         put16(b, 16, c);
+    }
+
+    /// Replaces the 32-bit word at byte `at` of the header (a field of
+    /// [`field`], or an option's value found with [`options`]) with
+    /// `f(old)`, keeping the checksum right. With `partial` (a checksum the
+    /// device completes over the segment later) only the bytes change. A
+    /// word that does not lie inside the header is left alone.
+    pub fn update_word32(&mut self, at: usize, partial: bool, f: impl FnOnce(u32) -> u32) {
+        if at + 4 > self.header_len() {
+            return;
+        }
+        let b = self.buffer.as_mut();
+        let old = be32(b, at);
+        let new = f(old);
+        if old == new {
+            return;
+        }
+        // The checksum runs over 16-bit words: widen an odd-aligned field.
+        let (start, end) = (at & !1, (at + 5) & !1);
+        let mut before = [0u8; 6];
+        before[..end - start].copy_from_slice(&b[start..end]);
+        put32(b, at, new);
+        if !partial {
+            let check = checksum::update_region(be16(b, 16), &before[..end - start], &b[start..end]);
+            put16(b, 16, check);
+        }
     }
 
     pub fn set_seq_number(&mut self, v: u32) {

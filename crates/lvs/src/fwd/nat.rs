@@ -8,7 +8,7 @@
 //! change needs no update at all — the completion covers the new port.
 //! Complete checksums get the ordinary RFC 1624 update for both.
 
-use rlvs_wire::{checksum, ipv6, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, UdpPacket};
+use rlvs_wire::{checksum, ipv6, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket, Transport, UdpPacket};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Which side of the packet changes.
@@ -33,20 +33,14 @@ pub fn rewrite_v4(l3: &mut [u8], side: Side, addr: Ipv4Addr, port: u16, partial:
         Side::Destination => ip.set_dst_addr(addr),
     }
     let l4 = ip.payload_mut();
-    let csum_at = match proto {
-        IpProtocol::Tcp => 16,
-        IpProtocol::Udp => 6,
-        _ => return Err(rlvs_wire::Error::Malformed),
-    };
     if partial {
-        if l4.len() < csum_at + 2 {
-            return Err(rlvs_wire::Error::Truncated);
+        let mut t = Transport::new_checked(l4, proto)?;
+        match side {
+            Side::Source => t.set_src_port(port),
+            Side::Destination => t.set_dst_port(port),
         }
-        let port_at = if side == Side::Source { 0 } else { 2 };
-        l4[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
-        let field = u16::from_be_bytes([l4[csum_at], l4[csum_at + 1]]);
-        let updated = !checksum::update32(!field, old_addr.into(), addr.into());
-        l4[csum_at..csum_at + 2].copy_from_slice(&updated.to_be_bytes());
+        let updated = !checksum::update32(!t.checksum(), old_addr.into(), addr.into());
+        t.set_checksum(updated);
         return Ok(());
     }
     match proto {
@@ -83,19 +77,16 @@ pub fn rewrite_v6(l3: &mut [u8], side: Side, addr: Ipv6Addr, port: u16, partial:
         Side::Source => ip.set_src_addr(addr),
         Side::Destination => ip.set_dst_addr(addr),
     }
-    let l4 = ip.payload_mut();
-    let csum_at = match proto {
-        IpProtocol::Tcp => 16,
-        IpProtocol::Udp => 6,
-        _ => return Err(rlvs_wire::Error::Malformed),
+    let mut t = Transport::new_checked(ip.payload_mut(), proto)?;
+    let old_port = match side {
+        Side::Source => t.src_port(),
+        Side::Destination => t.dst_port(),
     };
-    if l4.len() < csum_at + 2 {
-        return Err(rlvs_wire::Error::Truncated);
+    match side {
+        Side::Source => t.set_src_port(port),
+        Side::Destination => t.set_dst_port(port),
     }
-    let port_at = if side == Side::Source { 0 } else { 2 };
-    let old_port = u16::from_be_bytes([l4[port_at], l4[port_at + 1]]);
-    l4[port_at..port_at + 2].copy_from_slice(&port.to_be_bytes());
-    let field = u16::from_be_bytes([l4[csum_at], l4[csum_at + 1]]);
+    let field = t.checksum();
     let updated = if partial {
         !ipv6::update_checksum_addr(!field, old, addr)
     } else {
@@ -107,7 +98,7 @@ pub fn rewrite_v6(l3: &mut [u8], side: Side, addr: Ipv6Addr, port: u16, partial:
             c
         }
     };
-    l4[csum_at..csum_at + 2].copy_from_slice(&updated.to_be_bytes());
+    t.set_checksum(updated);
     Ok(())
 }
 

@@ -19,8 +19,8 @@
 //! client, ack, SACK edges and TSecr lose them. Unlike DPVS, which strips
 //! the timestamp option from SYNs, timestamps stay in use end to end.
 
-use rlvs_wire::checksum;
-use rlvs_wire::tcp::{options, OPT_SACK, OPT_TIMESTAMP};
+use rlvs_wire::tcp::{field, options, OPT_SACK, OPT_TIMESTAMP};
+use rlvs_wire::{IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket};
 
 /// A FULLNAT connection's offsets, fixed by its first SYN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,66 +31,44 @@ pub struct SeqAdjust {
     pub ts: Option<u32>,
 }
 
-/// The TCP header of an IPv4 or IPv6 packet (no IPv6 extension headers),
-/// if it is TCP and long enough.
-fn tcp_of(l3: &mut [u8]) -> Option<&mut [u8]> {
-    let at = match l3.first()? >> 4 {
-        4 if l3.get(9) == Some(&6) && l3[0] & 0x0f >= 5 => usize::from(l3[0] & 0x0f) * 4,
-        6 if l3.get(6) == Some(&6) => 40,
+/// The TCP segment of an IPv4 or IPv6 packet (no IPv6 extension headers),
+/// if it is TCP and its header is whole.
+fn tcp_of(l3: &mut [u8]) -> Option<TcpPacket<&mut [u8]>> {
+    let l4 = match l3.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(l3).ok()?;
+            (ip.protocol() == IpProtocol::Tcp).then(|| ip.into_payload_mut())?
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(l3).ok()?;
+            (ip.next_header() == IpProtocol::Tcp).then(|| ip.into_payload_mut())?
+        }
         _ => return None,
     };
-    let l4 = l3.get_mut(at..)?;
-    let hl = usize::from(*l4.get(12)? >> 4) * 4;
-    (hl >= 20 && l4.len() >= hl).then_some(l4)
-}
-
-/// Replaces the 4 bytes at `at` of `tcp` with `f(old)`, keeping the
-/// checksum right. With a partial checksum (completed by the device over
-/// the segment later) only the bytes change.
-fn patch32(tcp: &mut [u8], at: usize, partial: bool, f: impl FnOnce(u32) -> u32) {
-    let old = u32::from_be_bytes(tcp[at..at + 4].try_into().unwrap());
-    let new = f(old);
-    if old == new {
-        return;
-    }
-    // The checksum runs over 16-bit words: widen an odd-aligned field.
-    let (start, end) = (at & !1, (at + 5) & !1);
-    let before: [u8; 6] = {
-        let mut b = [0u8; 6];
-        b[..end - start].copy_from_slice(&tcp[start..end]);
-        b
-    };
-    tcp[at..at + 4].copy_from_slice(&new.to_be_bytes());
-    if !partial {
-        let check = u16::from_be_bytes([tcp[16], tcp[17]]);
-        let check = checksum::update_region(check, &before[..end - start], &tcp[start..end]);
-        tcp[16..18].copy_from_slice(&check.to_be_bytes());
-    }
+    TcpPacket::new_checked(l4).ok()
 }
 
 /// Client to real server: seq and TSval move into the director's space.
 pub fn to_server(l3: &mut [u8], adj: SeqAdjust, partial: bool) {
-    let Some(tcp) = tcp_of(l3) else { return };
-    patch32(tcp, 4, partial, |seq| seq.wrapping_add(adj.seq));
+    let Some(mut tcp) = tcp_of(l3) else { return };
+    tcp.update_word32(field::SEQ, partial, |seq| seq.wrapping_add(adj.seq));
     if let Some(ts) = adj.ts {
-        let hl = usize::from(tcp[12] >> 4) * 4;
-        let found = options(&tcp[..hl]).find(|&(kind, _, len)| kind == OPT_TIMESTAMP && len == 10);
+        let found = options(tcp.header()).find(|&(kind, _, len)| kind == OPT_TIMESTAMP && len == 10);
         if let Some((_, at, _)) = found {
-            patch32(tcp, at + 2, partial, |v| v.wrapping_add(ts));
+            tcp.update_word32(at + 2, partial, |v| v.wrapping_add(ts));
         }
     }
 }
 
 /// Real server to client: ack, SACK edges and TSecr move back.
 pub fn to_client(l3: &mut [u8], adj: SeqAdjust, partial: bool) {
-    let Some(tcp) = tcp_of(l3) else { return };
-    if tcp[13] & rlvs_wire::TcpFlags::ACK != 0 {
-        patch32(tcp, 8, partial, |ack| ack.wrapping_sub(adj.seq));
+    let Some(mut tcp) = tcp_of(l3) else { return };
+    if tcp.flags().ack() {
+        tcp.update_word32(field::ACK, partial, |ack| ack.wrapping_sub(adj.seq));
     }
-    let hl = usize::from(tcp[12] >> 4) * 4;
     // At most 4 SACK blocks fit in the 40 bytes of options: 8 edges.
     let (mut edges, mut n, mut tsecr) = ([0usize; 8], 0, None);
-    for (kind, at, len) in options(&tcp[..hl]) {
+    for (kind, at, len) in options(tcp.header()) {
         match kind {
             OPT_SACK if (len - 2) % 8 == 0 => {
                 for edge in (at + 2..at + len).step_by(4) {
@@ -105,10 +83,10 @@ pub fn to_client(l3: &mut [u8], adj: SeqAdjust, partial: bool) {
         }
     }
     for &edge in &edges[..n] {
-        patch32(tcp, edge, partial, |v| v.wrapping_sub(adj.seq));
+        tcp.update_word32(edge, partial, |v| v.wrapping_sub(adj.seq));
     }
     if let (Some(at), Some(ts)) = (tsecr, adj.ts) {
-        patch32(tcp, at, partial, |v| v.wrapping_sub(ts));
+        tcp.update_word32(at, partial, |v| v.wrapping_sub(ts));
     }
 }
 
