@@ -3,8 +3,8 @@
 # for a fixed number of executions from seeds built towards the configured
 # tables (fuzz/src/bin/seeds.rs), then its queue is replayed through a
 # coverage-instrumented build for a line-coverage report of the code it
-# exercises. Crashes are copied to fuzz/crashes/TARGET/ (each becomes a
-# regression test in tests/fuzz_regressions.rs) and make the script fail.
+# exercises. Crashes are copied to fuzz/crashes/TARGET/ and make the script
+# fail; each one fixed gets a regression test next to the code it broke.
 #
 #   scripts/fuzz.sh [EXECUTIONS] [TARGET...]      (default: 10000000, all)
 #
