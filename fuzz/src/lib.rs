@@ -82,8 +82,18 @@ pub fn vrrp(data: &[u8]) {
     } else {
         cfg.auth_pass = Some(*b"secret\0\0");
     }
+    // With bit 2 set, the checksum is made right first, so that mutations
+    // reach the checks behind it.
+    let mut payload = data[3..].to_vec();
+    if data[0] & 4 != 0 {
+        let family = if src.is_ipv4() { rlvs_wire::vrrp::Family::V4 } else { rlvs_wire::vrrp::Family::V6 };
+        if let Ok(mut p) = rlvs_wire::vrrp::VrrpPacket::new_checked(&mut payload[..], family) {
+            let pseudo = (p.version() == 3).then_some((src, dst));
+            p.fill_checksum(pseudo);
+        }
+    }
     let mut i = Instance::new(cfg);
-    let _ = i.on_advert(std::time::Duration::from_secs(1), &Advert { src, dst, ttl: data[2], payload: &data[3..] });
+    let _ = i.on_advert(std::time::Duration::from_secs(1), &Advert { src, dst, ttl: data[2], payload: &payload });
 }
 
 /// The IPVS sync message decoder (v0 and v1), as a backup reads a datagram.
@@ -123,4 +133,5 @@ pub fn adm(data: &[u8]) {
 }
 
 /// Every target by name, for the AFL binaries and the coverage replay.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [("conf", conf), ("vrrp", vrrp), ("sync", sync), ("packet", packet), ("adm", adm)];
+pub const TARGETS: [(&str, fn(&[u8])); 5] =
+    [("conf", conf), ("vrrp", vrrp), ("sync", sync), ("packet", packet), ("adm", adm)];

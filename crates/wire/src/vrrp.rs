@@ -126,6 +126,42 @@ impl<T: AsRef<[u8]>> VrrpPacket<T> {
     }
 }
 
+#[cfg(test)]
+mod fill {
+    use super::*;
+
+    #[test]
+    fn a_filled_checksum_verifies() {
+        let repr = VrrpRepr {
+            version: 2,
+            vrid: 51,
+            priority: 100,
+            advert_int: 1,
+            addresses: vec!["10.0.0.100".parse().unwrap()],
+            auth: Some((1, *b"secret\0\0")),
+        };
+        let mut b = repr.to_bytes(None);
+        b[6] ^= 0xff;
+        let mut p = VrrpPacket::new_checked(&mut b[..], Family::V4).unwrap();
+        p.fill_checksum(None);
+        assert!(p.verify_checksum(None));
+        b[9] ^= 1;
+        assert!(!VrrpPacket::new_checked(&b[..], Family::V4).unwrap().verify_checksum(None));
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> VrrpPacket<T> {
+    /// Sets the checksum so that the message verifies (`pseudo` as for
+    /// [`VrrpPacket::verify_checksum`]).
+    pub fn fill_checksum(&mut self, pseudo: Option<(IpAddr, IpAddr)>) {
+        let len = self.expected_len();
+        let b = self.buffer.as_mut();
+        b[6..8].copy_from_slice(&[0, 0]);
+        let c = checksum_of(&b[..len], pseudo);
+        b[6..8].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
 /// The sum to put in (or, over a filled message, 0 when valid).
 fn checksum_of(msg: &[u8], pseudo: Option<(IpAddr, IpAddr)>) -> u16 {
     let len = msg.len();

@@ -18,8 +18,16 @@ fn write(dir: &Path, name: &str, data: &[u8]) {
 
 fn tcp4(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut b = vec![0u8; 40 + payload.len()];
-    Ipv4Repr { src, dst, protocol: IpProtocol::Tcp, payload_len: 20 + payload.len(), ttl: 64, ident: 1, dont_frag: true }
-        .emit(&mut b);
+    Ipv4Repr {
+        src,
+        dst,
+        protocol: IpProtocol::Tcp,
+        payload_len: 20 + payload.len(),
+        ttl: 64,
+        ident: 1,
+        dont_frag: true,
+    }
+    .emit(&mut b);
     TcpRepr { src_port: sport, dst_port: dport, seq: 1000, ack: 1, flags: TcpFlags(flags), window: 64240 }
         .emit(&mut b[20..]);
     b[40..].copy_from_slice(payload);
@@ -64,7 +72,7 @@ fn main() {
         }
         let src: IpAddr = "10.0.0.7".parse().unwrap();
         let pseudo = (version == 3).then(|| (src, "224.0.0.18".parse().unwrap()));
-        let mut seed = vec![if version == 3 { 2 } else { 0 }, 7, 255];
+        let mut seed = vec![if version == 3 { 6 } else { 4 }, 7, 255];
         seed.extend(cfg.advert(prio).to_bytes(pseudo));
         write(&root.join("vrrp"), &format!("advert-{n}"), &seed);
     }
@@ -91,13 +99,21 @@ fn main() {
     b.push(&conn("10.1.1.10", 6, flags::DROUTE | flags::NOOUTPUT));
     b.push(&conn("2001:db8::10", 17, flags::MASQ));
     write(&root.join("sync"), "two-conns", &b.finish());
-    write(&root.join("sync"), "control", &rlvs_wire::ipvs_sync::control(rlvs_wire::ipvs_sync::Control::ResyncRequest, 9));
+    write(
+        &root.join("sync"),
+        "control",
+        &rlvs_wire::ipvs_sync::control(rlvs_wire::ipvs_sync::Control::ResyncRequest, 9),
+    );
 
     let (client, vip) = (Ipv4Addr::new(10, 1, 1, 10), Ipv4Addr::new(10, 0, 0, 100));
     let p = root.join("packet");
     for port in [80, 8080, 443] {
         write(&p, &format!("syn-{port}"), &tcp4(client, 40000, vip, port, TcpFlags::SYN, b""));
-        write(&p, &format!("get-{port}"), &tcp4(client, 40000, vip, port, TcpFlags::ACK | TcpFlags::PSH, b"GET / HTTP/1.0\r\n\r\n"));
+        write(
+            &p,
+            &format!("get-{port}"),
+            &tcp4(client, 40000, vip, port, TcpFlags::ACK | TcpFlags::PSH, b"GET / HTTP/1.0\r\n\r\n"),
+        );
     }
     write(&p, "reply-nat", &tcp4(Ipv4Addr::new(192, 168, 100, 3), 443, client, 40000, TcpFlags::ACK, b"ok"));
     write(&p, "udp-53", &udp4(client, vip, 53));
