@@ -371,3 +371,15 @@ fn every_keyword_a_builder_reads_is_in_the_schema() {
         .collect();
     assert!(unknown.is_empty(), "read by a builder, unknown to the schema: {unknown:?}");
 }
+
+#[test]
+fn a_long_persistence_engine_name_is_cut_at_a_character() {
+    // Found by fuzzing (scripts/fuzz.sh, target conf): the 15-byte cut fell
+    // inside a multi-byte character and panicked.
+    let l = load(
+        "virtual_server 10.0.0.1 80 {\n persistence_engine averyveryvery\u{fffd}longname\n real_server 10.0.0.2 80 {\n }\n}\n",
+    );
+    let pe = l.config.virtual_servers.first().and_then(|v| v.persistence_engine.clone());
+    assert_eq!(pe.as_deref(), Some("averyveryvery"));
+    assert!(messages(&l).iter().any(|m| m.contains("persistence_name too long, truncating")));
+}

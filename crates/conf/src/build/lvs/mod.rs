@@ -301,7 +301,10 @@ impl Builder {
                         // The kernel's IP_VS_PENAME_MAXLEN, with its NUL.
                         let pe = if pe.len() > 15 {
                             self.bad(n, &format!("persistence_name too long, truncating - {pe}"));
-                            &pe[..15]
+                            // 15 bytes, as the kernel's field, but whole
+                            // characters (found by fuzzing: a cut inside one).
+                            let cut = (0..=15).rev().find(|&i| pe.is_char_boundary(i)).unwrap_or(0);
+                            &pe[..cut]
                         } else {
                             pe
                         };
