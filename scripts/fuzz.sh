@@ -12,35 +12,45 @@
 # and checks), sync (IPVS sync decoder), packet (Director::process_ipv4/6
 # over a director with every forwarding method), adm (ipvsadm argv parser).
 # Runs as many targets at once as there are cores. Not part of CI.
+#   scripts/fuzz.sh --report [TARGET...]          (the table only, from fuzz/out)
 set -euo pipefail
-execs=${1:-10000000}
-shift || true
+report_only=false
+if [ "${1:-}" = --report ]; then
+    report_only=true
+    shift
+    execs=0
+else
+    execs=${1:-10000000}
+    shift || true
+fi
 targets=${*:-conf vrrp sync packet adm}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/fuzz"
 
-command -v cargo-afl >/dev/null 2>&1 || cargo install cargo-afl
-cargo afl config --build >/dev/null 2>&1 || true   # "already built" is fine
-rustup component add llvm-tools >/dev/null 2>&1
-cargo afl build --release
-cargo run --release --quiet --bin seeds
-# Build scripts run instrumented too: their profiles go to target/, not the sources.
-LLVM_PROFILE_FILE="$root/fuzz/target/cov/build-%p.profraw" RUSTFLAGS="-C instrument-coverage" \
-    cargo build --release --target-dir target/cov --bin replay
-llvm_bin=$(dirname "$(find "$(rustc --print sysroot)" -name llvm-profdata -type f | head -1)")
+if ! $report_only; then
+    command -v cargo-afl >/dev/null 2>&1 || cargo install cargo-afl
+    cargo afl config --build >/dev/null 2>&1 || true   # "already built" is fine
+    rustup component add llvm-tools >/dev/null 2>&1
+    cargo afl build --release
+    cargo run --release --quiet --bin seeds
+    # Build scripts run instrumented too: their profiles go to target/, not the sources.
+    LLVM_PROFILE_FILE="$root/fuzz/target/cov/build-%p.profraw" RUSTFLAGS="-C instrument-coverage" \
+        cargo build --release --target-dir target/cov --bin replay
 
-export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
-mkdir -p out
-run() {
-    local t=$1
-    rm -rf "out/$t"
-    cargo afl fuzz -i "seeds/$t" -o "out/$t" -E "$execs" "target/release/$t" > "out/$t.log" 2>&1
-}
-for t in $targets; do
-    while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do sleep 2; done
-    run "$t" &
-done
-wait
+    export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
+    mkdir -p out
+    run() {
+        local t=$1
+        rm -rf "out/$t"
+        cargo afl fuzz -i "seeds/$t" -o "out/$t" -E "$execs" "target/release/$t" > "out/$t.log" 2>&1
+    }
+    for t in $targets; do
+        while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do sleep 2; done
+        run "$t" &
+    done
+    wait
+fi
+llvm_bin=$(dirname "$(find "$(rustc --print sysroot)" -name llvm-profdata -type f | head -1)")
 
 # Which sources each target is judged on.
 declare -A src=(
