@@ -13,8 +13,15 @@
 # over a director with every forwarding method), adm (ipvsadm argv parser).
 # Runs as many targets at once as there are cores. Not part of CI.
 #   scripts/fuzz.sh --report [TARGET...]          (the table only, from fuzz/out)
+#   scripts/fuzz.sh --resume EXECUTIONS [TARGET...] (continue fuzz/out/TARGET's queue
+#                                                  for EXECUTIONS more)
 set -euo pipefail
 report_only=false
+resume=false
+if [ "${1:-}" = --resume ]; then
+    resume=true
+    shift
+fi
 if [ "${1:-}" = --report ]; then
     report_only=true
     shift
@@ -40,9 +47,13 @@ if ! $report_only; then
     export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
     mkdir -p out
     run() {
-        local t=$1
-        rm -rf "out/$t"
-        cargo afl fuzz -i "seeds/$t" -o "out/$t" -E "$execs" "target/release/$t" > "out/$t.log" 2>&1
+        local t=$1 input="seeds/$t"
+        if $resume && [ -d "out/$t/default/queue" ]; then
+            input=-   # AFL++'s resume: the queue in out/$t is the input
+        else
+            rm -rf "out/$t"
+        fi
+        cargo afl fuzz -i "$input" -o "out/$t" -E "$execs" "target/release/$t" >> "out/$t.log" 2>&1
     }
     for t in $targets; do
         while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do sleep 2; done

@@ -32,6 +32,9 @@ pub struct GenArgs {
     /// Frames each new source sends, back to back (the kernel announces a
     /// connection at its third packet: one-packet flows are never synced).
     pub per_flow: u64,
+    /// New sources are spoofed from this many addresses of 100.64.0.0/10
+    /// (0: 10.2.0.2-250), the port moving on each round.
+    pub spoofed: u32,
 }
 
 /// A 60-byte UDP datagram (42 bytes and Ethernet padding) from `src`:`sport`.
@@ -138,13 +141,18 @@ pub fn run(a: GenArgs) -> Result<u64> {
                 let f = &mut frames[next];
                 next = (next + 1) % 64;
                 let flow = tuple / a.per_flow.max(1);
-                let host = 2 + (flow / 64512 % 249) as u8;
-                let port = 1024 + (flow % 64512) as u16;
+                let (src, port) = if a.spoofed > 0 {
+                    let n = u64::from(a.spoofed.min(1 << 22));
+                    let host = u32::from(Ipv4Addr::new(100, 64, 0, 0)) + (flow % n) as u32;
+                    (Ipv4Addr::from(host), 1024 + (flow / n % 64512) as u16)
+                } else {
+                    (Ipv4Addr::new(10, 2, 0, 2 + (flow / 64512 % 249) as u8), 1024 + (flow % 64512) as u16)
+                };
                 tuple += 1;
                 if a.syn {
-                    syn_frame(&a, Ipv4Addr::new(10, 2, 0, host), port, f);
+                    syn_frame(&a, src, port, f);
                 } else {
-                    udp_frame(&a, Ipv4Addr::new(10, 2, 0, host), port, f);
+                    udp_frame(&a, src, port, f);
                 }
                 f
             } else {

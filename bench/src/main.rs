@@ -7,6 +7,7 @@
 mod checkers;
 mod conns;
 mod failover;
+mod flood;
 mod gen;
 mod http;
 mod load;
@@ -188,6 +189,40 @@ enum Cmd {
         /// Datagrams each new source sends.
         #[arg(long, default_value_t = 1)]
         per_flow: u64,
+        /// Spoof new sources from this many addresses of 100.64.0.0/10.
+        #[arg(long, default_value_t = 0)]
+        spoofed: u32,
+        /// The destination (default: pps's VIP) and port.
+        #[arg(long)]
+        dst: Option<Ipv4Addr>,
+        #[arg(long, default_value_t = 9)]
+        dport: u16,
+    },
+    /// A SYN flood at 80 % of the path's SYN capacity from 2^20 spoofed
+    /// sources against a bounded table, with legitimate curls, defences on
+    /// and off (BENCHMARKS.md, "SYN flood").
+    Synflood {
+        #[arg(long, value_delimiter = ',', default_value = "dr,nat")]
+        methods: Vec<String>,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 1000)]
+        curls: usize,
+        /// The table's bound, in connections.
+        #[arg(long, default_value_t = 200_000)]
+        limit: u64,
+        /// Wait for the table to shed the flood by its timeouts.
+        #[arg(long)]
+        drain: bool,
+        #[arg(long, default_value = "afxdp")]
+        engine: String,
+        #[arg(long, default_value = "target/release/rlvs")]
+        rlvs: String,
+        /// Fail unless, with the defences on, at least this share of the
+        /// legitimate requests succeeded during the flood and all after it,
+        /// and the table never passed its bound.
+        #[arg(long)]
+        require: Option<f64>,
     },
     /// Connection sync capacity: new connections a second a backup keeps
     /// up with (BENCHMARKS.md, "Connection sync").
@@ -249,20 +284,65 @@ fn main() -> Result<()> {
             let mac = EthernetAddress::parse(&dst_mac).ok_or_else(|| anyhow::anyhow!("bad MAC {dst_mac}"))?;
             xdp_ref::run(&ingress, &egress, pps::VIP.parse()?, mac.0)
         }
+        Cmd::Synflood { methods, seconds, curls, limit, drain, engine, rlvs, require } => {
+            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
+            let o =
+                flood::Options { methods, seconds, curls, limit, drain, engine, rlvs: rlvs.to_string_lossy().into() };
+            let all = flood::run(&o)?;
+            if let Some(share) = require {
+                for r in &all {
+                    if r.max_conns > r.limit {
+                        anyhow::bail!("{} held {} connections, over its bound of {}", r.method, r.max_conns, r.limit);
+                    }
+                    let ok = r.curls_ok as f64 >= share * r.curls as f64 && r.after_ok == r.after;
+                    if r.defences && !ok {
+                        anyhow::bail!(
+                            "{} with defences: {}/{} during, {}/{} after",
+                            r.method,
+                            r.curls_ok,
+                            r.curls,
+                            r.after_ok,
+                            r.after
+                        );
+                    }
+                    if drain && r.defences && r.drained_after.is_none() {
+                        anyhow::bail!("{} with defences: the table did not drain", r.method);
+                    }
+                }
+            }
+            Ok(())
+        }
         Cmd::Sync { runs, seconds, rates, rlvs, engine, kernel } => {
             let d =
                 if kernel { sync::Directors::Kernel } else { sync::Directors::Rlvs { rlvs: &rlvs, engine: &engine } };
             sync::run(d, &rates, runs, seconds)
         }
-        Cmd::Gen { ifname, src_mac, dst_mac, flows, seconds, syn, new_udp, rate, first, per_flow } => {
+        Cmd::Gen {
+            ifname,
+            src_mac,
+            dst_mac,
+            flows,
+            seconds,
+            syn,
+            new_udp,
+            rate,
+            first,
+            per_flow,
+            spoofed,
+            dst,
+            dport,
+        } => {
             let parse = |s: &str| EthernetAddress::parse(s).ok_or_else(|| anyhow::anyhow!("bad MAC {s}"));
             let sent = gen::run(gen::GenArgs {
                 ifname,
                 src_mac: parse(&src_mac)?,
                 dst_mac: parse(&dst_mac)?,
                 src: Ipv4Addr::new(10, 2, 0, 1),
-                dst: pps::VIP.parse()?,
-                dport: 9,
+                dst: match dst {
+                    Some(d) => d,
+                    None => pps::VIP.parse()?,
+                },
+                dport,
                 flows,
                 seconds,
                 max_packets: if rate > 0 { (rate as f64 * seconds) as u64 } else { 2_000_000_000 },
@@ -271,6 +351,7 @@ fn main() -> Result<()> {
                 rate,
                 first,
                 per_flow,
+                spoofed,
             })?;
             println!("sent {sent}");
             Ok(())

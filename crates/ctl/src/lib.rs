@@ -132,6 +132,34 @@ pub enum Request {
     Checkers,
     /// What the engine did with packets, and how full its tables are.
     EngineStats,
+    /// The connection table's bound and IPVS's defences (net.ipv4.vs's
+    /// drop_entry, drop_packet, secure_tcp, amemthresh, am_droprate):
+    /// what is set changes, the rest stays. Answered Ok or Refused.
+    SetDefence(DefenceChange),
+}
+
+/// A change to the defences; None leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefenceChange {
+    pub drop_entry: Option<u8>,
+    pub drop_packet: Option<u8>,
+    pub secure_tcp: Option<u8>,
+    pub amemthresh: Option<u64>,
+    pub am_droprate: Option<u32>,
+    /// Some(None) lifts the bound.
+    pub limit: Option<Option<u64>>,
+}
+
+impl DefenceChange {
+    pub fn apply(&self, cfg: &mut rlvs_lvs::defence::DefenceConfig) {
+        let DefenceChange { drop_entry, drop_packet, secure_tcp, amemthresh, am_droprate, limit } = *self;
+        cfg.drop_entry = drop_entry.unwrap_or(cfg.drop_entry);
+        cfg.drop_packet = drop_packet.unwrap_or(cfg.drop_packet);
+        cfg.secure_tcp = secure_tcp.unwrap_or(cfg.secure_tcp);
+        cfg.amemthresh = amemthresh.unwrap_or(cfg.amemthresh);
+        cfg.am_droprate = am_droprate.unwrap_or(cfg.am_droprate);
+        cfg.limit = limit.unwrap_or(cfg.limit);
+    }
 }
 
 /// The engine's counters since it started (`rlvs_engine_*` metrics).
@@ -155,6 +183,8 @@ pub struct EngineCounters {
     /// Entries in the connection table, and its bound (None: unbounded).
     pub connections: u64,
     pub connection_limit: Option<u64>,
+    /// The defences' settings, state and counts (rlvs's own engine).
+    pub defence: Option<rlvs_lvs::defence::DefenceStatus>,
     /// Connection sync: messages sent by a master; received, connections
     /// applied and messages rejected (malformed, other syncid) by a backup.
     pub sync_sent: u64,
@@ -360,7 +390,21 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
         Request::Maintenance { .. } => Response::Refused("no VRRP instances in this daemon".into()),
         Request::Checkers => Response::Checkers(Vec::new()),
         Request::EngineStats => {
-            Response::EngineStats(EngineCounters { connections: director.conn_count() as u64, ..Default::default() })
+            let defence = director.defence_status();
+            Response::EngineStats(EngineCounters {
+                connections: director.conn_count() as u64,
+                connection_limit: defence.limit,
+                defence: Some(defence),
+                ..Default::default()
+            })
+        }
+        Request::SetDefence(change) => {
+            let mut cfg = director.defence_config();
+            change.apply(&mut cfg);
+            match director.set_defence(cfg) {
+                Ok(()) => Response::Ok,
+                Err(why) => Response::Refused(why),
+            }
         }
     }
 }

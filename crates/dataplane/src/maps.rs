@@ -97,6 +97,10 @@ impl AddrKey {
 pub const LAYOUT_VERSION: u32 = 4;
 pub const MAGIC: u32 = 0x726c_7673;
 pub const MAX_CONNS: u32 = 1_048_576;
+/// What a connection costs in the pinned maps, at most: an entry for its
+/// requests and one for its replies, each a hash element's header (48
+/// bytes in the kernel's htab_elem) with the IPv6 key and value.
+pub const BPF_BYTES_PER_CONN: u64 = 2 * (48 + std::mem::size_of::<ConnKey>() + std::mem::size_of::<Conn>()) as u64;
 pub const MAX_HOPS: u32 = 131_072;
 /// Hop slots of return links start here (at 65,536 + the director's link
 /// number); real servers' next hops take the slots below.

@@ -23,10 +23,14 @@ pub enum Drop {
     Unsupported,
     /// AF_XDP: the transmit ring or the chunk pool was full.
     TxFull,
+    /// A new connection with the connection table at its bound.
+    ConnectionLimit,
+    /// A new connection dropped by the drop_packet defence.
+    DropPacket,
 }
 
 impl Drop {
-    pub const ALL: [Drop; 11] = [
+    pub const ALL: [Drop; 13] = [
         Drop::NoConnection,
         Drop::DestUnavailable,
         Drop::NoDestination,
@@ -38,6 +42,8 @@ impl Drop {
         Drop::TooBig,
         Drop::Unsupported,
         Drop::TxFull,
+        Drop::ConnectionLimit,
+        Drop::DropPacket,
     ];
 
     /// The `reason` label of rlvs_engine_drops_total.
@@ -54,6 +60,8 @@ impl Drop {
             Drop::TooBig => "too_big",
             Drop::Unsupported => "unsupported",
             Drop::TxFull => "transmit_ring_full",
+            Drop::ConnectionLimit => "connection_limit",
+            Drop::DropPacket => "drop_packet",
         }
     }
 }
@@ -66,6 +74,8 @@ impl From<DropReason> for Drop {
             DropReason::NoDestination => Drop::NoDestination,
             DropReason::Malformed => Drop::Malformed,
             DropReason::NoLocalPort => Drop::NoLocalPort,
+            DropReason::ConnectionLimit => Drop::ConnectionLimit,
+            DropReason::DropPacket => Drop::DropPacket,
         }
     }
 }
@@ -113,6 +123,7 @@ pub(crate) fn counters(
     slow: &EngineStats,
     fast: Option<&crate::fastpath::FastPath>,
     connections: usize,
+    defence: rlvs_lvs::defence::DefenceStatus,
     sync: Option<&crate::sync::SyncShell>,
 ) -> rlvs_ctl::EngineCounters {
     let fast_path = fast.map(|f| {
@@ -136,7 +147,8 @@ pub(crate) fn counters(
         waiting_for_neighbour: slow.waiting_for_neighbour,
         fast_path,
         connections: connections as u64,
-        connection_limit: None,
+        connection_limit: defence.limit,
+        defence: Some(defence),
         sync_sent: sync.sent,
         sync_received: sync.received,
         sync_conns_received: sync.conns,

@@ -104,6 +104,29 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
             connections: crate::conns::read().map_err(Error::Io)?.len() as u64,
             ..Default::default()
         })),
+        // The kernel's own defences are its sysctls; it has no bound.
+        Request::SetDefence(change) => {
+            if matches!(change.limit, Some(Some(_))) {
+                return Ok(Response::Refused(
+                    "kernel IPVS has no connection bound (its defences act on free memory)".into(),
+                ));
+            }
+            let numbers = [
+                ("drop_entry", change.drop_entry.map(u64::from)),
+                ("drop_packet", change.drop_packet.map(u64::from)),
+                ("secure_tcp", change.secure_tcp.map(u64::from)),
+                ("amemthresh", change.amemthresh),
+                ("am_droprate", change.am_droprate.map(u64::from)),
+            ];
+            for (name, value) in numbers {
+                let Some(v) = value else { continue };
+                let path = format!("/proc/sys/net/ipv4/vs/{name}");
+                if let Err(e) = std::fs::write(&path, format!("{v}\n")) {
+                    return Ok(Response::Refused(format!("{path}: {e}")));
+                }
+            }
+            Ok(Response::Ok)
+        }
         // FULLNAT local addresses and VRRP are rlvs's own; the kernel has none.
         Request::AddLaddr { .. }
         | Request::DelLaddr { .. }

@@ -65,6 +65,10 @@ pub enum DropReason {
     Malformed,
     /// FULLNAT: no local address configured, or all their ports taken.
     NoLocalPort,
+    /// A new connection with the table at its bound (see defence.rs).
+    ConnectionLimit,
+    /// A new connection dropped by the drop_packet defence.
+    DropPacket,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +193,7 @@ pub struct Director {
     events: std::collections::VecDeque<Event>,
     conn_events: bool,
     sync: sync::SyncSide,
+    defence: crate::defence::Defence,
 }
 
 impl Director {
@@ -500,6 +505,7 @@ fn validate_dest(cfg: &DestConfig) -> Result<(), IpvsError> {
     Ok(())
 }
 
+mod defend;
 mod events;
 mod fast;
 mod fullnat;
@@ -511,6 +517,8 @@ pub use events::Event;
 pub use fast::{Adopted, FastConn};
 pub use fullnat::{LPORT_FIRST, LPORT_LAST};
 
+#[cfg(test)]
+mod defend_tests;
 #[cfg(test)]
 mod sync_tests;
 #[cfg(test)]

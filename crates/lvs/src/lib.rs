@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod defence;
 pub mod dest;
 pub mod director;
 pub mod error;
@@ -30,6 +31,7 @@ pub mod stats;
 pub mod time;
 pub mod types;
 
+pub use conn::ConnTable;
 pub use director::{Director, Forward, Verdict};
 pub use error::IpvsError;
 pub use sched::Scheduler;

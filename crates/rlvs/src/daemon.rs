@@ -84,6 +84,8 @@ pub struct Args {
     /// Only the virtual servers and their checkers (keepalived -C).
     #[arg(long)]
     pub check_only: bool,
+    #[command(flatten)]
+    pub defence: crate::defence::Args,
 }
 
 /// A configuration rlvs will not run: keepalived's KEEPALIVED_EXIT_CONFIG.
@@ -177,7 +179,14 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
         rlvs_dataplane::afpacket::RingVersion::V2
     };
     let (handle, engine) = match chosen {
-        Chosen::Kernel(client) => {
+        Chosen::Kernel(mut client) => {
+            if !args.defence.is_empty() {
+                match rlvs_ipvs::backend::handle(&mut client, Request::SetDefence(args.defence.change())) {
+                    Response::Ok => {}
+                    Response::Refused(why) => bail!("{why}"),
+                    other => bail!("setting the kernel's defences: {other:?}"),
+                }
+            }
             let (e, t) = rlvs_ipvs::engine::start(*client)?;
             (std::sync::Arc::new(e) as Handle, t)
         }
@@ -192,6 +201,8 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
                 filter_entries: args.filter_entries,
                 bpffs: args.bpffs.clone(),
                 keep_forwarding: args.keep_forwarding,
+                defence: args.defence.config().0,
+                derive_conn_limit: args.defence.config().1,
                 ..Default::default()
             };
             let (h, t) = rlvs_dataplane::start(cfg)?;

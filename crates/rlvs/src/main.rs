@@ -7,6 +7,7 @@ mod check;
 mod ctl;
 mod daemon;
 mod decap;
+mod defence;
 mod dumps;
 mod genhash;
 mod keepalived;
@@ -98,6 +99,15 @@ enum CtlCmd {
         #[arg(value_parser = ["on", "off"])]
         state: String,
     },
+    /// The connection table's bound and IPVS's defences: shows them, and
+    /// changes those given (as `sysctl net.ipv4.vs.*` does the kernel's).
+    Defence {
+        #[command(flatten)]
+        set: defence::Args,
+        /// The engine's counters, with the defences', as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reload the daemon's keepalived.conf (as SIGHUP does).
     Reload {
         /// Return only once the reload is applied: VRRP and the checkers
@@ -182,6 +192,7 @@ fn main() -> ExitCode {
         Face::Status => report(status()),
         Face::Ctl { cmd: CtlCmd::Status { json } } => report(ctl::status(json)),
         Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl::reload(wait)),
+        Face::Ctl { cmd: CtlCmd::Defence { set, json } } => report(defence::ctl(&set, json)),
         Face::Ctl { cmd: CtlCmd::Drain { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Drain)),
         Face::Ctl { cmd: CtlCmd::Enable { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Enable)),
         Face::Ctl { cmd: CtlCmd::Maintenance { instance, state } } => {

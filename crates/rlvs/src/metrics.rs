@@ -272,6 +272,59 @@ fn checker_metrics(r: &mut Registry, list: &[crate::check::CheckerMetrics]) {
     }
 }
 
+/// The bound's accounting and the defences (defence.rs in rlvs-lvs).
+struct DefenceMetrics {
+    bytes: Gauges,
+    available: Gauges,
+    level: Gauges,
+    drop_rate: Gauges,
+    actions: Counters,
+}
+
+impl DefenceMetrics {
+    fn register(r: &mut Registry) -> DefenceMetrics {
+        DefenceMetrics {
+            bytes: gauges(
+                r,
+                "rlvs_engine_connection_bytes",
+                "What the connection table's entries cost, user space and XDP maps together",
+            ),
+            available: gauges(
+                r,
+                "rlvs_engine_available_pages",
+                "What is left of the connection table's bound, in 4 KiB pages (the defences' available memory)",
+            ),
+            level: gauges(r, "rlvs_engine_defence_level", "Each defence's setting as its sysctl shows it (2: acting)"),
+            drop_rate: gauges(
+                r,
+                "rlvs_engine_drop_rate",
+                "drop_packet drops one new connection in this many (0: none)",
+            ),
+            actions: counters(r, "rlvs_engine_defence_actions", "What the bound and the defences did, by action"),
+        }
+    }
+
+    fn set(&self, d: &rlvs_lvs::defence::DefenceStatus, connections: u64) {
+        self.bytes.get_or_create(&Vec::new()).set(connections.saturating_mul(d.bytes_per_conn) as i64);
+        if let Some(p) = d.available_pages {
+            self.available.get_or_create(&Vec::new()).set(p as i64);
+        }
+        for (name, v) in [("drop_entry", d.drop_entry), ("drop_packet", d.drop_packet), ("secure_tcp", d.secure_tcp)] {
+            self.level.get_or_create(&labels(&[("defence", name)])).set(i64::from(v));
+        }
+        self.drop_rate.get_or_create(&Vec::new()).set(i64::from(d.drop_rate));
+        let acts = [
+            ("refused_at_limit", d.refused_at_limit),
+            ("packet_dropped", d.packets_dropped),
+            ("entry_swept", d.entries_dropped),
+            ("entry_replaced", d.entries_replaced),
+        ];
+        for (action, n) in acts {
+            self.actions.get_or_create(&labels(&[("action", action)])).inc_by(n);
+        }
+    }
+}
+
 /// The engine's packet counters, its tables' sizes and connection sync.
 fn engine_metrics(r: &mut Registry, e: &rlvs_ctl::EngineCounters) {
     let packets = counters(
@@ -284,6 +337,7 @@ fn engine_metrics(r: &mut Registry, e: &rlvs_ctl::EngineCounters) {
         counters(r, "rlvs_engine_icmp_sent", "ICMP errors sent to clients (port unreachable, fragmentation needed)");
     let conns = gauges(r, "rlvs_engine_connections", "Entries in the connection table");
     let limit = gauges(r, "rlvs_engine_connection_limit", "The connection table's bound (absent: unbounded)");
+    let defence_metrics = DefenceMetrics::register(r);
     let map_entries = gauges(r, "rlvs_fastpath_map_entries", "Entries in the XDP fast path's pinned connection maps");
     let map_capacity = gauges(r, "rlvs_fastpath_map_capacity", "Capacity of each XDP connection map");
     let sync_sent = counters(r, "rlvs_sync_messages_sent", "Connection sync messages sent (master)");
@@ -302,6 +356,9 @@ fn engine_metrics(r: &mut Registry, e: &rlvs_ctl::EngineCounters) {
     conns.get_or_create(&Vec::new()).set(e.connections as i64);
     if let Some(l) = e.connection_limit {
         limit.get_or_create(&Vec::new()).set(l as i64);
+    }
+    if let Some(d) = &e.defence {
+        defence_metrics.set(d, e.connections);
     }
     if let Some(f) = &e.fast_path {
         packets.get_or_create(&pk("fast", "forwarded")).inc_by(f.forwarded);

@@ -75,6 +75,12 @@ pub struct EngineConfig {
     /// pinned, so established connections keep being forwarded until a
     /// daemon starts again (an upgrade).
     pub keep_forwarding: bool,
+    /// The connection table's bound and defences; the cost of a
+    /// connection is filled in from the data path chosen.
+    pub defence: rlvs_lvs::defence::DefenceConfig,
+    /// The bound is what an eighth of memory holds (`default_conn_limit`),
+    /// whatever `defence` says.
+    pub derive_conn_limit: bool,
 }
 
 impl Default for EngineConfig {
@@ -93,8 +99,30 @@ impl Default for EngineConfig {
             filter_entries: crate::maps::FILTER_ENTRIES,
             bpffs: None,
             keep_forwarding: false,
+            defence: Default::default(),
+            derive_conn_limit: true,
         }
     }
+}
+
+/// What one connection costs under `kind`: its user-space entry and,
+/// under AF_XDP, its entries in the pinned maps (see maps.rs).
+pub fn bytes_per_conn(kind: EngineKind) -> u64 {
+    let user = rlvs_lvs::ConnTable::BYTES_PER_CONN;
+    match kind {
+        EngineKind::AfXdp => user + crate::maps::BPF_BYTES_PER_CONN,
+        _ => user,
+    }
+}
+
+/// The bound a table gets unless told: what an eighth of the host's memory
+/// holds at `bytes_per_conn` (the kernel's IPVS, unbounded, would take it
+/// all before its defences acted on free memory).
+pub fn default_conn_limit(bytes_per_conn: u64) -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 =
+        meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024 / 8 / bytes_per_conn.max(1))
 }
 
 pub use rlvs_ctl::{ControlMsg, Reply, Subscriber};
@@ -347,6 +375,15 @@ pub fn start(cfg: EngineConfig) -> Result<(Handle, std::thread::JoinHandle<()>)>
             engine.others.push((wk, spawn_or_die(format!("rlvs-worker-{id}"), move || w.run())?));
         }
     }
+    let mut defence = cfg.defence;
+    defence.bytes_per_conn = bytes_per_conn(engine.kind);
+    if cfg.derive_conn_limit {
+        defence.limit = default_conn_limit(defence.bytes_per_conn);
+    }
+    if let Err(why) = shared.director.lock().unwrap_or_else(|e| e.into_inner()).set_defence(defence) {
+        bail!("connection defences: {why}");
+    }
+    tracing::info!(limit = ?defence.limit, bytes_per_conn = defence.bytes_per_conn, "connection table bound");
     // Under AF_XDP established flows bypass the director (sync.rs's notes).
     engine.sync = Some(crate::sync::SyncShell::new(shared.clone(), waker.clone(), engine.kind != EngineKind::AfXdp));
     let (tx, rx) = channel();
@@ -418,6 +455,7 @@ impl Engine {
                     }
                     None => d.expire(now),
                 };
+                d.defend(now);
                 drop(d);
                 self.follow_connections();
                 if n > 0 {
@@ -545,6 +583,7 @@ impl Engine {
                             &self.shared.totals(),
                             fast,
                             d.conn_count(),
+                            d.defence_status(),
                             self.sync.as_ref(),
                         ))
                     }

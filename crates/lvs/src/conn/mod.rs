@@ -204,6 +204,21 @@ impl std::fmt::Debug for ConnTable {
 }
 
 impl ConnTable {
+    /// What one connection costs in user space: its slot, and its place
+    /// in both indexes at hashbrown's 7/8 load (a bucket is a u32 and a
+    /// control byte).
+    pub const BYTES_PER_CONN: u64 = (std::mem::size_of::<Option<Conn>>() + 2 * 5 * 8 / 7 + 4) as u64;
+
+    /// Slots, live or free: where a random pick of a connection draws from.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The connection in `slot`, if it is live.
+    pub fn live_at(&self, slot: u32) -> Option<ConnId> {
+        self.slots.get(slot as usize)?.as_ref().map(|_| ConnId(slot))
+    }
+
     pub fn len(&self) -> usize {
         self.index.len()
     }

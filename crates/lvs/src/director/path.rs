@@ -141,6 +141,9 @@ impl Director {
         if !new_conn {
             return Verdict::Drop(DropReason::NoConnection);
         }
+        if let Some(refused) = self.admit_new_conn(now) {
+            return Verdict::Drop(refused);
+        }
         let input = SchedInput {
             protocol: key.protocol,
             caddr: key.caddr,
@@ -275,6 +278,8 @@ impl Director {
             self.svc_mut(sid).stats.count_in(bytes);
         }
         self.stats.count_in(bytes);
+        let c = self.conns.get_mut(cid);
+        c.in_pkts = c.in_pkts.saturating_add(1);
         self.sync_after_packet(cid, now);
         Verdict::Forward(fwd)
     }
@@ -295,7 +300,7 @@ impl Director {
         let ConnState::Tcp(old) = c.state else {
             return self.timeouts.udp;
         };
-        let new = tcp::next_state(old, dir, flags);
+        let new = tcp::next_state_in(old, dir, flags, self.defence.secure_tcp());
         if new != old {
             let d = self.dests.get_mut(dest);
             if !c.inactive && new != TcpState::Established {

@@ -134,7 +134,6 @@ impl Director {
         let Some(p) = self.sync.master else { return };
         let every = self.sync.every_packet_seen;
         let c = self.conns.get_mut(cid);
-        c.in_pkts = c.in_pkts.saturating_add(1);
         let pkts = c.in_pkts;
         let force = match c.state {
             ConnState::Tcp(s) => {
@@ -399,6 +398,13 @@ impl Director {
             state,
             expires,
         };
+        // The bound holds for a backup's copy too (a master with a larger
+        // one must not exhaust its peer).
+        if !self.defence.has_room(self.conns.len()) {
+            self.defence.refused_at_limit += 1;
+            self.sync.counters.refused += 1;
+            return;
+        }
         if !self.adopt_conn(&a) {
             self.sync.counters.refused += 1;
             return;

@@ -10,11 +10,11 @@ fn ip(a: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 1, 1, a))
 }
 
-fn tcp_svc() -> ServiceKey {
+pub(super) fn tcp_svc() -> ServiceKey {
     ServiceKey::new(Protocol::Tcp, VIP.into(), 80)
 }
 
-fn segment(cport: u16, flags: u8) -> Vec<u8> {
+pub(super) fn segment(cport: u16, flags: u8) -> Vec<u8> {
     let ipr = Ipv4Repr {
         src: CLIENT,
         dst: VIP,
@@ -46,12 +46,12 @@ fn datagram(cport: u16, dport: u16) -> Vec<u8> {
     b
 }
 
-const SYN: u8 = TcpFlags::SYN;
-const ACK: u8 = TcpFlags::ACK;
+pub(super) const SYN: u8 = TcpFlags::SYN;
+pub(super) const ACK: u8 = TcpFlags::ACK;
 const FIN: u8 = TcpFlags::FIN | TcpFlags::ACK;
 
 /// Builds the seed's vs.sh table: rr, rs1 then rs2, DR, weight 1.
-fn seed() -> Director {
+pub(super) fn seed() -> Director {
     let mut d = Director::new();
     d.add_service(tcp_svc(), ServiceConfig { scheduler: "rr".into(), ..Default::default() }, Time::ZERO).unwrap();
     d.add_dest(&tcp_svc(), DestConfig::new(ip(244), 80, DirectRoute, 1), Time::ZERO).unwrap();
