@@ -281,7 +281,7 @@ fn flood_run(p: &mut Path, o: &Options, method: &str, capacity: f64, defences: b
     let n = |k: &str| d[k].as_u64().unwrap_or(0);
     (out.refused, out.replaced, out.swept, out.packet_drops) =
         (n("refused_at_limit"), n("entries_replaced"), n("entries_dropped"), n("packets_dropped"));
-    if o.drain {
+    if o.drain && defences {
         let legit = (out.curls + out.after) as u64;
         let since = Instant::now();
         out.drained_after = Lab::wait_for(Duration::from_secs(130), || {

@@ -85,7 +85,7 @@ pub struct Args {
     #[arg(long)]
     pub check_only: bool,
     #[command(flatten)]
-    pub defence: crate::defence::Args,
+    pub defence: crate::defence::DefenceArgs,
 }
 
 /// A configuration rlvs will not run: keepalived's KEEPALIVED_EXIT_CONFIG.

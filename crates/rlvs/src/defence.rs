@@ -36,7 +36,7 @@ fn limit(s: &str) -> Result<Limit, String> {
 }
 
 #[derive(clap::Args, Clone, Debug, Default)]
-pub struct Args {
+pub struct DefenceArgs {
     /// Bound on the connection table, in connections: `auto` (what an
     /// eighth of memory holds, counting user space and the XDP maps), a
     /// count, or `none`. At the bound new connections are refused, or
@@ -62,15 +62,15 @@ pub struct Args {
     pub am_droprate: Option<u32>,
 }
 
-impl Args {
+impl DefenceArgs {
     /// The options the keepalived face takes from its environment
     /// (RLVS_CONN_LIMIT, RLVS_DROP_ENTRY, ...): keepalived has no flags
     /// for them. Only there: `rlvs ctl defence` must not pick them up.
-    pub fn from_env() -> Args {
+    pub fn from_env() -> DefenceArgs {
         #[derive(clap::Parser)]
         struct Only {
             #[command(flatten)]
-            d: Args,
+            d: DefenceArgs,
         }
         let names = ["conn-limit", "drop-entry", "drop-packet", "secure-tcp", "amemthresh", "am-droprate"];
         let argv = names.iter().filter_map(|n| {
@@ -80,7 +80,7 @@ impl Args {
         let argv = std::iter::once("rlvs".to_string()).chain(argv);
         <Only as clap::Parser>::try_parse_from(argv).map(|o| o.d).unwrap_or_else(|e| {
             tracing::warn!("ignoring the defence settings in the environment: {e}");
-            Args::default()
+            DefenceArgs::default()
         })
     }
 
@@ -113,7 +113,7 @@ impl Args {
 }
 
 /// `rlvs ctl defence`: changes what is given, then shows the state.
-pub fn ctl(args: &Args, json: bool) -> anyhow::Result<()> {
+pub fn ctl(args: &DefenceArgs, json: bool) -> anyhow::Result<()> {
     let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
     if !args.is_empty() {
         match c.call(&Request::SetDefence(args.change()))? {

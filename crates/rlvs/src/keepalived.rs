@@ -437,7 +437,7 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         metrics: std::env::var("RLVS_METRICS").ok().and_then(|v| v.parse().ok()),
         vrrp_only: o.vrrp_only,
         check_only: o.check_only,
-        defence: crate::defence::Args::from_env(),
+        defence: crate::defence::DefenceArgs::from_env(),
     };
     let r = daemon::serve_until_stopped(args);
     for p in &pidfiles {

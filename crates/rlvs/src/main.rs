@@ -103,7 +103,7 @@ enum CtlCmd {
     /// changes those given (as `sysctl net.ipv4.vs.*` does the kernel's).
     Defence {
         #[command(flatten)]
-        set: defence::Args,
+        set: defence::DefenceArgs,
         /// The engine's counters, with the defences', as JSON.
         #[arg(long)]
         json: bool,

@@ -80,7 +80,7 @@ impl Director {
             for _ in 0..REPLACE_TRIES {
                 let slot = (self.defence.random() % slots) as u32;
                 let Some(cid) = self.conns.live_at(slot) else { continue };
-                if never_answered(self.conns.get(cid).state) {
+                if never_answered(self.conns.get(cid)) {
                     self.defence.entries_replaced += 1;
                     self.expire_conn(cid, now);
                     return None;
@@ -92,8 +92,15 @@ impl Director {
     }
 }
 
-/// A TCP entry no real server has answered for the client yet: what a
-/// SYN flood fills the table with.
-fn never_answered(s: ConnState) -> bool {
-    matches!(s, ConnState::Tcp(TcpState::SynRecv | TcpState::SynAck | TcpState::None))
+/// A TCP entry still opening that nothing has answered: what a SYN flood
+/// fills the table with. Under secure_tcp a NAT connection reaches SYNACK
+/// only by its real server's SYN-ACK, and is spared from then on; a DR one
+/// (whose replies the director never sees) waits there for the client's
+/// ACK, which establishes it.
+fn never_answered(c: &Conn) -> bool {
+    match c.state {
+        ConnState::Tcp(TcpState::None | TcpState::SynRecv) => true,
+        ConnState::Tcp(TcpState::SynAck) => c.no_output,
+        _ => false,
+    }
 }
