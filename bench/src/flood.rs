@@ -306,15 +306,16 @@ pub fn run(o: &Options) -> Result<Vec<Outcome>> {
         }
     }
     println!(
-        "| method | defences | SYN capacity /s | flood /s | legit OK during | after | max conns / limit | max RSS MiB | refused | replaced | swept | drop_packet | drained after |"
+        "| method | defences | SYN capacity /s | flood offered /s | flood forwarded /s | legit OK during | after | max conns / limit | max RSS MiB | refused | replaced | swept | drop_packet | drained after |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &all {
         println!(
-            "| {} | {} | {:.0} | {:.0} | {}/{} ({:.1} %) | {}/{} | {} / {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.0} | {:.0} | {}/{} ({:.1} %) | {}/{} | {} / {} | {:.0} | {} | {} | {} | {} | {} |",
             r.method.to_uppercase(),
             if r.defences { "on" } else { "off" },
             r.capacity,
+            r.capacity * 0.8,
             r.flood_rate,
             r.curls_ok,
             r.curls,
