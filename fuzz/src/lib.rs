@@ -102,7 +102,25 @@ pub fn sync(data: &[u8]) {
 }
 
 thread_local! {
-    static PACKET_STATE: std::cell::RefCell<(InProcess, Time)> = std::cell::RefCell::new((director(), Time::ZERO));
+    static PACKET_STATE: std::cell::RefCell<(InProcess, Time)> = std::cell::RefCell::new((bounded(), Time::ZERO));
+}
+
+/// The packet target's director: its table bounded at 256 connections,
+/// drop_entry and secure_tcp automatic and short of memory past 240, so
+/// that admission at the bound, replacement, the sweep and the stricter
+/// TCP table are all in play.
+fn bounded() -> InProcess {
+    let mut b = director();
+    let cfg = rlvs_lvs::defence::DefenceConfig {
+        limit: Some(256),
+        bytes_per_conn: 4096,
+        amemthresh: 16,
+        drop_entry: 1,
+        secure_tcp: 1,
+        ..Default::default()
+    };
+    b.0.set_defence(cfg).expect("valid defences");
+    b
 }
 
 /// The packet path: arbitrary IPv4 and IPv6 packets (the first byte picks
@@ -120,6 +138,8 @@ pub fn packet(data: &[u8]) {
                 _ => b.0.process_ipv4(data, None, *now),
             };
         }
+        b.0.defend(*now);
+        b.0.expire(*now);
     });
 }
 
