@@ -25,7 +25,7 @@ for l in sys.stdin:
 share=target/lab-share
 rm -rf "$share"
 mkdir -p "$share/golden"
-cp target/debug/rlvs lab/kernel-adm.sh lab/seed-kernel.sh lab/sync-interop.sh "$share/"
+cp target/debug/rlvs lab/kernel-adm.sh lab/kernel-defence.sh lab/seed-kernel.sh lab/sync-interop.sh "$share/"
 cp tests/golden/ipvsadm/*.cases lab/daemon.cases "$share/golden/"
 guest=$(mktemp)
 trap 'rm -f "$guest"' EXIT
@@ -39,7 +39,7 @@ trap 'rm -f "$guest"' EXIT
         echo "echo '== $(basename "$b")'"
         echo "/host/$(basename "$b") --test-threads=1 || rc=1"
     done
-    for s in kernel-adm sync-interop seed-kernel; do
+    for s in kernel-adm kernel-defence sync-interop seed-kernel; do
         echo "echo '== lab/$s.sh'"
         echo "RLVS=/host/rlvs bash /host/$s.sh || rc=1"
     done
