@@ -73,14 +73,24 @@ pub fn status(json: bool) -> anyhow::Result<()> {
         Response::Daemons(d) => d,
         _ => Vec::new(),
     };
+    let counters = match c.call(&Request::EngineStats)? {
+        Response::EngineStats(e) => Some(e),
+        _ => None,
+    };
     if json {
         let v = serde_json::json!({
             "engine": engine, "vrrp": vrrp, "services": services, "real_servers": checkers, "sync_daemons": daemons,
+            "connections": counters.as_ref().map(|e| e.connections),
+            "connection_limit": counters.as_ref().and_then(|e| e.connection_limit),
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!("Engine: {engine}");
+    if let Some(e) = &counters {
+        let limit = e.connection_limit.map_or("unbounded".to_string(), |l| format!("of {l}"));
+        println!("Connections: {} {limit}", e.connections);
+    }
     if !vrrp.is_empty() {
         println!("VRRP instances:");
         for i in &vrrp {
