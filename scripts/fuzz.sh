@@ -74,17 +74,18 @@ declare -A src=(
 status=0
 printf '%-8s %12s %8s %8s %s\n' target executions crashes queue "line coverage (its crate)"
 for t in $targets; do
-    stats=out/$t/default/fuzzer_stats
-    n=$(awk -F: '/^execs_done/ {gsub(/ /, "", $2); print $2}' "$stats")
-    crashes=$(find "out/$t/default/crashes" -type f -name 'id:*' | wc -l)
+    # Every instance's executions count (a --resume with --also runs a
+    # second instance beside the first on the same queue).
+    n=$(cat out/$t/*/fuzzer_stats | awk -F: '/^execs_done/ {gsub(/ /, "", $2); s += $2} END {print s}')
+    crashes=$(find out/$t/*/crashes -type f -name 'id:*' | wc -l)
     queue=$(find "out/$t/default/queue" -type f -name 'id:*' | wc -l)
     if [ "$crashes" -gt 0 ]; then
         mkdir -p "crashes/$t"
-        cp out/$t/default/crashes/id:* "crashes/$t/"
+        find out/$t/*/crashes -type f -name 'id:*' -exec cp {} "crashes/$t/" \;
         status=1
     fi
     rm -rf "out/$t.prof" && mkdir -p "out/$t.prof"
-    find "out/$t/default/queue" -type f -name 'id:*' -print0 |
+    find "out/$t"/*/queue -type f -name 'id:*' -print0 |
         LLVM_PROFILE_FILE="out/$t.prof/%p-%m.profraw" xargs -0 -n 200 target/cov/release/replay "$t"
     "$llvm_bin/llvm-profdata" merge -sparse "out/$t.prof"/*.profraw -o "out/$t.profdata"
     # shellcheck disable=SC2086

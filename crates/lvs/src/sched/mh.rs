@@ -11,6 +11,14 @@
 //! the chosen destination is quiesced or overloaded. Weights are the
 //! destinations' last non-zero weights, so quiescing one does not reshuffle
 //! the table.
+//!
+//! The kernel fills the table in destination-list order, and a new
+//! destination goes to the head of the list: directors with the same real
+//! servers but different histories (a checker flap, a reload) can fill it
+//! differently. With flag-3, which the kernel's mh ignores, rlvs uses a
+//! table filled in address-and-port order instead, the same on every
+//! director with the same servers and weights (active-active directors
+//! behind ECMP). Both tables are kept, so the flag may change at any time.
 
 use super::hash::{fold, hsiphash_u32};
 use super::{usable, SchedInput, Scheduler};
@@ -23,11 +31,14 @@ pub const TABLE_SIZE: usize = 4093;
 const TAB_BITS: u32 = 6;
 const FALLBACK: u32 = svc_flags::SCHED1;
 const PORT: u32 = svc_flags::SCHED2;
+const SORTED: u32 = svc_flags::SCHED3;
 const HASH1: [u64; 2] = [2_654_435_761, 2_654_435_761];
 const HASH2: [u64; 2] = [2_654_446_892, 2_654_446_892];
 
 pub struct MaglevHashing {
     lookup: Vec<Option<DestId>>,
+    /// The same, filled in address-and-port order (flag-3).
+    sorted: Vec<Option<DestId>>,
 }
 
 fn hashkey(addr: u32, port: u16, key: [u64; 2], offset: u32) -> u32 {
@@ -43,74 +54,22 @@ fn gcd(mut a: i32, mut b: i32) -> i32 {
 
 impl MaglevHashing {
     pub fn new(dests: DestList<'_>) -> Self {
-        let mut s = MaglevHashing { lookup: vec![None; TABLE_SIZE] };
+        let mut s = MaglevHashing { lookup: vec![None; TABLE_SIZE], sorted: vec![None; TABLE_SIZE] };
         s.reassign(dests);
         s
     }
 
     fn reassign(&mut self, dests: DestList<'_>) {
-        let g =
-            dests.iter().map(|d| d.last_weight).filter(|&w| w > 0).fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
-        if g < 1 {
-            self.lookup.fill(None);
-            return;
-        }
-        let mw = dests.iter().map(|d| d.last_weight).max().unwrap_or(0) / g;
-        let fls = 32 - (mw as u32).leading_zeros();
-        let rshift = fls.saturating_sub(TAB_BITS);
-        struct Setup {
-            skip: usize,
-            perm: usize,
-            turns: i32,
-        }
-        let mut setup: Vec<Setup> = dests
-            .iter()
-            .map(|d| {
-                let a = fold(&d.addr);
-                let offset = hashkey(a, d.port, HASH1, 0) as usize % TABLE_SIZE;
-                let skip = hashkey(a, d.port, HASH2, 0) as usize % (TABLE_SIZE - 1) + 1;
-                let lw = d.last_weight;
-                let t = (lw / g) >> rshift;
-                Setup { skip, perm: offset, turns: if t != 0 { t } else { i32::from(lw != 0) } }
-            })
-            .collect();
-        let mut taken = vec![false; TABLE_SIZE];
-        let (mut n, mut dt_count, mut p) = (0usize, 0i32, 0usize);
-        'fill: loop {
-            if p == dests.len() {
-                p = 0;
-            }
-            while p < dests.len() {
-                let ds = &mut setup[p];
-                if ds.turns < 1 {
-                    p += 1;
-                    continue;
-                }
-                let mut c = ds.perm;
-                while taken[c] {
-                    ds.perm += ds.skip;
-                    if ds.perm >= TABLE_SIZE {
-                        ds.perm -= TABLE_SIZE;
-                    }
-                    c = ds.perm;
-                }
-                taken[c] = true;
-                self.lookup[c] = Some(dests.id(p));
-                n += 1;
-                if n == TABLE_SIZE {
-                    break 'fill;
-                }
-                dt_count += 1;
-                if dt_count >= ds.turns {
-                    dt_count = 0;
-                    p += 1;
-                }
-            }
-        }
+        let listed: Vec<usize> = (0..dests.len()).collect();
+        fill(&mut self.lookup, dests, &listed);
+        let mut by_address = listed;
+        by_address.sort_by_key(|&i| (dests.get(i).addr, dests.get(i).port));
+        fill(&mut self.sorted, dests, &by_address);
     }
 
-    fn get(&self, dests: DestList<'_>, slot: usize) -> Result<usize, bool> {
-        let id = self.lookup[slot].ok_or(true)?;
+    fn get(&self, dests: DestList<'_>, slot: usize, flags: u32) -> Result<usize, bool> {
+        let table = if flags & SORTED != 0 { &self.sorted } else { &self.lookup };
+        let id = table[slot].ok_or(true)?;
         let i = dests.position(id).ok_or(false)?;
         if usable(dests.get(i)) {
             Ok(i)
@@ -126,6 +85,11 @@ impl MaglevHashing {
 
     pub fn table(&self) -> &[Option<DestId>] {
         &self.lookup
+    }
+
+    /// The table flag-3 picks from.
+    pub fn sorted_table(&self) -> &[Option<DestId>] {
+        &self.sorted
     }
 }
 
@@ -151,22 +115,85 @@ impl Scheduler for MaglevHashing {
         let port = if input.svc_flags & PORT != 0 { input.cport } else { 0 };
         let ihash = hashkey(addr, port, HASH1, 0) as usize % TABLE_SIZE;
         if input.svc_flags & FALLBACK == 0 {
-            return self.get(dests, ihash).ok();
+            return self.get(dests, ihash, input.svc_flags).ok();
         }
-        match self.get(dests, ihash) {
+        match self.get(dests, ihash, input.svc_flags) {
             Ok(i) => return Some(i),
             Err(true) => return None,
             Err(false) => {}
         }
         for offset in 0..TABLE_SIZE {
             let roffset = ((offset + ihash) % TABLE_SIZE) as u32;
-            match self.get(dests, hashkey(addr, port, HASH1, roffset) as usize % TABLE_SIZE) {
+            match self.get(dests, hashkey(addr, port, HASH1, roffset) as usize % TABLE_SIZE, input.svc_flags) {
                 Ok(i) => return Some(i),
                 Err(true) => return None,
                 Err(false) => {}
             }
         }
         None
+    }
+}
+
+/// Fills `table` with the destinations taking turns in `order`
+/// (positions in `dests`).
+fn fill(table: &mut [Option<DestId>], dests: DestList<'_>, order: &[usize]) {
+    let g = dests.iter().map(|d| d.last_weight).filter(|&w| w > 0).fold(0, |g, w| if g > 0 { gcd(w, g) } else { w });
+    if g < 1 {
+        table.fill(None);
+        return;
+    }
+    let mw = dests.iter().map(|d| d.last_weight).max().unwrap_or(0) / g;
+    let fls = 32 - (mw as u32).leading_zeros();
+    let rshift = fls.saturating_sub(TAB_BITS);
+    struct Setup {
+        skip: usize,
+        perm: usize,
+        turns: i32,
+    }
+    let mut setup: Vec<Setup> = order
+        .iter()
+        .map(|&i| {
+            let d = dests.get(i);
+            let a = fold(&d.addr);
+            let offset = hashkey(a, d.port, HASH1, 0) as usize % TABLE_SIZE;
+            let skip = hashkey(a, d.port, HASH2, 0) as usize % (TABLE_SIZE - 1) + 1;
+            let lw = d.last_weight;
+            let t = (lw / g) >> rshift;
+            Setup { skip, perm: offset, turns: if t != 0 { t } else { i32::from(lw != 0) } }
+        })
+        .collect();
+    let mut taken = vec![false; TABLE_SIZE];
+    let (mut n, mut dt_count, mut p) = (0usize, 0i32, 0usize);
+    'fill: loop {
+        if p == order.len() {
+            p = 0;
+        }
+        while p < order.len() {
+            let ds = &mut setup[p];
+            if ds.turns < 1 {
+                p += 1;
+                continue;
+            }
+            let mut c = ds.perm;
+            while taken[c] {
+                ds.perm += ds.skip;
+                if ds.perm >= TABLE_SIZE {
+                    ds.perm -= TABLE_SIZE;
+                }
+                c = ds.perm;
+            }
+            taken[c] = true;
+            table[c] = Some(dests.id(order[p]));
+            n += 1;
+            if n == TABLE_SIZE {
+                break 'fill;
+            }
+            dt_count += 1;
+            if dt_count >= ds.turns {
+                dt_count = 0;
+                p += 1;
+            }
+        }
     }
 }
 
@@ -204,6 +231,22 @@ mod tests {
             let ideal = TABLE_SIZE as f64 / 10.0;
             assert!((share as f64 - ideal).abs() / ideal <= 0.01, "share {share} of {TABLE_SIZE}");
         }
+    }
+
+    #[test]
+    fn the_sorted_table_does_not_depend_on_the_list_order() {
+        let (arena, ids) = build(7);
+        let a = MaglevHashing::new(DestList::new(&ids, &arena));
+        let mut flapped = ids.clone();
+        // A checker flap: the server is removed, then added back at the head.
+        let back = flapped.remove(4);
+        flapped.insert(0, back);
+        let b = MaglevHashing::new(DestList::new(&flapped, &arena));
+        assert_ne!(a.table(), b.table(), "the kernel's order-dependent table differs");
+        assert_eq!(a.sorted_table(), b.sorted_table());
+        let mut reversed = ids.clone();
+        reversed.reverse();
+        assert_eq!(a.sorted_table(), MaglevHashing::new(DestList::new(&reversed, &arena)).sorted_table());
     }
 
     #[test]
