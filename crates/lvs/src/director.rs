@@ -194,6 +194,9 @@ pub struct Director {
     conn_events: bool,
     sync: sync::SyncSide,
     defence: crate::defence::Defence,
+    /// net.ipv4.vs.sloppy_tcp: any TCP segment but a RST may open a
+    /// connection, not only a SYN (a flow moved from another director).
+    sloppy_tcp: bool,
 }
 
 impl Director {
@@ -362,6 +365,16 @@ impl Director {
     }
 
     /// `ipvsadm --set`: zero leaves a value unchanged.
+    /// net.ipv4.vs.sloppy_tcp: a mid-flow segment of a connection this
+    /// director has not seen (one an ECMP router moved here) is scheduled
+    /// instead of dropped. It starts in CLOSE, whose 10 s each packet
+    /// renews, as the kernel's does. Only DR and TUN can carry such a
+    /// flow: NAT and FULLNAT rewrite it, and the client's side of the
+    /// rewrite lived on the other director.
+    pub fn set_sloppy_tcp(&mut self, on: bool) {
+        self.sloppy_tcp = on;
+    }
+
     pub fn set_timeouts(&mut self, t: TimeoutTriple) {
         if t.tcp != 0 {
             self.timeouts.tcp[TcpState::Established as usize] = t.tcp;

@@ -111,4 +111,17 @@ fn drop_packet_always_drops_one_new_connection_in_am_droprate() {
     assert_eq!(d.defence_status().packets_dropped, 4);
 }
 
+#[test]
+fn sloppy_tcp_schedules_a_mid_flow_segment_and_still_drops_a_reset() {
+    let mut d = seed();
+    assert_eq!(verdict(&mut d, 1, ACK, Time::ZERO), Verdict::Drop(DropReason::NoConnection));
+    d.set_sloppy_tcp(true);
+    assert!(matches!(verdict(&mut d, 1, ACK, Time::ZERO), Verdict::Forward(_)));
+    assert_eq!(d.conns(Time::ZERO)[0].state, "CLOSE", "sNO --ack--> sCL in INPUT_ONLY");
+    assert!(matches!(verdict(&mut d, 1, ACK, Time::ZERO + Span::from_secs(9)), Verdict::Forward(_)));
+    assert_eq!(d.conns(Time::ZERO + Span::from_secs(9))[0].expires, 10, "each segment renews CLOSE's 10 s");
+    let rst = verdict(&mut d, 2, TcpFlags::RST | TcpFlags::ACK, Time::ZERO);
+    assert_eq!(rst, Verdict::Drop(DropReason::NoConnection));
+}
+
 use super::tests::tcp_svc;

@@ -124,7 +124,7 @@ impl Director {
         now: Time,
     ) -> Verdict {
         let flags = seg.map(|s| s.flags);
-        let new_conn = flags.is_none_or(|f| f.syn() && !f.rst());
+        let new_conn = flags.is_none_or(|f| (f.syn() || self.sloppy_tcp) && !f.rst());
         if let Some(cid) = self.conns.lookup(&key) {
             // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
             let reuse = flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
