@@ -127,7 +127,8 @@ impl Path {
         self.lab.ok(&self.dir, &[&o.rlvs, "adm", "-A", "-t", &svc, "-s", "rr"])?;
         let flag = if method == "dr" { "-g" } else { "-m" };
         self.lab.ok(&self.dir, &[&o.rlvs, "adm", "-a", "-t", &svc, "-r", "10.3.0.1:80", flag])?;
-        pin_napi();
+        // The director's ingress NAPI kthread on CPU 1, with the daemon.
+        crate::pps::pin_napi()?;
         Ok(())
     }
 
@@ -193,17 +194,6 @@ impl Path {
 
 fn succeeded(children: Vec<Child>) -> usize {
     children.into_iter().filter_map(|c| c.wait_with_output().ok()).filter(|o| o.stdout == b"200").count()
-}
-
-/// The director's ingress NAPI kthread on CPU 1, with the daemon.
-fn pin_napi() {
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.starts_with("napi/eth0-") {
-            let pid = e.file_name().to_string_lossy().into_owned();
-            let _ = std::process::Command::new("taskset").args(["-pc", "1", &pid]).output();
-        }
-    }
 }
 
 fn rss_mib(pid: u32) -> f64 {

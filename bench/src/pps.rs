@@ -198,7 +198,7 @@ fn cpu1_busy() -> Result<u64> {
 /// Pins every threaded-NAPI kthread of a veth named eth0 (the directors'
 /// ingress; nothing else here runs threaded NAPI) to CPU 1. Done before
 /// each measurement, since attaching an XDP program may create them anew.
-fn pin_napi() -> Result<usize> {
+pub(crate) fn pin_napi() -> Result<usize> {
     let mut n = 0;
     for e in std::fs::read_dir("/proc")?.flatten() {
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();

@@ -393,7 +393,7 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
             let defence = director.defence_status();
             Response::EngineStats(EngineCounters {
                 connections: director.conn_count() as u64,
-                connection_limit: defence.limit,
+                connection_limit: defence.config.limit,
                 defence: Some(defence),
                 ..Default::default()
             })

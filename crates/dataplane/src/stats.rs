@@ -147,7 +147,7 @@ pub(crate) fn counters(
         waiting_for_neighbour: slow.waiting_for_neighbour,
         fast_path,
         connections: connections as u64,
-        connection_limit: defence.limit,
+        connection_limit: defence.config.limit,
         defence: Some(defence),
         sync_sent: sync.sent,
         sync_received: sync.received,

@@ -89,14 +89,9 @@ impl DefenceConfig {
 /// What the defences are doing, for `rlvs ctl` and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DefenceStatus {
-    /// The sysctls as the kernel shows them (2 while an automatic defence is on).
-    pub drop_entry: u8,
-    pub drop_packet: u8,
-    pub secure_tcp: u8,
-    pub amemthresh: u64,
-    pub am_droprate: u32,
-    pub limit: Option<u64>,
-    pub bytes_per_conn: u64,
+    /// The settings, with drop_entry, drop_packet and secure_tcp as the
+    /// kernel's sysctls show them (2 while an automatic defence is on).
+    pub config: DefenceConfig,
     /// What is left of the table's budget, in pages (None: unbounded).
     pub available_pages: Option<u64>,
     /// drop_packet drops one new connection in this many (0: none).
@@ -281,14 +276,14 @@ impl Defence {
     }
 
     pub fn status(&self, conns: usize) -> DefenceStatus {
-        DefenceStatus {
+        let live = DefenceConfig {
             drop_entry: self.drop_entry,
             drop_packet: self.drop_packet,
             secure_tcp: self.secure_tcp,
-            amemthresh: self.cfg.amemthresh,
-            am_droprate: self.cfg.am_droprate,
-            limit: self.cfg.limit,
-            bytes_per_conn: self.cfg.bytes_per_conn,
+            ..self.cfg
+        };
+        DefenceStatus {
+            config: live,
             available_pages: self.available_pages(conns),
             drop_rate: self.drop_rate,
             refused_at_limit: self.refused_at_limit,

@@ -305,11 +305,12 @@ impl DefenceMetrics {
     }
 
     fn set(&self, d: &rlvs_lvs::defence::DefenceStatus, connections: u64) {
-        self.bytes.get_or_create(&Vec::new()).set(connections.saturating_mul(d.bytes_per_conn) as i64);
+        self.bytes.get_or_create(&Vec::new()).set(connections.saturating_mul(d.config.bytes_per_conn) as i64);
         if let Some(p) = d.available_pages {
             self.available.get_or_create(&Vec::new()).set(p as i64);
         }
-        for (name, v) in [("drop_entry", d.drop_entry), ("drop_packet", d.drop_packet), ("secure_tcp", d.secure_tcp)] {
+        let c = &d.config;
+        for (name, v) in [("drop_entry", c.drop_entry), ("drop_packet", c.drop_packet), ("secure_tcp", c.secure_tcp)] {
             self.level.get_or_create(&labels(&[("defence", name)])).set(i64::from(v));
         }
         self.drop_rate.get_or_create(&Vec::new()).set(i64::from(d.drop_rate));

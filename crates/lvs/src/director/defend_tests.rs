@@ -74,13 +74,13 @@ fn drop_entry_sweeps_syn_recv_entries_when_memory_runs_short() {
     verdict(&mut d, 1000, SYN, t);
     verdict(&mut d, 1000, ACK, t);
     d.defend(t);
-    assert_eq!(d.defence_status().drop_entry, 2, "memory is short: 0 pages left of a threshold of 50");
+    assert_eq!(d.defence_status().config.drop_entry, 2, "memory is short: 0 pages left of a threshold of 50");
     for s in 1..=200 {
         d.defend(t + Span::from_secs(s));
     }
     // The sweep stops once 50 pages are free again, as the kernel's does.
     assert!((45..=51).contains(&d.conn_count()), "{}", d.conn_count());
-    assert_eq!(d.defence_status().drop_entry, 1, "back to waiting once memory is plentiful");
+    assert_eq!(d.defence_status().config.drop_entry, 1, "back to waiting once memory is plentiful");
     assert!(matches!(verdict(&mut d, 1000, ACK, t), Verdict::Forward(_)), "the established one kept");
     assert!(d.defence_status().entries_dropped >= 49);
 }
