@@ -101,11 +101,7 @@ fn build(method: &str) -> Result<Path> {
         &["nft", "add chain netdev flood c { type filter hook ingress device eth0 priority -500; policy accept; }"],
     )?;
     lab.ok(&rs, &["nft", "add rule netdev flood c ip saddr 100.64.0.0/10 counter drop"])?;
-    lab.ok(&dir, &["ethtool", "-K", "eth0", "gro", "on"])?;
-    lab.ok(&cli, &["ethtool", "-K", "eth0", "tso", "off"])?;
-    lab.ok(&dir, &["ethtool", "-K", "eth1", "tso", "off"])?;
-    lab.ok(&dir, &["sh", "-c", "echo 1 > /sys/class/net/eth0/threaded"])?;
-    lab.ok(&dir, &["ip", "neigh", "replace", "10.3.0.1", "lladdr", RS_MAC, "dev", "eth1"])?;
+    crate::pps::director_receive(&lab, &cli, &dir, RS_MAC)?;
     rlvs_netlab::web::start(&mut lab, &rs, "web", "rs1", &[])?;
     Ok(Path { lab, cli, dir, rs })
 }

@@ -254,40 +254,46 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// The rlvs binary a bench runs, as an absolute path (the benches run it
+/// inside namespaces, from other directories).
+fn built(rlvs: &str) -> Result<String> {
+    let path = std::fs::canonicalize(rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().cmd {
         Cmd::Http { runs, seconds, connections, rlvs, engines, pings } => {
-            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            http::run(runs, seconds, connections, &rlvs.to_string_lossy(), &engines, pings)
+            let rlvs = built(&rlvs)?;
+            http::run(runs, seconds, connections, &rlvs, &engines, pings)
         }
         Cmd::Echo { port, addrs } => http::echo(port, &addrs),
         Cmd::Conns { count } => conns::run(count),
         Cmd::Load { runs, services, servers, engines, method, rlvs } => {
-            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            load::run(runs, &services, servers, &engines, &method, &rlvs.to_string_lossy())
+            let rlvs = built(&rlvs)?;
+            load::run(runs, &services, servers, &engines, &method, &rlvs)
         }
         Cmd::Ping { to, count } => http::ping_client(&to, count),
         Cmd::Checkers { runs, vs, rs, delay_loop, seconds, rlvs } => {
-            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            checkers::run(runs, vs, rs, delay_loop, seconds, &rlvs.to_string_lossy())
+            let rlvs = built(&rlvs)?;
+            checkers::run(runs, vs, rs, delay_loop, seconds, &rlvs)
         }
         Cmd::Failover { runs, rlvs } => {
-            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            failover::run(runs, &rlvs.to_string_lossy())
+            let rlvs = built(&rlvs)?;
+            failover::run(runs, &rlvs)
         }
         Cmd::Pps { runs, seconds, flows, methods, engines, syn, profile, rlvs } => {
-            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
+            let rlvs = built(&rlvs)?;
             let o = pps::Options { runs, seconds, flows, methods, engines, syn, profile };
-            pps::run(&o, &rlvs.to_string_lossy())
+            pps::run(&o, &rlvs)
         }
         Cmd::XdpRef { ingress, egress, dst_mac } => {
             let mac = EthernetAddress::parse(&dst_mac).ok_or_else(|| anyhow::anyhow!("bad MAC {dst_mac}"))?;
             xdp_ref::run(&ingress, &egress, pps::VIP.parse()?, mac.0)
         }
         Cmd::Synflood { methods, seconds, curls, limit, drain, engine, rlvs, require } => {
-            let rlvs = std::fs::canonicalize(&rlvs).with_context(|| format!("{rlvs} (cargo build --release)"))?;
-            let o =
-                flood::Options { methods, seconds, curls, limit, drain, engine, rlvs: rlvs.to_string_lossy().into() };
+            let rlvs = built(&rlvs)?;
+            let o = flood::Options { methods, seconds, curls, limit, drain, engine, rlvs };
             let all = flood::run(&o)?;
             if let Some(share) = require {
                 for r in &all {

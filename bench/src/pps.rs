@@ -95,12 +95,7 @@ pub fn build(f: &Forwarder, rlvs: &str, proto: &str) -> Result<Path> {
     // sender by itself); off everywhere, so every forwarder's packets take
     // the same way in and out.
     lab.ok(&sink, &["ethtool", "-K", "eth0", "gro", "on"])?;
-    lab.ok(&dir, &["ethtool", "-K", "eth0", "gro", "on"])?;
-    lab.ok(&gen, &["ethtool", "-K", "eth0", "tso", "off"])?;
-    lab.ok(&dir, &["ethtool", "-K", "eth1", "tso", "off"])?;
-    lab.ok(&dir, &["sh", "-c", "echo 1 > /sys/class/net/eth0/threaded"])?;
-    // The sink's neighbour entry, so no forwarder waits for ARP.
-    lab.ok(&dir, &["ip", "neigh", "replace", "10.3.0.1", "lladdr", SINK_MAC, "dev", "eth1"])?;
+    director_receive(&lab, &gen, &dir, SINK_MAC)?;
     match f {
         Forwarder::Kernel => {
             lab.ok(&dir, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
@@ -167,6 +162,20 @@ pub fn build(f: &Forwarder, rlvs: &str, proto: &str) -> Result<Path> {
         }
     }
     Ok(Path { lab, gen, sink, name: f.name() })
+}
+
+/// The director's side of the path, the same for every bench that
+/// charges it its work: GRO on its ingress (eth0) and threaded NAPI there,
+/// no TSO from the sender (`gen`, its eth0) or on its egress (eth1), and
+/// the neighbour entry of 10.3.0.1 (`next_mac`) on eth1, so no forwarder
+/// waits for ARP.
+pub(crate) fn director_receive(lab: &Lab, gen: &str, dir: &str, next_mac: &str) -> Result<()> {
+    lab.ok(dir, &["ethtool", "-K", "eth0", "gro", "on"])?;
+    lab.ok(gen, &["ethtool", "-K", "eth0", "tso", "off"])?;
+    lab.ok(dir, &["ethtool", "-K", "eth1", "tso", "off"])?;
+    lab.ok(dir, &["sh", "-c", "echo 1 > /sys/class/net/eth0/threaded"])?;
+    lab.ok(dir, &["ip", "neigh", "replace", "10.3.0.1", "lladdr", next_mac, "dev", "eth1"])?;
+    Ok(())
 }
 
 fn sink_count(p: &Path) -> Result<u64> {
