@@ -136,6 +136,46 @@ pub enum Request {
     /// drop_entry, drop_packet, secure_tcp, amemthresh, am_droprate):
     /// what is set changes, the rest stays. Answered Ok or Refused.
     SetDefence(DefenceChange),
+    /// sloppy_tcp for these services alone (rlvs's per-service opt-in;
+    /// replaces the previous list): a mid-flow TCP segment of a flow this
+    /// director has not seen is scheduled instead of dropped.
+    SetSloppy {
+        services: Vec<ServiceKey>,
+    },
+    /// The BGP announcement of this director's VIPs (rlvs's scale-out
+    /// settings): show it, drain (GRACEFUL_SHUTDOWN, then withdraw) or
+    /// resume. Answered by the daemon.
+    Announce(AnnounceOp),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnnounceOp {
+    Status,
+    Drain,
+    Resume,
+}
+
+/// What `rlvs ctl announce` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnounceStatus {
+    /// The device announced VIPs live on (and `<device>-gs` for draining ones).
+    pub device: String,
+    pub draining: bool,
+    pub drain_time_ms: u64,
+    /// "all" or "any" of a VIP's virtual servers must have quorum.
+    pub quorum: String,
+    /// Whether the data plane answers.
+    pub healthy: bool,
+    pub vips: Vec<VipAnnounce>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipAnnounce {
+    pub vip: IpAddr,
+    /// "announced", "draining" or "withdrawn".
+    pub place: String,
+    /// Each virtual server of the VIP (keepalived's name) and its quorum.
+    pub services: Vec<(String, bool)>,
 }
 
 /// A change to the defences; None leaves a setting as it is.
@@ -284,6 +324,7 @@ pub enum Response {
     Done(Vec<String>),
     Checkers(Vec<RsState>),
     EngineStats(EngineCounters),
+    Announce(AnnounceStatus),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,6 +429,7 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
             Response::Refused("no checkers: the daemon runs no virtual servers of a keepalived.conf".into())
         }
         Request::Maintenance { .. } => Response::Refused("no VRRP instances in this daemon".into()),
+        Request::Announce(_) => Response::Refused("this daemon announces nothing (no --scale-out settings)".into()),
         Request::Checkers => Response::Checkers(Vec::new()),
         Request::EngineStats => {
             let defence = director.defence_status();
@@ -397,6 +439,10 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
                 defence: Some(defence),
                 ..Default::default()
             })
+        }
+        Request::SetSloppy { services } => {
+            director.set_sloppy_services(services);
+            Response::Ok
         }
         Request::SetDefence(change) => {
             let mut cfg = director.defence_config();

@@ -59,6 +59,7 @@ fn changes_tables(r: &Request) -> bool {
             | Request::SetTimeouts(_)
             | Request::AddLaddr { .. }
             | Request::DelLaddr { .. }
+            | Request::SetSloppy { .. }
     )
 }
 

@@ -104,6 +104,15 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
             connections: crate::conns::read().map_err(Error::Io)?.len() as u64,
             ..Default::default()
         })),
+        // The kernel has the switch for every service at once only.
+        Request::SetSloppy { services } => {
+            let path = "/proc/sys/net/ipv4/vs/sloppy_tcp";
+            let on = if services.is_empty() { "0\n" } else { "1\n" };
+            match std::fs::write(path, on) {
+                Ok(()) => Ok(Response::Ok),
+                Err(e) => Ok(Response::Refused(format!("{path}: {e}"))),
+            }
+        }
         // The kernel's own defences are its sysctls; it has no bound.
         Request::SetDefence(change) => {
             if matches!(change.limit, Some(Some(_))) {
@@ -134,6 +143,7 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
         | Request::Reload
         | Request::Operator { .. }
         | Request::Maintenance { .. }
+        | Request::Announce(_)
         | Request::Checkers => Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported))),
     }
 }

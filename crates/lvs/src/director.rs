@@ -197,6 +197,8 @@ pub struct Director {
     /// net.ipv4.vs.sloppy_tcp: any TCP segment but a RST may open a
     /// connection, not only a SYN (a flow moved from another director).
     sloppy_tcp: bool,
+    /// The same, for these services only (rlvs's per-service opt-in).
+    sloppy_services: std::collections::HashSet<ServiceKey>,
 }
 
 impl Director {
@@ -373,6 +375,16 @@ impl Director {
     /// rewrite lived on the other director.
     pub fn set_sloppy_tcp(&mut self, on: bool) {
         self.sloppy_tcp = on;
+    }
+
+    /// sloppy_tcp for these services alone, replacing the previous list
+    /// (services that come later with the same key are covered too).
+    pub fn set_sloppy_services(&mut self, keys: impl IntoIterator<Item = ServiceKey>) {
+        self.sloppy_services = keys.into_iter().collect();
+    }
+
+    pub fn sloppy_services(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.sloppy_services.iter()
     }
 
     pub fn set_timeouts(&mut self, t: TimeoutTriple) {

@@ -157,3 +157,43 @@ fn addr_port(a: std::net::IpAddr, port: u16) -> String {
         format!("{a}:{port}")
     }
 }
+
+/// `rlvs ctl announce [status|drain|resume] [--wait] [--json]`.
+pub fn announce(op: &str, wait: bool, json: bool) -> anyhow::Result<()> {
+    use rlvs_ctl::AnnounceOp;
+    let op = match op {
+        "drain" => AnnounceOp::Drain,
+        "resume" => AnnounceOp::Resume,
+        _ => AnnounceOp::Status,
+    };
+    let mut c = rlvs_ctl::Client::connect().map_err(|e| anyhow::anyhow!("no rlvs daemon in this namespace: {e}"))?;
+    let ask = |c: &mut rlvs_ctl::Client, op| match c.call(&Request::Announce(op))? {
+        Response::Announce(s) => Ok(s),
+        Response::Refused(why) => anyhow::bail!("{why}"),
+        other => anyhow::bail!("unexpected answer {other:?}"),
+    };
+    let mut s = ask(&mut c, op)?;
+    if wait && op == AnnounceOp::Drain {
+        // The drain time, and a few ticks of the daemon's.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(s.drain_time_ms + 5000);
+        while s.vips.iter().any(|v| v.place != "withdrawn") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            s = ask(&mut c, AnnounceOp::Status)?;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    let state = if s.draining { "draining" } else { "serving" };
+    let health = if s.healthy { "data plane answers" } else { "data plane does NOT answer" };
+    println!("Announce device: {} (draining VIPs on {}-gs); {state}; {health}", s.device, s.device);
+    println!("Quorum: {} of a VIP's virtual servers; drain time {} ms", s.quorum, s.drain_time_ms);
+    for v in &s.vips {
+        println!("  {:<40} {}", v.vip, v.place);
+        for (name, up) in &v.services {
+            println!("    {name:<36} {}", if *up { "quorum up" } else { "quorum DOWN" });
+        }
+    }
+    Ok(())
+}

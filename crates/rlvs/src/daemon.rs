@@ -86,6 +86,11 @@ pub struct Args {
     pub check_only: bool,
     #[command(flatten)]
     pub defence: crate::defence::DefenceArgs,
+    /// Scale-out settings (a file apart from keepalived.conf): announce
+    /// the VIPs with quorum through the BGP daemon's view of rlvs's own
+    /// devices, with per-service sloppy TCP; see docs/SCALE-OUT.md.
+    #[arg(long, env = "RLVS_SCALE_OUT")]
+    pub scale_out: Option<PathBuf>,
 }
 
 /// A configuration rlvs will not run: keepalived's KEEPALIVED_EXIT_CONFIG.
@@ -168,6 +173,10 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
              (--host-netns, or RLVS_ALLOW_HOST_NETNS=1 for the keepalived face, on a real director)"
         );
     }
+    let scale_out = match &args.scale_out {
+        Some(p) => Some(crate::announce::settings::Settings::load(p).map_err(ConfigRefused)?),
+        None => None,
+    };
     let chosen = crate::backend::choose(&args.engine, config.as_ref().map(|l| &l.config))?;
     crate::backend::warn_if_adm_reads_elsewhere(&chosen);
     // Bind first: a second daemon in the same namespace must fail before it
@@ -226,6 +235,7 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
     let served = rt.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let syncd_stop = stop_rx.clone();
+        let announce_stop = stop_rx.clone();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let vrrp = config.map(|c| tokio::spawn(crate::vrrp::run(c.config, stop_rx, ready_tx)));
         let vrrp_handle = match vrrp {
@@ -237,10 +247,33 @@ pub fn serve_until_stopped(args: Args) -> Result<()> {
             let installed = checkers.as_ref().map(|(h, _)| h.installed.clone());
             tokio::spawn(crate::syncd::run(c, handle.clone(), roles, syncd_stop, installed))
         });
+        let announce = match scale_out {
+            Some(s) => {
+                let c = checkers.as_ref().map(|(h, _)| h.commands.clone());
+                match crate::announce::start(s, handle.clone(), c, announce_stop) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        let _ = stop_tx.send(true);
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        let parts = Parts {
+            checkers: checkers.as_ref().map(|c| c.0.commands.clone()),
+            vrrp: vrrp_handle.as_ref().map(|v| v.commands.clone()),
+            announce: announce.as_ref().map(|a| a.0.commands.clone()),
+        };
         let served =
-            serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref(), checkers.as_ref().map(|c| &c.0)).await;
+            serve(std_listener, handle.clone(), &args, vrrp_handle.as_ref(), checkers.as_ref().map(|c| &c.0), parts)
+                .await;
         crate::systemd::stopping();
         let _ = stop_tx.send(true);
+        // Withdraw before anything stops forwarding.
+        if let Some((_, t)) = announce {
+            let _ = t.await;
+        }
         if let Some(t) = syncd {
             let _ = t.await;
         }
@@ -303,6 +336,7 @@ async fn serve(
     args: &Args,
     vrrp: Option<&crate::vrrp::Handle>,
     checkers: Option<&crate::check::Handle>,
+    parts: Parts,
 ) -> Result<()> {
     let listener = UnixListener::from_std(std_listener)?;
     let mut term = signal(SignalKind::terminate())?;
@@ -362,7 +396,7 @@ async fn serve(
                 let h = handle.clone();
                 let status = status.clone();
                 let reload_tx = reload_tx.clone();
-                let parts = Parts { checkers: checkers.map(|c| c.commands.clone()), vrrp: vrrp.map(|v| v.commands.clone()) };
+                let parts = parts.clone();
                 tokio::spawn(async move {
                     if let Err(e) = client(stream, h, status, reload_tx, parts).await {
                         tracing::debug!(error = %e, "control client");
@@ -439,9 +473,11 @@ async fn reload(
 }
 
 /// Where a control client's operator requests go.
+#[derive(Clone)]
 struct Parts {
     checkers: Option<tokio::sync::mpsc::UnboundedSender<crate::check::Command>>,
     vrrp: Option<tokio::sync::mpsc::UnboundedSender<crate::vrrp::Command>>,
+    announce: Option<tokio::sync::mpsc::UnboundedSender<crate::announce::Ask>>,
 }
 
 pub type VrrpStatus = std::sync::Arc<std::sync::Mutex<Vec<crate::vrrp::Status>>>;
@@ -497,6 +533,13 @@ async fn client(
                     match parts.vrrp.as_ref().map(|v| v.send(cmd)) {
                         Some(Ok(())) => rx.await.unwrap_or(Response::Refused("VRRP stopped".into())),
                         _ => Response::Refused("no VRRP instances in this daemon".into()),
+                    }
+                }
+                Ok(Request::Announce(op)) => {
+                    let (reply, rx) = tokio::sync::oneshot::channel();
+                    match parts.announce.as_ref().map(|a| a.send((op, reply))) {
+                        Some(Ok(())) => rx.await.unwrap_or(Response::Refused("the daemon is stopping".into())),
+                        _ => Response::Refused("this daemon announces nothing (no --scale-out settings)".into()),
                     }
                 }
                 Ok(req) => {

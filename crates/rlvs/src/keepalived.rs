@@ -438,6 +438,7 @@ pub fn main(argv: Vec<String>) -> ExitCode {
         vrrp_only: o.vrrp_only,
         check_only: o.check_only,
         defence: crate::defence::DefenceArgs::from_env(),
+        scale_out: std::env::var_os("RLVS_SCALE_OUT").map(Into::into),
     };
     let r = daemon::serve_until_stopped(args);
     for p in &pidfiles {

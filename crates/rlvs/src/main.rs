@@ -2,6 +2,7 @@
 //! as `keepalived` it is keepalived; otherwise the first argument picks
 //! the face.
 
+mod announce;
 mod backend;
 mod check;
 mod ctl;
@@ -108,6 +109,19 @@ enum CtlCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The BGP announcement of this director's VIPs (scale-out): shows
+    /// it; `drain` announces them with GRACEFUL_SHUTDOWN for the drain
+    /// time, then withdraws them; `resume` announces them again.
+    Announce {
+        #[arg(value_parser = ["status", "drain", "resume"], default_value = "status")]
+        op: String,
+        /// `drain`: return only once every VIP is withdrawn.
+        #[arg(long)]
+        wait: bool,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reload the daemon's keepalived.conf (as SIGHUP does).
     Reload {
         /// Return only once the reload is applied: VRRP and the checkers
@@ -193,6 +207,7 @@ fn main() -> ExitCode {
         Face::Ctl { cmd: CtlCmd::Status { json } } => report(ctl::status(json)),
         Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl::reload(wait)),
         Face::Ctl { cmd: CtlCmd::Defence { set, json } } => report(defence::ctl(&set, json)),
+        Face::Ctl { cmd: CtlCmd::Announce { op, wait, json } } => report(ctl::announce(&op, wait, json)),
         Face::Ctl { cmd: CtlCmd::Drain { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Drain)),
         Face::Ctl { cmd: CtlCmd::Enable { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Enable)),
         Face::Ctl { cmd: CtlCmd::Maintenance { instance, state } } => {

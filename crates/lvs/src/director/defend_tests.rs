@@ -125,3 +125,17 @@ fn sloppy_tcp_schedules_a_mid_flow_segment_and_still_drops_a_reset() {
 }
 
 use super::tests::tcp_svc;
+
+#[test]
+fn sloppy_services_opt_in_one_service_at_a_time() {
+    let mut d = seed();
+    let key = tcp_svc();
+    let other = ServiceKey { port: key.port + 1, ..key };
+    d.set_sloppy_services([other]);
+    assert_eq!(verdict(&mut d, 1, ACK, Time::ZERO), Verdict::Drop(DropReason::NoConnection));
+    d.set_sloppy_services([key]);
+    assert!(matches!(verdict(&mut d, 1, ACK, Time::ZERO), Verdict::Forward(_)));
+    assert_eq!(d.conns(Time::ZERO)[0].state, "CLOSE");
+    d.set_sloppy_services([]);
+    assert_eq!(verdict(&mut d, 3, ACK, Time::ZERO), Verdict::Drop(DropReason::NoConnection));
+}

@@ -124,7 +124,6 @@ impl Director {
         now: Time,
     ) -> Verdict {
         let flags = seg.map(|s| s.flags);
-        let new_conn = flags.is_none_or(|f| (f.syn() || self.sloppy_tcp) && !f.rst());
         if let Some(cid) = self.conns.lookup(&key) {
             // conn_reuse_mode 1: a SYN on a TIME_WAIT entry starts afresh.
             let reuse = flags.is_some_and(|f| f.syn() && !f.ack() && !f.rst())
@@ -138,7 +137,8 @@ impl Director {
         let Some(sid) = self.find_service(key.protocol, key.vaddr, key.vport) else {
             return Verdict::NotOurs;
         };
-        if !new_conn {
+        let sloppy = self.sloppy_tcp || self.sloppy_services.contains(&live(&mut self.services, sid).key);
+        if !flags.is_none_or(|f| (f.syn() || sloppy) && !f.rst()) {
             return Verdict::Drop(DropReason::NoConnection);
         }
         if let Some(refused) = self.admit_new_conn(now) {

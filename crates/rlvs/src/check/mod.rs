@@ -39,6 +39,17 @@ pub enum Command {
     Dump(oneshot::Sender<String>),
     /// Every checker's results, for metrics.
     Metrics(oneshot::Sender<Vec<CheckerMetrics>>),
+    /// Every virtual server's quorum, for the scale-out announcement.
+    Quorum(oneshot::Sender<Vec<VsQuorum>>),
+}
+
+/// A virtual server's quorum (keepalived's quorum and hysteresis over its
+/// live real servers' weights), under the service keys it programs.
+#[derive(Debug, Clone)]
+pub struct VsQuorum {
+    pub name: String,
+    pub keys: Vec<rlvs_lvs::types::ServiceKey>,
+    pub up: bool,
 }
 
 /// One checker's results, as the metrics show them.
@@ -475,6 +486,10 @@ async fn run(
                 }
                 Command::Metrics(reply) => {
                     let _ = reply.send(m.metrics());
+                }
+                Command::Quorum(reply) => {
+                    let q = m.vss.iter().map(|v| VsQuorum { name: v.pool.name.clone(), keys: v.keys.clone(), up: v.pool.quorum_up() });
+                    let _ = reply.send(q.collect());
                 }
                 Command::Operator { addr, port, op, reply } => {
                     let answer = m.operator(addr, port, op);
