@@ -146,6 +146,14 @@ pub enum Request {
     /// settings): show it, drain (GRACEFUL_SHUTDOWN, then withdraw) or
     /// resume. Answered by the daemon.
     Announce(AnnounceOp),
+    /// The real server each of these client ports would get from
+    /// `service` now (rlvs's extension, for comparing directors): answered
+    /// with Done, one `CLIENT:PORT RS:PORT` line per port ("-" for none).
+    Pick {
+        service: ServiceKey,
+        caddr: IpAddr,
+        cports: Vec<u16>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -429,6 +437,16 @@ pub fn handle(director: &mut rlvs_lvs::Director, req: Request, now: rlvs_lvs::Ti
             Response::Refused("no checkers: the daemon runs no virtual servers of a keepalived.conf".into())
         }
         Request::Maintenance { .. } => Response::Refused("no VRRP instances in this daemon".into()),
+        Request::Pick { service, caddr, cports } => Response::Done(
+            cports
+                .iter()
+                .map(|&p| {
+                    let rs = director.pick(service.protocol, caddr, p, service.addr, service.port, now);
+                    let rs = rs.map_or("-".to_string(), |(a, p)| std::net::SocketAddr::new(a, p).to_string());
+                    format!("{} {rs}", std::net::SocketAddr::new(caddr, p))
+                })
+                .collect(),
+        ),
         Request::Announce(_) => Response::Refused("this daemon announces nothing (no --scale-out settings)".into()),
         Request::Checkers => Response::Checkers(Vec::new()),
         Request::EngineStats => {

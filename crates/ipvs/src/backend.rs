@@ -144,6 +144,7 @@ fn run(c: &mut Client, req: Request) -> Result<Response, Error> {
         | Request::Operator { .. }
         | Request::Maintenance { .. }
         | Request::Announce(_)
+        | Request::Pick { .. }
         | Request::Checkers => Ok(Response::Error(CtlError::Ipvs(IpvsError::NotSupported))),
     }
 }

@@ -6,6 +6,8 @@
 //!
 //! [`seed`] builds the seed tutorial's topology on top of it.
 
+pub mod ecmp;
+pub mod ecmp_run;
 pub mod seed;
 pub mod seed_ha;
 pub mod web;

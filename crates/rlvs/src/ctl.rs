@@ -197,3 +197,20 @@ pub fn announce(op: &str, wait: bool, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `rlvs ctl pick VIP:PORT CLIENT --ports FIRST-LAST [--udp]`.
+pub fn pick(service: &str, client: std::net::IpAddr, ports: &str, udp: bool) -> anyhow::Result<()> {
+    let sa: std::net::SocketAddr =
+        service.parse().map_err(|_| anyhow::anyhow!("'{service}' is not VIP:PORT ([VIP6]:PORT)"))?;
+    let range = |s: &str| s.parse::<u16>().map_err(|_| anyhow::anyhow!("'{ports}' is not PORT or FIRST-LAST"));
+    let (first, last) = match ports.split_once('-') {
+        Some((a, b)) => (range(a)?, range(b)?),
+        None => (range(ports)?, range(ports)?),
+    };
+    if first > last {
+        anyhow::bail!("'{ports}': the first port is above the last");
+    }
+    let protocol = if udp { rlvs_lvs::types::Protocol::Udp } else { rlvs_lvs::types::Protocol::Tcp };
+    let key = rlvs_lvs::types::ServiceKey::new(protocol, sa.ip(), sa.port());
+    call(&Request::Pick { service: key, caddr: client, cports: (first..=last).collect() })
+}

@@ -3,6 +3,9 @@
 //! two web servers, and curls from the client alternating between them.
 //! `rlvs lab seed` is section 3: two directors run by rlvs as keepalived
 //! with the seed's keepalived.conf files exactly as printed, and its tests.
+//! `rlvs lab ecmp` is scale-out: three directors announcing the VIP to a
+//! BIRD router that spreads flows over them by ECMP, one SIGKILLed, one
+//! drained, one losing a virtual server's real servers.
 //! `rlvs lab up` builds that topology and leaves it running; `rlvs lab
 //! down` removes it. RLVS_ENGINE picks the backend of every daemon they
 //! start (lab/seed-kernel.sh runs both on kernel IPVS in the lab guest).
@@ -12,13 +15,24 @@ use rlvs_netlab::seed::{self, VIP, WEB1, WEB2};
 use rlvs_netlab::Lab;
 use std::time::Duration;
 
+/// Scale-out: three directors behind a BIRD router's ECMP (see
+/// rlvs_netlab::ecmp_run); prints what happens and the measured times.
+fn ecmp() -> Result<()> {
+    let exe = std::env::current_exe()?.to_string_lossy().into_owned();
+    let mut lab = Lab::new()?;
+    let report = rlvs_netlab::ecmp_run::run(&mut lab, &exe, &mut |l| println!("{l}"))?;
+    report.verdict()?;
+    println!("ecmp: passed");
+    Ok(())
+}
+
 /// The seed's two files, verbatim.
 const SEED_C2: &str = include_str!("../../../tests/golden/keepalived/seed-c2.conf");
 const SEED_C5: &str = include_str!("../../../tests/golden/keepalived/seed-c5.conf");
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(value_parser = ["dr", "seed", "up", "down"])]
+    #[arg(value_parser = ["dr", "seed", "ecmp", "up", "down"])]
     scenario: String,
     /// How many curls the client makes (the seed shows 9).
     #[arg(long, default_value_t = 9)]
@@ -46,6 +60,7 @@ fn prompt(h: &str, cmd: &str) {
 pub fn run(args: Args) -> Result<()> {
     match args.scenario.as_str() {
         "seed" => return seed_ha(&args),
+        "ecmp" => return ecmp(),
         "up" => return up(),
         "down" => return down(),
         _ => {}

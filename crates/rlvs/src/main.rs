@@ -122,6 +122,18 @@ enum CtlCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The real server new connections from CLIENT would get from the
+    /// virtual service VIP:PORT, one line per client port, without making
+    /// them: directors behind ECMP must all answer the same.
+    Pick {
+        service: String,
+        client: std::net::IpAddr,
+        /// Client ports: N or FIRST-LAST.
+        #[arg(long, default_value = "1024-1087")]
+        ports: String,
+        #[arg(long)]
+        udp: bool,
+    },
     /// Reload the daemon's keepalived.conf (as SIGHUP does).
     Reload {
         /// Return only once the reload is applied: VRRP and the checkers
@@ -208,6 +220,9 @@ fn main() -> ExitCode {
         Face::Ctl { cmd: CtlCmd::Reload { wait } } => report(ctl::reload(wait)),
         Face::Ctl { cmd: CtlCmd::Defence { set, json } } => report(defence::ctl(&set, json)),
         Face::Ctl { cmd: CtlCmd::Announce { op, wait, json } } => report(ctl::announce(&op, wait, json)),
+        Face::Ctl { cmd: CtlCmd::Pick { service, client, ports, udp } } => {
+            report(ctl::pick(&service, client, &ports, udp))
+        }
         Face::Ctl { cmd: CtlCmd::Drain { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Drain)),
         Face::Ctl { cmd: CtlCmd::Enable { rs } } => report(ctl::operator(&rs, rlvs_ctl::OperatorOp::Enable)),
         Face::Ctl { cmd: CtlCmd::Maintenance { instance, state } } => {

@@ -205,6 +205,29 @@ impl Director {
     }
 
     /// ip_vs_service_find: the exact service, else the port-zero one.
+    /// The real server a new connection from `caddr:cport` to
+    /// `vaddr:vport` would get now, without opening it (`rlvs ctl pick`):
+    /// what an operator compares across directors behind ECMP. Persistence
+    /// templates are not consulted; a scheduler that keeps state (rr, wrr)
+    /// moves on as if the connection had been made.
+    pub fn pick(
+        &mut self,
+        protocol: Protocol,
+        caddr: IpAddr,
+        cport: u16,
+        vaddr: IpAddr,
+        vport: u16,
+        now: Time,
+    ) -> Option<(IpAddr, u16)> {
+        let sid = self.find_service(protocol, vaddr, vport)?;
+        let svc = live(&mut self.services, sid);
+        let input = SchedInput { protocol, caddr, cport, vaddr, vport, svc_flags: svc.config.flags };
+        let list = crate::dest::DestList::new(&svc.dests, &self.dests);
+        let idx = svc.sched.schedule(list, &input, now)?;
+        let d = self.dests.get(svc.dests[idx]);
+        Some((d.addr, d.port))
+    }
+
     pub(super) fn find_service(&self, protocol: Protocol, vaddr: IpAddr, vport: u16) -> Option<SvcId> {
         self.by_key
             .get(&ServiceKey::new(protocol, vaddr, vport))
