@@ -6,6 +6,7 @@
 
 mod checkers;
 mod conns;
+mod ecmp;
 mod failover;
 mod flood;
 mod gen;
@@ -93,6 +94,18 @@ enum Cmd {
         /// UDP round trips per path and run for the latency table (0: none).
         #[arg(long, default_value_t = 20000)]
         pings: u32,
+    },
+    /// Scale-out behind ECMP: each director's share and the total rate
+    /// with 1, 2 and 3 directors, flows moved when one leaves (BIRD's
+    /// multipath route against a resilient next-hop group), withdrawal
+    /// and re-announcement times.
+    Ecmp {
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u32,
+        #[arg(long, default_value = "target/release/rlvs")]
+        rlvs: String,
     },
     /// Heap bytes per tracked connection with a million connections.
     Conns {
@@ -269,6 +282,10 @@ fn main() -> Result<()> {
         }
         Cmd::Echo { port, addrs } => http::echo(port, &addrs),
         Cmd::Conns { count } => conns::run(count),
+        Cmd::Ecmp { runs, seconds, rlvs } => {
+            let rlvs = built(&rlvs)?;
+            ecmp::run(&rlvs, runs, seconds)
+        }
         Cmd::Load { runs, services, servers, engines, method, rlvs } => {
             let rlvs = built(&rlvs)?;
             load::run(runs, &services, servers, &engines, &method, &rlvs)

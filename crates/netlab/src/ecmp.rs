@@ -64,6 +64,9 @@ template bgp director {{
     hold time {HOLD_TIME};
     keepalive time {KEEPALIVE_TIME};
     connect retry time 1;
+    # After a session error (a hold timer expired), try again within
+    # seconds, not BIRD's default minute.
+    error wait time 1, 10;
     ipv4 {{ import filter from_director; export none; }};
 }}
 "
@@ -98,6 +101,7 @@ protocol bgp uplink {{
     hold time {HOLD_TIME};
     keepalive time {KEEPALIVE_TIME};
     connect retry time 1;
+    error wait time 1, 10;
     ipv4 {{ import none; export filter to_router; }};
 }}
 "
