@@ -102,6 +102,8 @@ enum Cmd {
     Ecmp {
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        #[arg(long, value_delimiter = ',', default_value = "shares,disruption,timers")]
+        parts: Vec<String>,
         #[arg(long, default_value_t = 5)]
         seconds: u32,
         #[arg(long, default_value = "target/release/rlvs")]
@@ -282,9 +284,9 @@ fn main() -> Result<()> {
         }
         Cmd::Echo { port, addrs } => http::echo(port, &addrs),
         Cmd::Conns { count } => conns::run(count),
-        Cmd::Ecmp { runs, seconds, rlvs } => {
+        Cmd::Ecmp { runs, seconds, rlvs, parts } => {
             let rlvs = built(&rlvs)?;
-            ecmp::run(&rlvs, runs, seconds)
+            ecmp::run(&rlvs, runs, seconds, &parts)
         }
         Cmd::Load { runs, services, servers, engines, method, rlvs } => {
             let rlvs = built(&rlvs)?;

@@ -226,7 +226,22 @@ pub fn start_director(lab: &mut Lab, t: &Ecmp, i: usize, rlvs: &str, drain_time:
     lab.spawn(
         &t.directors[i],
         &name,
-        &[rlvs, "daemon", "-f", &conf, "--scale-out", &so, "-i", "eth0", "--engine", &engine, "--log", "debug"],
+        &[
+            rlvs,
+            "daemon",
+            "-f",
+            &conf,
+            "--scale-out",
+            &so,
+            "-i",
+            "eth0",
+            "--engine",
+            &engine,
+            "--log",
+            "debug",
+            "--metrics",
+            "127.0.0.1:9650",
+        ],
     )
     .with_context(|| format!("starting {name}"))?;
     Ok(())

@@ -382,6 +382,7 @@ async fn serve(
             engine: handle.clone(),
             vrrp: status.clone(),
             checkers: checkers.map(|c| c.commands.clone()),
+            announce: parts.announce.clone(),
         };
         AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = crate::metrics::serve(addr, sources).await {

@@ -28,6 +28,7 @@ pub struct Sources {
     pub engine: EngineHandle,
     pub vrrp: Option<crate::daemon::VrrpStatus>,
     pub checkers: Option<mpsc::UnboundedSender<crate::check::Command>>,
+    pub announce: Option<mpsc::UnboundedSender<crate::announce::Ask>>,
 }
 
 pub async fn serve(addr: std::net::SocketAddr, sources: Sources) -> Result<()> {
@@ -233,11 +234,35 @@ pub async fn render(src: &Sources) -> String {
     if let Some(Response::EngineStats(e)) = ask(&src.engine, Request::EngineStats).await {
         engine_metrics(&mut r, &e);
     }
+    if let Some(tx) = &src.announce {
+        let (reply, rx) = oneshot::channel();
+        if tx.send((rlvs_ctl::AnnounceOp::Status, reply)).is_ok() {
+            if let Ok(Response::Announce(a)) = rx.await {
+                announce_metrics(&mut r, &a);
+            }
+        }
+    }
     let mut open = String::new();
     let _ = prometheus_client::encoding::text::encode_registry(&mut open, &r);
     let mut out = as_prometheus_text(&open);
     out.push_str(&process_metrics(&process));
     out
+}
+
+/// Scale-out: where each VIP lives (what the BGP daemon announces).
+fn announce_metrics(r: &mut Registry, a: &rlvs_ctl::AnnounceStatus) {
+    let place =
+        gauges(r, "rlvs_announce_vip", "1 for the VIP's place: announced, draining (GRACEFUL_SHUTDOWN) or withdrawn");
+    let draining = gauges(r, "rlvs_announce_draining", "1 while an operator's drain is on");
+    let healthy = gauges(r, "rlvs_announce_data_plane_healthy", "1 while the data plane answers within 1 s");
+    for v in &a.vips {
+        for p in ["announced", "draining", "withdrawn"] {
+            let vip = v.vip.to_string();
+            place.get_or_create(&labels(&[("vip", &vip), ("place", p)])).set(i64::from(v.place == p));
+        }
+    }
+    draining.get_or_create(&labels(&[])).set(i64::from(a.draining));
+    healthy.get_or_create(&labels(&[])).set(i64::from(a.healthy));
 }
 
 /// Per checker: probes by result, failures by reason, the last result

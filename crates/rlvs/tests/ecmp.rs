@@ -33,7 +33,38 @@ fn three_directors_behind_ecmp_lose_nothing_to_a_kill_a_drain_or_a_lost_quorum()
     if let Err(e) = report.verdict() {
         panic!("{e:#}\n{report:#?}\nd2:\n{}\nd3:\n{}", lab.log("rlvs-d2"), lab.log("rlvs-d3"));
     }
-    // The kill moved flows: some of the 30 were on d1.
     assert_eq!(report.kill.downloads, 30);
     assert!(report.kill.short_requests > 0 && report.drain.short_requests > 0);
+    // Every director announces again, and its metrics say so.
+    let d1 = lab.ns("d1");
+    let m = lab.ok(&d1, &["curl", "-sS", "--max-time", "3", "http://127.0.0.1:9650/metrics"]).unwrap();
+    let vip = rlvs_netlab::ecmp::VIP;
+    for want in [
+        format!("rlvs_announce_vip{{vip=\"{vip}\",place=\"announced\"}} 1"),
+        format!("rlvs_announce_vip{{vip=\"{vip}\",place=\"withdrawn\"}} 0"),
+        "rlvs_announce_draining 0".to_string(),
+        "rlvs_announce_data_plane_healthy 1".to_string(),
+    ] {
+        assert!(m.contains(&want), "{want} not in:\n{m}");
+    }
+    common::promtool_accepts(&lab, "ecmp-metrics.txt", &m);
+}
+
+/// A bad settings file stops the daemon before it touches anything, with
+/// the file, line and column.
+#[test]
+fn a_bad_scale_out_file_is_refused_with_its_position() {
+    let dir = std::env::temp_dir().join(format!("rlvs-scale-out-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("scale-out.conf");
+    std::fs::write(&bad, "announce_device rlvs-bgp\nquorum  most\n").unwrap();
+    let out = std::process::Command::new(common::rlvs())
+        .args(["daemon", "--engine", "none", "--scale-out"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("{}:2:9: quorum is all or any, not 'most'", bad.display())), "{err}");
 }
