@@ -270,8 +270,8 @@ fn timers(lab: &mut Lab, t: &Ecmp, rlvs: &str, runs: usize) -> Result<()> {
         println!("| {what} | {:.0} | {lo:.0} | {hi:.0} | {timer} |", median(v));
     };
     row("SIGKILL rlvs -> withdrawn", kill, "none: the device dies with the process, BIRD withdraws at once");
-    row("rlvs restarted -> announced", restart, "rlvs start-up and one check round (delay_loop 1 s)");
-    row("drain -> out of ECMP (GRACEFUL_SHUTDOWN)", gs, "the 200 ms announce tick");
+    row("rlvs restarted -> announced", restart, "rlvs start-up (real servers start alive, as in keepalived)");
+    row("drain -> out of ECMP (GRACEFUL_SHUTDOWN)", gs, "none: the request moves the address at once");
     row("drain -> withdrawn", withdrawn, "drain_time 2 s");
     row(
         "real servers of :8080 lost -> withdrawn",

@@ -15,6 +15,12 @@ use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
 
 pub const VIP: &str = "10.70.1.100";
+/// An IPv6 VIP beside it: announced as a /128 over IPv6 sessions (no
+/// traffic; the lab shows its announcement and withdrawal).
+pub const VIP6: &str = "fd70:1::100";
+pub const ROUTER_LAN6: &str = "fd70::1";
+pub const DIRECTORS6: [&str; 3] = ["fd70::11", "fd70::12", "fd70::13"];
+pub const SERVERS6: [&str; 4] = ["fd70::21", "fd70::22", "fd70::23", "fd70::24"];
 pub const CLIENT: &str = "172.16.0.2";
 pub const ROUTER_UPLINK: &str = "172.16.0.1";
 pub const ROUTER_LAN: &str = "10.70.0.1";
@@ -69,17 +75,23 @@ template bgp director {{
     error wait time 1, 10;
     ipv4 {{ import filter from_director; export none; }};
 }}
+template bgp director6 from director {{
+    local {ROUTER_LAN6} as {ROUTER_AS};
+    ipv4 {{ import none; export none; }};
+    ipv6 {{ import filter from_director; export none; }};
+}}
 "
     );
     for (i, d) in directors.iter().enumerate() {
         s += &format!("protocol bgp d{} from director {{ neighbor {d} as {DIRECTOR_AS}; }}\n", i + 1);
+        s += &format!("protocol bgp d{}v6 from director6 {{ neighbor {} as {DIRECTOR_AS}; }}\n", i + 1, DIRECTORS6[i]);
     }
     s
 }
 
 /// A director's BIRD: exports the addresses rlvs puts on its devices, the
 /// draining device's with GRACEFUL_SHUTDOWN.
-pub fn director_bird(me: &str, device: &str) -> String {
+pub fn director_bird(me: &str, me6: &str, device: &str) -> String {
     format!(
         "# A director: announce what rlvs puts on {device} and {device}-gs.
 router id {me};
@@ -103,6 +115,15 @@ protocol bgp uplink {{
     connect retry time 1;
     error wait time 1, 10;
     ipv4 {{ import none; export filter to_router; }};
+}}
+protocol bgp uplink6 {{
+    local {me6} as {DIRECTOR_AS};
+    neighbor {ROUTER_LAN6} as {ROUTER_AS};
+    hold time {HOLD_TIME};
+    keepalive time {KEEPALIVE_TIME};
+    connect retry time 1;
+    error wait time 1, 10;
+    ipv6 {{ import none; export filter to_router; }};
 }}
 "
     )
@@ -135,6 +156,15 @@ pub fn keepalived_conf() -> String {
         }
         s += "}\n";
     }
+    s += &format!(
+        "virtual_server {VIP6} 80 {{\n    delay_loop 1\n    lb_algo mh\n    mh-port\n    flag-3\n    lb_kind DR\n    protocol TCP\n"
+    );
+    for rs in SERVERS6 {
+        s += &format!(
+            "    real_server {rs} 80 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n"
+        );
+    }
+    s += "}\n";
     s
 }
 
@@ -190,9 +220,11 @@ pub fn build(lab: &mut Lab, rlvs: &str, size: usize, rate: usize) -> Result<Ecmp
     ] {
         lab.ok(&router, &["sysctl", "-qw", kv])?;
     }
+    lab.ok(&router, &["ip", "-6", "addr", "add", &format!("{ROUTER_LAN6}/64"), "dev", "eth1", "nodad"])?;
     let mut directors = Vec::new();
     for (i, a) in DIRECTORS.iter().enumerate() {
         let ns = lab.host(&format!("d{}", i + 1), "eth0", &format!("02:00:00:00:70:1{}", i + 1), &format!("{a}/24"))?;
+        lab.ok(&ns, &["ip", "-6", "addr", "add", &format!("{}/64", DIRECTORS6[i]), "dev", "eth0", "nodad"])?;
         directors.push(ns);
     }
     let mut servers = Vec::new();
@@ -200,6 +232,7 @@ pub fn build(lab: &mut Lab, rlvs: &str, size: usize, rate: usize) -> Result<Ecmp
         let n = i + 1;
         let ns = lab.host(&format!("rs{n}"), "eth0", &format!("02:00:00:00:70:2{n}"), &format!("{a}/24"))?;
         lab.ok(&ns, &["ip", "route", "add", "default", "via", ROUTER_LAN])?;
+        lab.ok(&ns, &["ip", "-6", "addr", "add", &format!("{}/64", SERVERS6[i]), "dev", "eth0", "nodad"])?;
         lab.ok(&ns, &[rlvs, "realserver", "start", "--vip", VIP])?;
         web::start(lab, &ns, &format!("web{n}"), &format!("rs{n}"), &[])?;
         web::paced(lab, &ns, &format!("paced{n}"), size, rate, DOWNLOAD_PORT)?;
@@ -207,7 +240,7 @@ pub fn build(lab: &mut Lab, rlvs: &str, size: usize, rate: usize) -> Result<Ecmp
     }
     bird(lab, &router.clone(), "bird-router", &router_bird(&DIRECTORS))?;
     for (i, ns) in directors.clone().iter().enumerate() {
-        bird(lab, ns, &format!("bird-d{}", i + 1), &director_bird(DIRECTORS[i], "rlvs-bgp"))?;
+        bird(lab, ns, &format!("bird-d{}", i + 1), &director_bird(DIRECTORS[i], DIRECTORS6[i], "rlvs-bgp"))?;
     }
     Ok(Ecmp { client, router, directors, servers })
 }
@@ -260,6 +293,28 @@ pub fn next_hops(lab: &Lab, t: &Ecmp) -> Vec<String> {
         .collect();
     hops.sort();
     hops
+}
+
+/// How many next hops the router has for the IPv6 VIP (BIRD may install
+/// the directors' link-local addresses, so they are counted, not named).
+pub fn next_hops6(lab: &Lab, t: &Ecmp) -> usize {
+    let out = lab.run(&t.router, &["ip", "-6", "route", "show", VIP6]).map(|o| o.stdout).unwrap_or_default();
+    String::from_utf8_lossy(&out).split_whitespace().filter(|w| *w == "via").count()
+}
+
+/// Waits until the router has `n` next hops for the IPv6 VIP.
+pub fn wait_next_hops6(lab: &Lab, t: &Ecmp, n: usize, timeout: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let now = next_hops6(lab, t);
+        if now == n {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > timeout {
+            bail!("the router has {now} next hops for {VIP6}, not {n}, after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Waits until the router's next hops for the VIP are exactly `want`;

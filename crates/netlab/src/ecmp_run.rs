@@ -47,6 +47,8 @@ pub struct Report {
     pub kill: Phase,
     /// From SIGKILL to the router's route without d1.
     pub withdrawal_after_kill: Duration,
+    /// The same for the IPv6 VIP (seen after the IPv4 one).
+    pub withdrawal6_after_kill: Duration,
     /// From rlvs's restart on d1 to the router's route with d1 again.
     pub reannounce_after_restart: Duration,
     pub drain: Phase,
@@ -108,7 +110,11 @@ impl Report {
             self.picks_compared, self.picks_differ_flag3, self.picks_differ_kernel_order
         ));
         out(&p("SIGKILL d1", &self.kill));
-        out(&format!("  withdrawn {:.0} ms after SIGKILL", ms(self.withdrawal_after_kill)));
+        out(&format!(
+            "  withdrawn {:.0} ms after SIGKILL (the IPv6 VIP: seen by {:.0} ms)",
+            ms(self.withdrawal_after_kill),
+            ms(self.withdrawal6_after_kill)
+        ));
         out(&format!("  re-announced {:.0} ms after rlvs restarted on d1", ms(self.reannounce_after_restart)));
         out(&p("drain d2", &self.drain));
         out(&format!(
@@ -266,13 +272,17 @@ pub fn run(lab: &mut Lab, rlvs: &str, out: &mut dyn FnMut(&str)) -> Result<Repor
     let all = ecmp::wait_next_hops(lab, &t, &DIRECTORS, Duration::from_secs(60))
         .with_context(|| format!("directors not announced:\n{}\n{}", lab.log("rlvs-d1"), lab.log("bird-router")))?;
     out(&format!("== all three directors announce {VIP} ({:.0} ms after start)", ms(all)));
+    ecmp::wait_next_hops6(lab, &t, 3, Duration::from_secs(30))?;
+    out(&format!("== and {} as a /128 over IPv6 sessions", ecmp::VIP6));
 
     out(&format!("== d2 sees rs1:{DOWNLOAD_PORT} fail and return (a flap), so its list is in another order"));
-    let rs1 = format!("{}:{DOWNLOAD_PORT} ", SERVERS[0]);
+    // The checks of both 8080 and 8081 connect to 8080: wait until both
+    // services have dropped rs1, and both have it back.
+    let rs1 = [format!("{}:{DOWNLOAD_PORT} ", SERVERS[0]), format!("{}:{} ", SERVERS[0], ecmp::KERNEL_ORDER_PORT)];
     block_checks(lab, &t.directors[1], &[SERVERS[0]], DOWNLOAD_PORT, true)?;
-    wait_listing(lab, &adm, &t.directors[1], |l| !l.contains(&rs1), "rs1 out of d2's table")?;
+    wait_listing(lab, &adm, &t.directors[1], |l| rs1.iter().all(|r| !l.contains(r)), "rs1 out of d2's table")?;
     block_checks(lab, &t.directors[1], &[SERVERS[0]], DOWNLOAD_PORT, false)?;
-    wait_listing(lab, &adm, &t.directors[1], |l| l.contains(&rs1), "rs1 back in d2's table")?;
+    wait_listing(lab, &adm, &t.directors[1], |l| rs1.iter().all(|r| l.contains(r)), "rs1 back in d2's table")?;
     // In list order: rs1 went to the head when it came back, as in the kernel.
     r.flapped_listing = lab.ok(&t.directors[1], &[&adm, "-Ln", "--nosort"])?;
     r.steady_listing = lab.ok(&t.directors[0], &[&adm, "-Ln", "--nosort"])?;
@@ -305,6 +315,8 @@ pub fn run(lab: &mut Lab, rlvs: &str, out: &mut dyn FnMut(&str)) -> Result<Repor
     let killed = Instant::now();
     lab.stop("rlvs-d1", libc::SIGKILL)?;
     r.withdrawal_after_kill = ecmp::wait_next_hops(lab, &t, &DIRECTORS[1..], Duration::from_secs(10))?;
+    ecmp::wait_next_hops6(lab, &t, 2, Duration::from_secs(10))?;
+    r.withdrawal6_after_kill = killed.elapsed();
     r.kill.downloads = downloads.len();
     r.kill.broken_downloads = finish_downloads(downloads);
     (r.kill.short_requests, r.kill.failed_in_window, r.kill.failed_after) =
