@@ -56,6 +56,11 @@ pub fn start(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<(Handle, tokio::task::JoinHandle<()>)> {
     use anyhow::Context;
+    if checkers.is_none() {
+        tracing::warn!(
+            "scale-out: no virtual servers of a keepalived.conf, so no VIP has quorum: nothing is announced"
+        );
+    }
     let announce = device::Device::create(&settings.device).with_context(|| format!("creating {}", settings.device))?;
     let drain_name = settings.drain_device();
     let drain = device::Device::create(&drain_name).with_context(|| format!("creating {drain_name}"))?;
