@@ -143,12 +143,29 @@ fn undo(line: &str) {
                 if pid > 0 {
                     // SAFETY: plain kill(2) of the decapsulator we started.
                     unsafe { libc::kill(pid, libc::SIGTERM) };
+                    wait_decap_gone(pid);
                 }
             }
             let _ = std::fs::remove_file(pidfile);
         }
         _ => {}
     }
+}
+
+/// The decapsulator's device goes when the kernel closes its last
+/// descriptor, after the process has exited: `stop` returns once it is
+/// gone (bounded), so what follows a stop sees the endpoint gone.
+fn wait_decap_gone(pid: i32) {
+    let name = std::ffi::CString::new(crate::decap::DEVICE).unwrap_or_default();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        // SAFETY: a C string.
+        if unsafe { libc::if_nametoindex(name.as_ptr()) } == 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    tracing::warn!("the decapsulator (pid {pid})'s device {} is still there after 5 s", crate::decap::DEVICE);
 }
 
 /// Sets up the tunnel endpoint; returns the lines that undo it.
