@@ -302,35 +302,36 @@ pub fn next_hops6(lab: &Lab, t: &Ecmp) -> usize {
     String::from_utf8_lossy(&out).split_whitespace().filter(|w| *w == "via").count()
 }
 
-/// Waits until the router has `n` next hops for the IPv6 VIP.
-pub fn wait_next_hops6(lab: &Lab, t: &Ecmp, n: usize, timeout: Duration) -> Result<Duration> {
+/// Polls the router's table every 5 ms until `seen` returns what is
+/// wanted; returns how long it took.
+fn wait_route<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    want: T,
+    timeout: Duration,
+    mut seen: impl FnMut() -> T,
+) -> Result<Duration> {
     let start = Instant::now();
     loop {
-        let now = next_hops6(lab, t);
-        if now == n {
+        let now = seen();
+        if now == want {
             return Ok(start.elapsed());
         }
         if start.elapsed() > timeout {
-            bail!("the router has {now} next hops for {VIP6}, not {n}, after {timeout:?}");
+            bail!("the router's {what} are {now:?}, not {want:?}, after {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
+/// Waits until the router has `n` next hops for the IPv6 VIP.
+pub fn wait_next_hops6(lab: &Lab, t: &Ecmp, n: usize, timeout: Duration) -> Result<Duration> {
+    wait_route(&format!("next hops for {VIP6} (count)"), n, timeout, || next_hops6(lab, t))
+}
+
 /// Waits until the router's next hops for the VIP are exactly `want`;
 /// returns how long it took.
 pub fn wait_next_hops(lab: &Lab, t: &Ecmp, want: &[&str], timeout: Duration) -> Result<Duration> {
-    let start = Instant::now();
     let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
     want.sort();
-    loop {
-        let now = next_hops(lab, t);
-        if now == want {
-            return Ok(start.elapsed());
-        }
-        if start.elapsed() > timeout {
-            bail!("the router's next hops for {VIP} are {now:?}, not {want:?}, after {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_route(&format!("next hops for {VIP}"), want, timeout, || next_hops(lab, t))
 }
