@@ -107,22 +107,20 @@ filter to_router {{
     if ifname = \"{device}-gs\" then bgp_community.add((65535, 0));
     accept;
 }}
-protocol bgp uplink {{
+template bgp uplink_base {{
+    hold time {HOLD_TIME};
+    keepalive time {KEEPALIVE_TIME};
+    connect retry time 1;
+    error wait time 1, 10;
+}}
+protocol bgp uplink from uplink_base {{
     local {me} as {DIRECTOR_AS};
     neighbor {ROUTER_LAN} as {ROUTER_AS};
-    hold time {HOLD_TIME};
-    keepalive time {KEEPALIVE_TIME};
-    connect retry time 1;
-    error wait time 1, 10;
     ipv4 {{ import none; export filter to_router; }};
 }}
-protocol bgp uplink6 {{
+protocol bgp uplink6 from uplink_base {{
     local {me6} as {DIRECTOR_AS};
     neighbor {ROUTER_LAN6} as {ROUTER_AS};
-    hold time {HOLD_TIME};
-    keepalive time {KEEPALIVE_TIME};
-    connect retry time 1;
-    error wait time 1, 10;
     ipv6 {{ import none; export filter to_router; }};
 }}
 "

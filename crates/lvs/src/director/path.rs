@@ -137,8 +137,15 @@ impl Director {
         let Some(sid) = self.find_service(key.protocol, key.vaddr, key.vport) else {
             return Verdict::NotOurs;
         };
-        let sloppy = self.sloppy_tcp || self.sloppy_services.contains(&live(&mut self.services, sid).key);
-        if !flags.is_none_or(|f| (f.syn() || sloppy) && !f.rst()) {
+        // Only a mid-flow segment asks whether its service is sloppy.
+        let opens = flags.is_none_or(|f| {
+            !f.rst()
+                && (f.syn()
+                    || self.sloppy_tcp
+                    || (!self.sloppy_services.is_empty()
+                        && self.sloppy_services.contains(&live_ref(&self.services, sid).key)))
+        });
+        if !opens {
             return Verdict::Drop(DropReason::NoConnection);
         }
         if let Some(refused) = self.admit_new_conn(now) {
